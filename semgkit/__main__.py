@@ -1,0 +1,3 @@
+from semgkit.cli import main
+
+raise SystemExit(main())
