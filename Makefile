@@ -1,0 +1,40 @@
+# semgkit: `make book` runs the executable book, `make test` the test suite.
+# Both create ./.venv first (see `setup`); a second `make setup` is a no-op.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# This machine keeps a CPU build of torch 2.13.0 on disk; elsewhere the same pin gives the
+# normal wheel. Override with e.g. `make setup TORCH="torch==2.5.1"`.
+TORCH  ?= torch==2.13.0
+PROFILE ?= laptop
+DATA   ?=
+BUILD  ?= build
+
+.PHONY: setup book html test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+book: setup
+	$(BIN)/python tools/book.py run --profile $(PROFILE) --build $(BUILD) $(if $(DATA),--data $(DATA))
+
+html: book
+	$(BIN)/python tools/book.py html --build $(BUILD)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check semgkit data_download tests tools
+	$(BIN)/ruff format --check semgkit data_download tests tools
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .ruff_cache

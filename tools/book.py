@@ -1,0 +1,121 @@
+"""Build the book: jupytext chapters -> notebooks -> papermill execution -> static HTML.
+
+    python tools/book.py run  --profile smoke|laptop|paper [--data DIR] [--build build]
+    python tools/book.py html [--build build]
+
+`run` writes the unexecuted notebooks to build/book/src/, the executed ones to
+build/book/, and per-chapter wall times to build/book/timings.csv. A failing cell stops
+the build and names the chapter, the cell and the error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+
+
+def chapters(only: list[str] | None = None) -> list[Path]:
+    """Chapter sources in reading order: book/NN_name.md."""
+    found = sorted(p for p in BOOK.glob("[0-9][0-9]_*.md"))
+    if only:
+        found = [p for p in found if any(p.stem.startswith(o) or p.name == o for o in only)]
+        if not found:
+            raise SystemExit(f"book: no chapter matches {only}")
+    return found
+
+
+def run(profile: str, build: Path, data: str | None, only: list[str] | None) -> int:
+    import jupytext
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    src_dir, out_dir = build / "book" / "src", build / "book"
+    src_dir.mkdir(parents=True, exist_ok=True)
+    timings = []
+    for chapter in chapters(only):
+        notebook = src_dir / f"{chapter.stem}.ipynb"
+        jupytext.write(jupytext.read(chapter), notebook)
+        executed = out_dir / f"{chapter.stem}.ipynb"
+        params = {"profile": profile, "build_dir": str(build.resolve()), "data_dir": data or ""}
+        print(f"book: {chapter.name} (profile {profile})", flush=True)
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                notebook, executed, parameters=params, cwd=str(BOOK), kernel_name="python3",
+                progress_bar=False, log_output=False,
+            )
+        except PapermillExecutionError as err:
+            print(
+                f"book: FAILED {chapter.name}, cell {err.exec_count} (code cell #{err.cell_index}): "
+                f"{err.ename}: {err.evalue}\n  executed notebook with the traceback: {executed}",
+                file=sys.stderr,
+            )
+            return 1
+        elapsed = time.perf_counter() - start
+        timings.append((chapter.stem, elapsed))
+        print(f"book: {chapter.name} done in {elapsed:.1f} s", flush=True)
+    lines = ["chapter,seconds,profile"] + [f"{c},{s:.1f},{profile}" for c, s in timings]
+    (out_dir / "timings.csv").write_text("\n".join(lines) + "\n")
+    print(f"book: {len(timings)} chapter(s) in {sum(s for _, s in timings):.1f} s -> {out_dir}")
+    return 0
+
+
+def html(build: Path) -> int:
+    """Static, offline HTML of the executed notebooks (plotly.js is embedded by the chapters)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    executed = sorted((build / "book").glob("[0-9][0-9]_*.ipynb"))
+    if not executed:
+        raise SystemExit(f"book: no executed chapters under {build / 'book'}; run `make book` first")
+    out = build / "html"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    exporter = HTMLExporter(template_name="lab")
+    links = []
+    for nb_path in executed:
+        nb = nbformat.read(nb_path, as_version=4)
+        title = next(
+            (c.source.lstrip("# ").splitlines()[0] for c in nb.cells if c.cell_type == "markdown"
+             and c.source.startswith("# ")),
+            nb_path.stem,
+        )
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+        (out / f"{nb_path.stem}.html").write_text(body)
+        links.append(f'<li><a href="{nb_path.stem}.html">{title}</a></li>')
+    index = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>semgkit book</title></head><body>"
+        "<h1>semgkit: Scaling and Distilling Transformer Models for sEMG</h1><ol>"
+        + "".join(links)
+        + "</ol></body></html>"
+    )
+    (out / "index.html").write_text(index)
+    print(f"book: {len(executed)} chapter(s) -> {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="execute the chapters with papermill")
+    p_run.add_argument("--profile", default="laptop")
+    p_run.add_argument("--data", default=None, help="real data directory (paper profile)")
+    p_run.add_argument("--build", type=Path, default=ROOT / "build")
+    p_run.add_argument("--only", nargs="*", help="chapter prefixes to run, e.g. 00 03")
+    p_html = sub.add_parser("html", help="static HTML edition of the executed book")
+    p_html.add_argument("--build", type=Path, default=ROOT / "build")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run(args.profile, args.build, args.data, args.only)
+    return html(args.build)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
