@@ -1,7 +1,7 @@
 """What every chapter does first: read the profile, fix seeds and threads, set up plotly.
 
-Plotly figures are rendered both as JupyterLab's interactive mimetype and as plain HTML
-with plotly.js embedded, so the static HTML edition of the book works offline.
+Plotly figures are stored as plotly's own mimetype (interactive in JupyterLab); the static
+HTML edition (`tools/book.py html`) turns them into HTML that draws with a local plotly.js.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def start(profile: str, build_dir: str | Path, data_dir: str | Path | None = Non
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.set_num_threads(int(P["train"].get("num_threads", 2)))
-    pio.renderers.default = "plotly_mimetype+notebook"
+    pio.renderers.default = "plotly_mimetype"
     P["build_dir"] = Path(build_dir).resolve()
     P["build_dir"].mkdir(parents=True, exist_ok=True)
     return P

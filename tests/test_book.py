@@ -4,7 +4,6 @@ One execution serves every check here: each chapter runs top to bottom, the resu
 files exist with their promised columns, and a failing cell fails the build by name.
 """
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,17 +16,6 @@ PROVENANCE = {"profile", "data_source", "device", "wall_time_s", "seed", "git_re
 PROMISED = {
     "table1_models": {"preset", "parameters"},
 }
-
-
-@pytest.fixture(scope="module")
-def smoke_book(tmp_path_factory):
-    build = tmp_path_factory.mktemp("build")
-    proc = subprocess.run(
-        [sys.executable, "tools/book.py", "run", "--profile", "smoke", "--build", str(build)],
-        cwd=ROOT, capture_output=True, text=True,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return build
 
 
 @pytest.mark.slow

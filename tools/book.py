@@ -11,6 +11,7 @@ the build and names the chapter, the cell and the error.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import time
@@ -66,9 +67,33 @@ def run(profile: str, build: Path, data: str | None, only: list[str] | None) -> 
     return 0
 
 
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+# The lab template loads require.js and MathJax from a CDN; the offline edition needs
+# neither (figures are drawn by a local plotly.min.js, without require.js).
+CDN_SCRIPT = re.compile(r"<script[^>]*src=\"https?://[^>]*>\s*</script>\s*", re.S)
+
+
+def _static_figures(nb) -> int:
+    """Replace each plotly mimetype output by plain HTML that calls the local plotly.js."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    count = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if PLOTLY_MIME in data:
+                fig = go.Figure(data[PLOTLY_MIME])
+                html = pio.to_html(fig, include_plotlyjs=False, full_html=False)
+                output["data"] = {"text/html": html}
+                count += 1
+    return count
+
+
 def html(build: Path) -> int:
-    """Static, offline HTML of the executed notebooks (plotly.js is embedded by the chapters)."""
+    """Static, offline HTML of the executed notebooks, with plotly.js shipped beside them."""
     import nbformat
+    import plotly
     from nbconvert import HTMLExporter
 
     executed = sorted((build / "book").glob("[0-9][0-9]_*.ipynb"))
@@ -78,6 +103,7 @@ def html(build: Path) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", out)
     exporter = HTMLExporter(template_name="lab")
     links = []
     for nb_path in executed:
@@ -87,8 +113,12 @@ def html(build: Path) -> int:
              and c.source.startswith("# ")),
             nb_path.stem,
         )
+        figures = _static_figures(nb)
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+        body = CDN_SCRIPT.sub("", body)
+        body = body.replace("</head>", '<script src="plotly.min.js"></script>\n</head>', 1)
         (out / f"{nb_path.stem}.html").write_text(body)
+        print(f"book: {nb_path.stem}.html ({figures} figure(s))")
         links.append(f'<li><a href="{nb_path.stem}.html">{title}</a></li>')
     index = (
         "<!doctype html><html><head><meta charset='utf-8'><title>semgkit book</title></head><body>"
