@@ -34,7 +34,10 @@ class CharacterSet:
     """Letters, digits, punctuation, and backspace/enter/space/shift; blank last."""
 
     chars: str = field(
-        default=string.ascii_letters + string.digits + string.punctuation + "".join(KEY_TO_CHAR.values())
+        default=string.ascii_letters
+        + string.digits
+        + string.punctuation
+        + "".join(KEY_TO_CHAR.values())
     )
 
     def __post_init__(self) -> None:

@@ -17,7 +17,9 @@ import torch
 from semgkit.profiles import load_profile
 
 
-def start(profile: str, build_dir: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
+def start(
+    profile: str, build_dir: str | Path, data_dir: str | Path | None = None
+) -> dict[str, Any]:
     """Load the profile, seed every RNG, size torch's thread pool; returns the profile dict.
 
     The returned dict gains ``build_dir`` (a Path, created) for the chapter's outputs.

@@ -22,11 +22,18 @@ def git_revision() -> str:
     root = Path(__file__).resolve().parent.parent
     try:
         rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, check=True,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -78,5 +85,7 @@ def write_table(
     header += [f"- {k}: {v}" for k, v in meta.items()]
     if notes:
         header += ["", notes]
-    _atomic_write(out / f"{name}.md", "\n".join(header) + "\n\n" + df.to_markdown(index=False) + "\n")
+    _atomic_write(
+        out / f"{name}.md", "\n".join(header) + "\n\n" + df.to_markdown(index=False) + "\n"
+    )
     return csv_path

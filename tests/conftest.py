@@ -13,7 +13,9 @@ def smoke_book(tmp_path_factory) -> Path:
     build = tmp_path_factory.mktemp("book-build")
     proc = subprocess.run(
         [sys.executable, "tools/book.py", "run", "--profile", "smoke", "--build", str(build)],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return build

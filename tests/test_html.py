@@ -12,21 +12,34 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--virtual-time-budget=10000",
+    "--dump-dom",
 ]
 
 if CHROMIUM is None and os.environ.get("CI"):
     pytest.fail("chromium is missing on CI (.ci/run installs it)", pytrace=False)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium not installed (apt-get install chromium)"
+)
 
 
 @pytest.fixture(scope="module")
 def html_book(smoke_book):
     proc = subprocess.run(
         [sys.executable, "tools/book.py", "html", "--build", str(smoke_book)],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return smoke_book / "html"
@@ -36,7 +49,9 @@ def render(page: Path, profile_dir: Path) -> tuple[str, list[str]]:
     """The DOM after scripts ran, and the console messages that report errors."""
     proc = subprocess.run(
         [CHROMIUM, *FLAGS, f"--user-data-dir={profile_dir}", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
     errors = [line for line in console if re.search(r"Uncaught|Error|Failed to load", line)]

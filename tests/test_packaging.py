@@ -34,8 +34,20 @@ def test_environment_mirrors_pyproject():
 
 
 def test_requested_stack_is_declared():
-    stack = {"jupyterlab", "jupytext", "torch", "numpy", "papermill", "ipywidgets", "plotly",
-             "h5py", "pandas", "tqdm", "rapidfuzz", "onnxruntime"}
+    stack = {
+        "jupyterlab",
+        "jupytext",
+        "torch",
+        "numpy",
+        "papermill",
+        "ipywidgets",
+        "plotly",
+        "h5py",
+        "pandas",
+        "tqdm",
+        "rapidfuzz",
+        "onnxruntime",
+    }
     assert stack <= set(_pyproject())
 
 

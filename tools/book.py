@@ -48,8 +48,13 @@ def run(profile: str, build: Path, data: str | None, only: list[str] | None) -> 
         start = time.perf_counter()
         try:
             papermill.execute_notebook(
-                notebook, executed, parameters=params, cwd=str(BOOK), kernel_name="python3",
-                progress_bar=False, log_output=False,
+                notebook,
+                executed,
+                parameters=params,
+                cwd=str(BOOK),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
             )
         except PapermillExecutionError as err:
             print(
@@ -98,7 +103,9 @@ def html(build: Path) -> int:
 
     executed = sorted((build / "book").glob("[0-9][0-9]_*.ipynb"))
     if not executed:
-        raise SystemExit(f"book: no executed chapters under {build / 'book'}; run `make book` first")
+        raise SystemExit(
+            f"book: no executed chapters under {build / 'book'}; run `make book` first"
+        )
     out = build / "html"
     if out.exists():
         shutil.rmtree(out)
@@ -109,8 +116,11 @@ def html(build: Path) -> int:
     for nb_path in executed:
         nb = nbformat.read(nb_path, as_version=4)
         title = next(
-            (c.source.lstrip("# ").splitlines()[0] for c in nb.cells if c.cell_type == "markdown"
-             and c.source.startswith("# ")),
+            (
+                c.source.lstrip("# ").splitlines()[0]
+                for c in nb.cells
+                if c.cell_type == "markdown" and c.source.startswith("# ")
+            ),
             nb_path.stem,
         )
         figures = _static_figures(nb)
