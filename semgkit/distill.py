@@ -10,9 +10,18 @@ distillation run checkpoints and resumes exactly like any other run.
 
 from __future__ import annotations
 
+import hashlib
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from semgkit.charset import CHARSET
 
 
 def kd_loss(
@@ -79,3 +88,187 @@ def check_frame_rates(
             f"{student_name!r} has hop {s_hop} ({s_len.tolist()} frames) for inputs of "
             f"{input_lengths.tolist()} samples"
         )
+
+
+def ctc_loss(log_probs: Tensor, output_lengths: Tensor, batch: dict[str, Tensor]) -> Tensor:
+    """CTC on the labels, averaged over the batch (per-sequence sums over target lengths)."""
+    return F.ctc_loss(
+        log_probs.transpose(0, 1).float(),
+        batch["targets"],
+        output_lengths,
+        batch["target_lengths"],
+        blank=CHARSET.blank,
+        reduction="mean",
+        zero_infinity=True,
+    )
+
+
+class TeacherCache:
+    """The teacher's per-frame log-probabilities on disk, one file per input window.
+
+    Files are named by a hash of the window's samples and length, inside a folder named by
+    a hash of the teacher's weights, so a different teacher, corpus, window length or
+    augmentation can never read a stale entry: a changed input is simply a miss. Hits need
+    the same inputs again, which is what a deterministic data order gives: every run with
+    the same seed and data settings (a temperature or alpha sweep) draws the same windows,
+    so only the first run pays for the teacher. Stored as float16 (log-probabilities to
+    about 3 significant digits) to halve the disk footprint.
+    """
+
+    def __init__(self, root: Path, teacher: nn.Module) -> None:
+        h = hashlib.sha256()
+        for name, tensor in sorted(teacher.state_dict().items()):
+            h.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+        self.dir = Path(root) / h.hexdigest()[:16]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def window_key(emg: Tensor, length: int) -> str:
+        data = emg[:length].detach().cpu().contiguous().numpy().tobytes()
+        return hashlib.sha1(data + str(length).encode()).hexdigest()
+
+    def load(self, key: str) -> Tensor | None:
+        path = self.dir / f"{key}.npy"
+        if not path.is_file():
+            self.misses += 1
+            return None
+        self.hits += 1
+        return torch.from_numpy(np.load(path).astype(np.float32))
+
+    def save(self, key: str, log_probs: Tensor) -> None:
+        tmp = self.dir / f".{key}.{os.getpid()}.tmp.npy"
+        np.save(tmp, log_probs.detach().cpu().numpy().astype(np.float16))
+        os.replace(tmp, self.dir / f"{key}.npy")
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / max(1, self.hits + self.misses)
+
+
+class DistillObjective:
+    """``(1 - alpha) * CTC + alpha * kd_loss``: the student objective that ``fit`` uses.
+
+    The teacher (``config.teacher``, a run directory) is loaded once, frozen and kept in
+    eval mode; it is not a submodule of the student, so the optimizer, checkpoints and
+    ``model.train()`` never touch it. Holding no state of its own besides the on-disk
+    cache, the objective makes a distillation run checkpoint and resume like any other.
+    """
+
+    def __init__(self, config: Any) -> None:
+        from semgkit.train import load_run  # train imports this module; import at use
+
+        if not config.teacher:
+            raise ValueError("DistillObjective: config.teacher (a teacher run directory) is empty")
+        if not 0.0 <= float(config.alpha) <= 1.0:
+            raise ValueError(f"distillation: alpha must be in [0, 1], got {config.alpha}")
+        if not float(config.temperature) > 0:
+            raise ValueError(f"distillation: temperature must be > 0, got {config.temperature}")
+        self.alpha = float(config.alpha)
+        self.temperature = float(config.temperature)
+        self.student_name = str(config.preset)
+        self.teacher, teacher_config = load_run(config.teacher)
+        self.teacher_name = str(teacher_config.preset)
+        self.teacher.eval().requires_grad_(False)
+        self.cache = None
+        if config.teacher_cache:
+            root = (
+                Path(config.teacher) / "teacher_cache"
+                if config.teacher_cache is True
+                else Path(config.teacher_cache)
+            )
+            self.cache = TeacherCache(root, self.teacher)
+        self._checked = False
+
+    @torch.no_grad()
+    def teacher_log_probs(self, batch: dict[str, Tensor], frames: int) -> Tensor:
+        """The teacher's (B, frames, C) log-probabilities, from the cache when there.
+
+        Frames past each window's length (padding) are zeros: kd_loss masks them out.
+        """
+        emg, lengths = batch["emg"], batch["input_lengths"]
+        self.teacher.to(emg.device).eval()
+        if self.cache is None:
+            return self.teacher(emg, lengths)
+        keys = [TeacherCache.window_key(e, int(n)) for e, n in zip(emg, lengths, strict=True)]
+        rows = [self.cache.load(k) for k in keys]
+        missing = [i for i, r in enumerate(rows) if r is None]
+        if missing:
+            fresh = self.teacher(emg[missing], lengths[missing]).float()
+            frames = self.teacher.output_lengths(lengths[missing].cpu())
+            for j, i in enumerate(missing):
+                rows[i] = fresh[j, : int(frames[j])].cpu()
+                self.cache.save(keys[i], rows[i])
+        out = torch.zeros(len(rows), frames, rows[0].shape[-1])
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = r
+        return out.to(emg.device)
+
+    def __call__(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:
+        lengths = batch["input_lengths"]
+        if not self._checked:
+            check_frame_rates(self.teacher, model, self.teacher_name, self.student_name, lengths)
+            self._checked = True
+        log_probs = model(batch["emg"], lengths)
+        frames = model.output_lengths(lengths).to(log_probs.device)
+        ctc = ctc_loss(log_probs, frames, batch)
+        teacher = self.teacher_log_probs(batch, log_probs.shape[1])
+        if teacher.shape != log_probs.shape:
+            raise ValueError(
+                f"teacher {self.teacher_name!r} output {tuple(teacher.shape)} does not match "
+                f"student {self.student_name!r} output {tuple(log_probs.shape)}"
+            )
+        kd = kd_loss(log_probs, teacher, self.temperature, frame_mask(frames, log_probs.shape[1]))
+        loss = (1.0 - self.alpha) * ctc + self.alpha * kd
+        stats = {"ctc": float(ctc.detach()), "kd": float(kd.detach())}
+        if self.cache is not None:
+            stats["teacher_cache_hit_rate"] = self.cache.hit_rate
+        return loss, stats
+
+
+def add_cli(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "distill",
+        help="train a student with CTC plus the teacher's softened outputs",
+        description="Distil a trained teacher run into a student preset. The student uses "
+        "the teacher run's recipe (split, windows, optimizer, seed) unless a flag says otherwise.",
+    )
+    p.add_argument("--data", required=True, help="corpus directory (emg2qwerty layout)")
+    p.add_argument("--teacher", required=True, help="the teacher's run directory")
+    p.add_argument("--preset", required=True, help="student model preset")
+    p.add_argument("--temperature", type=float, required=True, help="softening temperature T")
+    p.add_argument("--alpha", type=float, required=True, help="weight of the KD term, in [0, 1]")
+    p.add_argument("--out", required=True, help="the student's run directory")
+    p.add_argument("--split", default=None, help="split name (default: the teacher's)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: teacher's)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument(
+        "--teacher-cache",
+        action="store_true",
+        help="cache the teacher's outputs under TEACHER/teacher_cache for later runs",
+    )
+    p.set_defaults(func=_run_cli)
+
+
+def _run_cli(args: Any) -> int:
+    from semgkit.train import fit, load_run
+
+    if not Path(args.teacher).is_dir():
+        raise FileNotFoundError(f"--teacher {args.teacher}: no such run directory")
+    _, teacher_config = load_run(args.teacher)
+    overrides = {
+        "data_dir": str(args.data),
+        "preset": args.preset,
+        "teacher": str(args.teacher),
+        "temperature": args.temperature,
+        "alpha": args.alpha,
+        "teacher_cache": bool(args.teacher_cache),
+    }
+    if args.split:
+        overrides["split"] = args.split
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    config = replace(teacher_config, **overrides)
+    run_dir = fit(config, args.out, resume=args.resume)
+    print(run_dir)
+    return 0
