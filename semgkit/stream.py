@@ -1,0 +1,146 @@
+"""Chunked causal inference with state: feed sEMG as it arrives, get CTC frames and text.
+
+The streamer works on any model that maps (batch, samples, 2, 16) to (batch, frames, 99)
+causally with a bounded receptive field (causal convolutions with left padding and
+attention limited to ``attn_window`` past frames). Its state is the last ``context``
+samples of signal, the receptive field measured once per model; each step runs the model
+on that context plus the new chunk and keeps only the frames that are complete. Frames
+whose whole receptive field lies inside the buffer are exactly the offline frames, so
+the stream equals offline causal inference (to float rounding) for any chunk size.
+
+Models that are not causal (the paper presets normalise over the whole window with
+GroupNorm, which looks ahead) or whose attention is unbounded are refused with a clear
+error rather than streamed approximately: `receptive_field` detects both by perturbing
+the signal and watching which frames move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from semgkit.charset import CHARSET
+
+SAMPLE_RATE = 2000  # Hz
+MAX_PROBE_SECONDS = 64.0  # longest signal used to look for the end of the receptive field
+
+
+@dataclass
+class StepOutput:
+    log_probs: torch.Tensor  # (frames emitted this step, 99)
+    text: str  # characters decoded this step (greedy CTC, collapsed across chunk edges)
+
+
+def _frames(model: nn.Module, emg: torch.Tensor) -> torch.Tensor:
+    return model(emg)[0]
+
+
+@torch.no_grad()
+def receptive_field(model: nn.Module, seed: int = 0) -> int:
+    """Frames of past context each output frame depends on (itself included).
+
+    Perturbs one hop of signal in the middle of a random probe and finds the last frame
+    that changes. Raises ValueError if an earlier frame changes (the model looks ahead) or
+    if the change reaches the end of the longest probe (unbounded attention)."""
+    model = model.eval()
+    hop = int(model.hop)
+    gen = torch.Generator().manual_seed(seed)
+    frames = 64
+    while frames * hop <= MAX_PROBE_SECONDS * SAMPLE_RATE:
+        x = torch.randn(1, frames * hop, 2, 16, generator=gen)
+        mid = frames // 4
+        y = x.clone()
+        y[:, mid * hop : (mid + 1) * hop] += 3 * torch.randn(1, hop, 2, 16, generator=gen)
+        changed = (_frames(model, x) != _frames(model, y)).any(dim=-1).nonzero().flatten()
+        if len(changed) and changed.min() < mid:
+            raise ValueError(
+                f"model {type(model).__name__} is not causal: changing signal at frame {mid} "
+                f"changes frame {int(changed.min())} (a norm over the window, e.g. GroupNorm in "
+                "the paper presets, looks ahead); streaming it would be approximate, so it is refused"
+            )
+        if len(changed) and changed.max() < frames - 1:
+            return int(changed.max()) - mid + 1
+        frames *= 4
+    raise ValueError(
+        f"model {type(model).__name__}: the receptive field exceeds {MAX_PROBE_SECONDS:.0f} s "
+        "(unbounded attention?); set attn_window to stream it"
+    )
+
+
+class Streamer:
+    """Stateful chunked inference: ``step(chunk)`` per incoming chunk of (samples, 2, 16).
+
+    ``context_frames`` defaults to the measured receptive field; pass it to skip the probe.
+    """
+
+    def __init__(self, model: nn.Module, chunk_samples: int, context_frames: int | None = None):
+        if chunk_samples < 1:
+            raise ValueError(f"chunk_samples={chunk_samples}: must be >= 1")
+        self.model = model.eval()
+        self.hop = int(model.hop)
+        probe = torch.tensor([self.hop * 7, self.hop * 7 + self.hop // 2])
+        if model.output_lengths(probe).tolist() != [7, 7]:
+            raise ValueError(
+                f"model {type(model).__name__}: output_lengths must be samples // hop for streaming "
+                f"(hop={self.hop}, got {model.output_lengths(probe).tolist()} for {probe.tolist()})"
+            )
+        self.chunk_samples = chunk_samples
+        self.context_frames = context_frames or receptive_field(model)
+        self.reset()
+
+    def warmup_chunks(self) -> int:
+        """Chunks until the buffer holds a full receptive field (steady-state cost)."""
+        return -(-self.context_frames * self.hop // self.chunk_samples)
+
+    def reset(self) -> None:
+        self.buffer = torch.zeros(0, 2, 16)  # signal not yet forgotten; starts at a frame edge
+        self.buffer_start = 0  # global frame index of buffer[0]
+        self.frames_done = 0  # frames emitted so far
+        self.last_label = CHARSET.blank  # for greedy collapse across chunk edges
+        self.text = ""
+
+    def step(self, chunk: torch.Tensor) -> StepOutput:
+        """Feed (samples, 2, 16) of new signal; returns the frames and text it completes."""
+        if chunk.dim() != 3 or tuple(chunk.shape[1:]) != (2, 16):
+            raise ValueError(f"chunk shaped {tuple(chunk.shape)}: expected (samples, 2, 16)")
+        self.buffer = torch.cat([self.buffer, chunk.to(self.buffer.dtype)])
+        complete = self.buffer_start + len(self.buffer) // self.hop
+        if complete == self.frames_done:
+            return StepOutput(torch.zeros(0, CHARSET.num_classes), "")
+        # the first new frame needs context_frames - 1 frames before it
+        start = max(self.buffer_start, self.frames_done - self.context_frames + 1)
+        offset = (start - self.buffer_start) * self.hop
+        usable = (complete - self.buffer_start) * self.hop
+        with torch.inference_mode():
+            out = _frames(self.model, self.buffer[None, offset:usable])
+        log_probs = out[self.frames_done - start :]
+        self.frames_done = complete
+        # keep only what the next step's first frame (complete) can still see
+        keep_from = max(self.buffer_start, complete - self.context_frames + 1)
+        self.buffer = self.buffer[(keep_from - self.buffer_start) * self.hop :]
+        self.buffer_start = keep_from
+        new_text = self._greedy(log_probs.argmax(-1).tolist())
+        self.text += new_text
+        return StepOutput(log_probs, new_text)
+
+    def _greedy(self, labels: list[int]) -> str:
+        kept = []
+        for label in labels:
+            if label != self.last_label and label != CHARSET.blank:
+                kept.append(label)
+            self.last_label = label
+        return CHARSET.labels_to_text(kept)
+
+
+def stream(
+    model: nn.Module, emg: torch.Tensor, chunk_samples: int, context_frames: int | None = None
+):
+    """Stream a whole (samples, 2, 16) signal chunk by chunk -> ((frames, 99), text)."""
+    streamer = Streamer(model, chunk_samples, context_frames)
+    parts = [
+        streamer.step(emg[i : i + chunk_samples]).log_probs
+        for i in range(0, len(emg), chunk_samples)
+    ]
+    return torch.cat(parts), streamer.text

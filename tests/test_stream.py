@@ -1,0 +1,89 @@
+"""Streaming equals offline causal inference, for several chunk sizes."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semgkit.charset import CHARSET
+from semgkit.stream import Streamer, receptive_field, stream
+
+
+class CausalToy(nn.Module):
+    """Causal conv featurizer (hop 8) + one windowed causal attention layer: the shape of
+    the models' streaming contract, small enough to test the streamer on its own."""
+
+    def __init__(self, window: int | None = 6, group_norm: bool = False):
+        super().__init__()
+        self.hop, self.window = 8, window
+        self.conv = nn.Conv1d(32, 24, kernel_size=16, stride=8)
+        self.pos = nn.Conv1d(24, 24, kernel_size=3, groups=24)
+        self.norm = nn.GroupNorm(1, 24) if group_norm else nn.Identity()
+        self.qkv, self.head = nn.Linear(24, 72), nn.Linear(24, CHARSET.num_classes)
+
+    def output_lengths(self, lengths):
+        return lengths // self.hop
+
+    def forward(self, emg, lengths=None):
+        x = emg.flatten(2).transpose(1, 2)  # (B, 32, T)
+        x = self.norm(self.conv(F.pad(x, (8, 0))))
+        x = (x + self.pos(F.pad(x, (2, 0)))).transpose(1, 2)
+        q, k, v = self.qkv(x).view(x.shape[0], x.shape[1], 3, 4, 6).permute(2, 0, 3, 1, 4)
+        i = torch.arange(x.shape[1])
+        mask = i[None, :] <= i[:, None]
+        if self.window:
+            mask &= i[:, None] - i[None, :] < self.window
+        h = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).flatten(2)
+        return self.head(x + h).log_softmax(-1)
+
+
+def _offline(model, emg):
+    with torch.no_grad():
+        return model(emg[None])[0]
+
+
+@pytest.mark.parametrize("chunk", [8, 80, 37, 200])
+def test_stream_equals_offline_toy(chunk):
+    torch.manual_seed(0)
+    model = CausalToy().eval()
+    emg = torch.randn(8 * 150 + 5, 2, 16)
+    streamed, text = stream(model, emg, chunk)
+    offline = _offline(model, emg)
+    assert streamed.shape == offline.shape == (150, CHARSET.num_classes)
+    assert torch.allclose(streamed, offline, atol=1e-4)
+    from_offline = Streamer(model, 10**6)._greedy(offline.argmax(-1).tolist())
+    assert text == from_offline
+
+
+def test_receptive_field_of_toy():
+    # conv: this frame and one before; pos conv: 2 more; attention: 5 more frames
+    assert receptive_field(CausalToy().eval()) == 1 + 1 + 2 + 5
+
+
+def test_noncausal_norm_is_refused():
+    with pytest.raises(ValueError, match="not causal"):
+        Streamer(CausalToy(group_norm=True), 80)
+
+
+def test_unbounded_attention_is_refused(monkeypatch):
+    monkeypatch.setattr("semgkit.stream.MAX_PROBE_SECONDS", 2.0)
+    with pytest.raises(ValueError, match="attn_window"):
+        Streamer(CausalToy(window=None), 80)
+
+
+def test_bad_chunk_shape():
+    streamer = Streamer(CausalToy(), 80)
+    with pytest.raises(ValueError, match="expected"):
+        streamer.step(torch.randn(80, 32))
+
+
+def test_stream_equals_offline_causal_preset():
+    models = pytest.importorskip("semgkit.models")
+    torch.manual_seed(0)
+    model = models.build("lap-student").eval()
+    emg = torch.randn(3 * 2000, 2, 16)
+    offline = _offline(model, emg)
+    for chunk in (80, 50, 333):
+        streamed, _ = stream(model, emg, chunk)
+        assert torch.allclose(streamed, offline[: len(streamed)], atol=1e-4)
+        assert len(streamed) == len(offline)
