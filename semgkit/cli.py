@@ -13,6 +13,8 @@ import sys
 
 COMMAND_MODULES = [
     "semgkit.synth",
+    "semgkit.bench",
+    "semgkit.export",
 ]
 
 

@@ -32,7 +32,7 @@ class CausalToy(nn.Module):
         i = torch.arange(x.shape[1])
         mask = i[None, :] <= i[:, None]
         if self.window:
-            mask &= i[:, None] - i[None, :] < self.window
+            mask = mask & (i[:, None] - i[None, :] < self.window)
         h = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).flatten(2)
         return self.head(x + h).log_softmax(-1)
 

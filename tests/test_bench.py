@@ -1,0 +1,48 @@
+"""Bench plumbing: timing statistics, the matmul roof, a well-formed CSV from the CLI."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from semgkit.bench import BenchConfig, latency_ms, matmul_peak_gflops, time_calls, write_bench
+
+
+def test_latency_percentiles():
+    stats = latency_ms(np.arange(1, 101) / 1000)  # 1..100 ms
+    assert stats["p50_ms"] == pytest.approx(50.5)
+    assert stats["p99_ms"] == pytest.approx(99.01)
+    assert stats["mean_ms"] == pytest.approx(50.5)
+
+
+def test_time_calls_counts_and_budget():
+    calls = []
+    times = time_calls(lambda: calls.append(1), iterations=7, warmup=2)
+    assert len(times) == 7 and len(calls) == 9
+    assert len(time_calls(lambda: None, iterations=1000, warmup=0, budget_s=0.0)) == 2
+
+
+def test_matmul_peak_is_positive():
+    assert matmul_peak_gflops(n=128, repeats=2) > 0
+
+
+def test_write_bench_needs_csv(tmp_path):
+    with pytest.raises(ValueError, match="csv"):
+        write_bench(pd.DataFrame({"preset": ["x"]}), tmp_path / "b.txt", {}, BenchConfig())
+
+
+def test_bench_cli_writes_csv(tmp_path):
+    pytest.importorskip("semgkit.models")
+    from semgkit.cli import main
+
+    out = tmp_path / "bench.csv"
+    args = ["bench", "--presets", "lap-student", "--out", str(out), "--iterations", "5"]
+    assert main(args) == 0
+    df = pd.read_csv(out)
+    assert list(df["preset"]) == ["lap-student"]
+    for column in ("params", "gflops_per_s_emg", "offline_throughput", "stream_p50_ms",
+                   "stream_p99_ms", "stream_rtf", "inference_mem_mb", "train_windows_per_s",
+                   "onnx_ms", "matmul_peak_gflops", "offline_peak_fraction", "threads", "cpu"):  # fmt: skip
+        assert column in df.columns, column
+    assert df.loc[0, "params"] > 0 and df.loc[0, "offline_throughput"] > 0
+    assert df.loc[0, "onnx_max_abs_diff"] < 1e-4
+    assert out.with_suffix(".md").read_text().startswith("# semgkit bench")
