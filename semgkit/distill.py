@@ -146,6 +146,16 @@ class TeacherCache:
         return self.hits / max(1, self.hits + self.misses)
 
 
+def load_teacher(run_dir: str | Path) -> tuple[nn.Module, str]:
+    """A trained run as a frozen teacher (eval mode, no gradients) and its preset name."""
+    from semgkit.train import load_run  # train imports this module; import at use
+
+    if not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"teacher {run_dir}: no such run directory")
+    model, config = load_run(run_dir)
+    return model.eval().requires_grad_(False), str(config.preset)
+
+
 class DistillObjective:
     """``(1 - alpha) * CTC + alpha * kd_loss``: the student objective that ``fit`` uses.
 
@@ -156,8 +166,6 @@ class DistillObjective:
     """
 
     def __init__(self, config: Any) -> None:
-        from semgkit.train import load_run  # train imports this module; import at use
-
         if not config.teacher:
             raise ValueError("DistillObjective: config.teacher (a teacher run directory) is empty")
         if not 0.0 <= float(config.alpha) <= 1.0:
@@ -167,9 +175,7 @@ class DistillObjective:
         self.alpha = float(config.alpha)
         self.temperature = float(config.temperature)
         self.student_name = str(config.preset)
-        self.teacher, teacher_config = load_run(config.teacher)
-        self.teacher_name = str(teacher_config.preset)
-        self.teacher.eval().requires_grad_(False)
+        self.teacher, self.teacher_name = load_teacher(config.teacher)
         self.cache = None
         if config.teacher_cache:
             root = (
@@ -195,9 +201,9 @@ class DistillObjective:
         missing = [i for i, r in enumerate(rows) if r is None]
         if missing:
             fresh = self.teacher(emg[missing], lengths[missing]).float()
-            frames = self.teacher.output_lengths(lengths[missing].cpu())
+            real = self.teacher.output_lengths(lengths[missing].cpu())
             for j, i in enumerate(missing):
-                rows[i] = fresh[j, : int(frames[j])].cpu()
+                rows[i] = fresh[j, : int(real[j])].cpu()
                 self.cache.save(keys[i], rows[i])
         out = torch.zeros(len(rows), frames, rows[0].shape[-1])
         for i, r in enumerate(rows):

@@ -1,8 +1,12 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from semgkit.distill import frame_mask, kd_loss
+from semgkit import distill
+from semgkit.distill import DistillObjective, ctc_loss, frame_mask, kd_loss
 
 torch.set_num_threads(1)
 
@@ -73,3 +77,105 @@ def test_kd_loss_rejects_bad_input():
         kd_loss(x, x, 0.0)
     with pytest.raises(ValueError, match="mask"):
         kd_loss(x, x, 1.0, torch.ones(2, 5, dtype=torch.bool))
+
+
+class Toy(nn.Module):
+    """The model interface in miniature: raw (B, T, 2, 16) sEMG -> (B, T // hop, 99)."""
+
+    def __init__(self, hop: int, seed: int):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.hop = hop
+        self.conv = nn.Conv1d(32, 99, hop, stride=hop)
+
+    def output_lengths(self, lengths):
+        return lengths // self.hop
+
+    def forward(self, emg, lengths=None):
+        return self.conv(emg.flatten(2).transpose(1, 2)).transpose(1, 2).log_softmax(-1)
+
+
+def toy_batch(seed: int, lengths=(64, 48)) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    targets = torch.randint(0, 98, (len(lengths), 3), generator=g)
+    return {
+        "emg": torch.randn(len(lengths), max(lengths), 2, 16, generator=g),
+        "input_lengths": torch.tensor(lengths),
+        "targets": targets,
+        "target_lengths": torch.tensor([3, 2]),
+    }
+
+
+def toy_objective(monkeypatch, tmp_path, teacher_hop=4, alpha=0.5, temperature=2.0, cache=False):
+    teacher = Toy(teacher_hop, seed=1).eval().requires_grad_(False)
+    monkeypatch.setattr(distill, "load_teacher", lambda run_dir: (teacher, "big-teacher"))
+    config = SimpleNamespace(
+        teacher=str(tmp_path / "teacher"),
+        preset="small-student",
+        temperature=temperature,
+        alpha=alpha,
+        teacher_cache=str(tmp_path / "cache") if cache else False,
+    )
+    return DistillObjective(config), teacher
+
+
+def test_objective_mixes_ctc_and_kd(monkeypatch, tmp_path):
+    objective, teacher = toy_objective(monkeypatch, tmp_path, alpha=0.3, temperature=4.0)
+    student, batch = Toy(4, seed=2), toy_batch(0)
+    loss, stats = objective(student, batch)
+    lp, frames = student(batch["emg"]), student.output_lengths(batch["input_lengths"])
+    ctc = ctc_loss(lp, frames, batch)
+    kd = kd_loss(lp, teacher(batch["emg"]), 4.0, frame_mask(frames, lp.shape[1]))
+    assert loss.item() == pytest.approx(0.7 * ctc.item() + 0.3 * kd.item(), rel=1e-6)
+    assert stats["ctc"] == pytest.approx(ctc.item()) and stats["kd"] == pytest.approx(kd.item())
+
+
+def test_teacher_frozen_and_never_updated(monkeypatch, tmp_path):
+    objective, teacher = toy_objective(monkeypatch, tmp_path)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    student = Toy(4, seed=2).train()
+    opt = torch.optim.SGD(student.parameters(), lr=1.0)
+    for step in range(3):
+        opt.zero_grad()
+        objective(student, toy_batch(step))[0].backward()
+        opt.step()
+    assert not teacher.training
+    assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert not any(p is q for p in student.parameters() for q in teacher.parameters())
+
+
+def test_frame_rate_mismatch_names_both_presets(monkeypatch, tmp_path):
+    objective, _ = toy_objective(monkeypatch, tmp_path, teacher_hop=8)
+    with pytest.raises(ValueError, match="big-teacher.*small-student"):
+        objective(Toy(4, seed=2), toy_batch(0))
+
+
+@pytest.mark.parametrize("field, value", [("alpha", 1.5), ("temperature", 0.0)])
+def test_objective_rejects_bad_settings(monkeypatch, tmp_path, field, value):
+    with pytest.raises(ValueError, match=field):
+        toy_objective(monkeypatch, tmp_path, **{field: value})
+
+
+def test_teacher_cache_hits_repeat_windows_and_matches_live(monkeypatch, tmp_path):
+    live, _ = toy_objective(monkeypatch, tmp_path)
+    cached, _ = toy_objective(monkeypatch, tmp_path, cache=True)
+    student = Toy(4, seed=2)
+    first = cached(student, toy_batch(0))
+    assert first[1]["teacher_cache_hit_rate"] == 0.0
+    again = cached(student, toy_batch(0))
+    assert again[1]["teacher_cache_hit_rate"] == pytest.approx(0.5)  # 2 misses, then 2 hits
+    reference = live(student, toy_batch(0))[0].item()
+    assert again[0].item() == pytest.approx(reference, rel=1e-3)  # float16 storage
+    # a new window is a miss, never a stale hit
+    cached(student, toy_batch(1))
+    assert (cached.cache.hits, cached.cache.misses) == (2, 4)
+    # a different teacher reads from a different folder
+    other = Toy(4, seed=3).eval().requires_grad_(False)
+    monkeypatch.setattr(distill, "load_teacher", lambda run_dir: (other, "other"))
+    config = SimpleNamespace(
+        teacher="t", preset="s", temperature=2.0, alpha=0.5, teacher_cache=str(tmp_path / "cache")
+    )
+    fresh = DistillObjective(config)
+    assert fresh.cache.dir != cached.cache.dir
+    assert fresh(student, toy_batch(0))[1]["teacher_cache_hit_rate"] == 0.0
