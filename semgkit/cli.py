@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "semgkit.synth",
     "semgkit.bench",
     "semgkit.export",
+    "semgkit.distill",
 ]
 
 
