@@ -1,0 +1,425 @@
+"""A synthetic multi-user sEMG typing corpus, written in emg2qwerty's own file format.
+
+Three models stacked, each simple and each grounded in how the real signal arises:
+
+* typing: prompts from an embedded English text, typed key by key with a user's own
+  rhythm (log-normal inter-key intervals), shift held for capitals and symbols, typos
+  on a neighbouring key corrected with backspace, and enter at the end of each prompt;
+* muscles: every key is pressed by one finger of one hand in a direction (row reached
+  up or down, column reached in or out), which recruits that finger's flexor or
+  extensor and the wrist deviators, with co-activation of the neighbouring fingers;
+  activation envelopes rise before the press, hold while the key is down and decay
+  after release, so fast consecutive keys overlap (carry-over);
+* sensor: each muscle drives band-limited motor-unit-like noise (20-450 Hz, with a
+  per-user spectral peak) whose amplitude follows its activation, projected onto the 16
+  electrodes of its wrist's band through a per-user spatial mixing (the band's rotation
+  on the forearm, electrode gains), re-donned each session (small extra shifts), plus
+  powerline hum and amplifier noise, sampled at 2 kHz.
+
+Users differ in rhythm, muscle recruitment, band placement and spectrum, so a decoder
+trained on some users transfers imperfectly to others, the effect the paper studies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import string
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import yaml
+from tqdm.auto import tqdm
+
+from semgkit.charset import CHARSET
+
+ASSET = Path(__file__).resolve().parent / "assets" / "prompts.txt"
+MARKER = ".semgkit-corpus.json"
+EMG_DTYPE = np.dtype([("emg_left", "<f4", (16,)), ("emg_right", "<f4", (16,)), ("time", "<f8")])
+START_TIME = 1.6e9  # unix seconds of the first session: real files carry wall-clock times
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Corpus shape; users and sessions mirror emg2qwerty's generic/personal splits."""
+
+    train_users: int
+    train_sessions: int  # per training user, in the generic split's train part
+    val_sessions: int  # per training user, in the generic split's val part
+    personal_sessions: tuple[int, int, int] = (2, 1, 2)  # test users: train, val, test
+    test_users: int = 8
+    session_s: float = 30.0
+    sample_rate: int = 2000
+    user_spread: float = 1.0  # scales every per-user difference (0: all users alike)
+    noise_std: float = 0.05  # amplifier noise relative to a fully active muscle
+
+
+CORPUS_PRESETS: dict[str, SynthConfig] = {
+    "smoke": SynthConfig(
+        train_users=4,
+        train_sessions=1,
+        val_sessions=1,
+        personal_sessions=(1, 1, 1),
+        test_users=2,
+        session_s=12.0,
+    ),
+    "laptop": SynthConfig(train_users=24, train_sessions=2, val_sessions=1, session_s=30.0),
+}
+
+# QWERTY geometry: (row, column offset) of each unshifted key, row 0 = number row.
+ROWS = ["`1234567890-=", "qwertyuiop[]\\", "asdfghjkl;'", "zxcvbnm,./"]
+SHIFTED = dict(zip("`1234567890-=[]\\;',./", '~!@#$%^&*()_+{}|:"<>?', strict=True))
+UNSHIFT = {v: k for k, v in SHIFTED.items()}
+HOME_ROW = 2
+STAGGER = [0.0, 0.5, 0.75, 1.25]  # horizontal offset of each row, in key widths
+# finger of each column on the home row layout: 0-4 left pinky..thumb, 5-9 right thumb..pinky
+COLUMN_FINGER = [0, 0, 1, 2, 3, 3, 6, 6, 7, 8, 9, 9, 9, 9]
+FINGER_HOME_X = {0: 0.75, 1: 1.75, 2: 2.75, 3: 3.75, 6: 6.75, 7: 7.75, 8: 8.75, 9: 9.75}
+SPECIAL = {  # key -> (finger, row, x)
+    "⌫": (9, 0, 13.5),
+    "⏎": (9, 2, 12.5),
+    " ": (5, 4, 5.5),
+    "⇧": (0, 3, 0.0),  # left shift; the right one is mirrored in `key_activation`
+}
+MUSCLES_PER_HAND = 12  # flexor + extensor per finger (5), radial and ulnar deviators
+
+
+def load_prompts() -> list[str]:
+    lines = ASSET.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def key_geometry(char: str) -> tuple[int, int, float]:
+    """(finger 0-9, row, x) of the key that types ``char`` (shift not included)."""
+    if char in SPECIAL:
+        return SPECIAL[char]
+    base = UNSHIFT.get(char, char.lower())
+    for row, keys in enumerate(ROWS):
+        col = keys.find(base)
+        if col >= 0:
+            return COLUMN_FINGER[min(col, 13)], row, col + STAGGER[row]
+    raise ValueError(f"no key on the QWERTY layout types {char!r}")
+
+
+def needs_shift(char: str) -> bool:
+    return char in string.ascii_uppercase or char in UNSHIFT
+
+
+def key_activation(char: str, right_shift: bool) -> np.ndarray:
+    """(2, 12) muscle activation pattern of one key press: hand x muscle."""
+    finger, row, x = key_geometry(char)
+    if char == "⇧" and right_shift:
+        finger, x = 9, 12.5
+    hand, f = (0, finger) if finger < 5 else (1, 9 - finger)  # f: 0 pinky .. 4 thumb
+    act = np.zeros((2, MUSCLES_PER_HAND))
+    dy = HOME_ROW - row  # > 0: reach up (extension)
+    act[hand, 2 * f] = 1.0 + 0.4 * max(-dy, 0)  # flexor presses the key
+    act[hand, 2 * f + 1] = 0.25 + 0.45 * max(dy, 0)  # extensor lifts and reaches up
+    for g in (f - 1, f + 1):  # neighbouring fingers co-activate
+        if 0 <= g < 5:
+            act[hand, 2 * g] += 0.25
+    home = FINGER_HOME_X.get(finger, x)
+    dx = (x - home) * (1 if hand == 0 else -1)  # > 0: towards the thumb side
+    act[hand, 10 if dx > 0 else 11] += 0.5 * abs(dx)
+    return act
+
+
+def _envelope(t: np.ndarray, start: float, end: float) -> np.ndarray:
+    """A press: onset burst peaking at the press, a hold, and a decaying tail."""
+    rise = 1.0 / (1.0 + np.exp(-(t - start + 0.03) / 0.008))
+    burst = np.exp(-0.5 * ((t - start) / 0.025) ** 2)
+    tail = np.where(t > end, np.exp(-np.clip(t - end, 0, None) / 0.05), 1.0)
+    return (0.45 * rise * tail + 0.8 * burst).astype(np.float32)
+
+
+@dataclass
+class User:
+    """Everything that makes one person's signal their own."""
+
+    name: str
+    iki_s: float  # median inter-key interval
+    iki_sigma: float
+    hold_s: float
+    typo_rate: float
+    style: np.ndarray  # (2, 12) multiplicative recruitment of each muscle
+    rotation: np.ndarray  # (2,) band rotation on the forearm, in electrodes
+    gains: np.ndarray  # (2, 16) electrode gains
+    peak_hz: float  # spectral signature of the user's motor units
+    powerline_hz: float
+
+
+def make_user(name: str, rng: np.random.Generator, spread: float) -> User:
+    return User(
+        name=name,
+        iki_s=float(rng.uniform(0.16, 0.28)),
+        iki_sigma=float(rng.uniform(0.25, 0.45)),
+        hold_s=float(rng.uniform(0.07, 0.12)),
+        typo_rate=float(rng.uniform(0.0, 0.04)),
+        style=np.exp(spread * 0.3 * rng.standard_normal((2, MUSCLES_PER_HAND))),
+        rotation=spread * rng.uniform(-1.5, 1.5, size=2),
+        gains=np.exp(spread * 0.25 * rng.standard_normal((2, 16))),
+        peak_hz=float(np.clip(120 + spread * 40 * rng.standard_normal(), 60, 250)),
+        powerline_hz=float(rng.choice([50.0, 60.0])),
+    )
+
+
+# Muscles sit at fixed places around the forearm (in electrode units, 16 = a full turn):
+# flexors on the palm side, extensors on the back, deviators at the edges.
+MUSCLE_ANGLE = np.array([3.0, 11.0, 4.0, 12.0, 5.0, 13.0, 6.0, 14.0, 7.5, 15.0, 9.0, 1.0])
+MUSCLE_WIDTH = np.array([1.6, 1.6, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.8, 1.8, 2.0, 2.0])
+
+
+def mixing(rotation: float, gains: np.ndarray) -> np.ndarray:
+    """(12, 16): how strongly each muscle reaches each electrode of a rotated band."""
+    electrodes = np.arange(16)[None, :]
+    d = (electrodes - MUSCLE_ANGLE[:, None] - rotation + 8) % 16 - 8  # circular distance
+    return np.exp(-0.5 * (d / MUSCLE_WIDTH[:, None]) ** 2) * gains[None, :]
+
+
+def type_session(
+    user: User, prompts: list[str], duration_s: float, rng: np.random.Generator
+) -> tuple[list[dict], list[dict]]:
+    """Keystrokes and prompts (emg2qwerty's JSON records, times relative to 0)."""
+    keystrokes: list[dict] = []
+    prompt_log: list[dict] = []
+    t = 0.5
+    end_by = duration_s - 1.0
+
+    def press(char: str, t: float) -> float:
+        hold = user.hold_s * float(np.exp(0.2 * rng.standard_normal()))
+        if needs_shift(char):
+            keystrokes.append({"key": "Key.shift", "start": t - 0.06, "end": t + hold + 0.03})
+        key = CHARSET.char_to_key(char)
+        keystrokes.append({"key": key, "start": t, "end": t + hold})
+        return t + user.iki_s * float(np.exp(user.iki_sigma * rng.standard_normal()))
+
+    while t < end_by:
+        text = prompts[int(rng.integers(len(prompts)))]
+        start = t
+        for char in text:
+            if t >= end_by:
+                break
+            if rng.random() < user.typo_rate and char.isalpha():
+                t = press(_neighbour(char, rng), t)
+                t = press("⌫", t + 0.15)
+            t = press(char, t)
+        else:
+            t = press("⏎", t)
+        prompt_log.append({"payload": {"text": text}, "start": start - 0.3, "end": t})
+        t += float(rng.uniform(0.8, 1.6))
+    keystrokes.sort(key=lambda k: k["start"])
+    return keystrokes, prompt_log
+
+
+def _neighbour(char: str, rng: np.random.Generator) -> str:
+    row = next(r for r in ROWS[1:] if char.lower() in r)
+    col = row.index(char.lower())
+    options = [row[c] for c in (col - 1, col + 1) if 0 <= c < len(row) and row[c].isalpha()]
+    return str(rng.choice(options)) if options else char.lower()
+
+
+def session_signal(
+    user: User,
+    keystrokes: list[dict],
+    duration_s: float,
+    config: SynthConfig,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """(T, 2, 16) float32 sEMG for one session of typing."""
+    fs = config.sample_rate
+    n = int(round(duration_s * fs))
+    env_fs = 200
+    te = np.arange(int(duration_s * env_fs) + 1) / env_fs
+    act = np.zeros((len(te), 2, MUSCLES_PER_HAND), dtype=np.float32)
+    for i, k in enumerate(keystrokes):
+        char = CHARSET.key_to_char(k["key"])
+        if char is None:
+            continue
+        # touch typists hold the shift of the other hand than the key it modifies
+        after = keystrokes[i + 1]["key"] if i + 1 < len(keystrokes) else "a"
+        right_shift = key_geometry(CHARSET.key_to_char(after) or "a")[0] < 5
+        lo, hi = np.searchsorted(te, [k["start"] - 0.1, k["end"] + 0.35])
+        pattern = key_activation(char, right_shift) * user.style
+        env = _envelope(te[lo:hi], k["start"], k["end"])
+        act[lo:hi] += env[:, None, None] * pattern[None].astype(np.float32)
+    act += 0.03  # resting tone
+    t = np.arange(n) / fs
+    amp = np.stack(
+        [np.interp(t, te, act[:, h, m]) for h in range(2) for m in range(MUSCLES_PER_HAND)], 1
+    )
+    carrier = _motor_unit_noise(n, 2 * MUSCLES_PER_HAND, fs, user.peak_hz, rng)
+    sources = (amp * carrier).reshape(n, 2, MUSCLES_PER_HAND)
+    emg = np.empty((n, 2, 16), dtype=np.float32)
+    for band in range(2):
+        shift = rng.normal(0.0, 0.3)  # re-donning moves the band a little each session
+        gains = user.gains[band] * np.exp(0.05 * rng.standard_normal(16))
+        emg[:, band] = sources[:, band] @ mixing(user.rotation[band] + shift, gains)
+    hum = rng.uniform(0.005, 0.03) * np.sin(2 * np.pi * user.powerline_hz * t + rng.uniform(0, 6))
+    emg += hum[:, None, None].astype(np.float32) * rng.uniform(0.5, 1.5, size=(1, 2, 16))
+    emg += config.noise_std * rng.standard_normal(emg.shape).astype(np.float32)
+    return emg
+
+
+def _motor_unit_noise(
+    n: int, channels: int, fs: int, peak_hz: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Unit-variance noise shaped like a surface EMG spectrum: 20-450 Hz, peak at peak_hz."""
+    white = rng.standard_normal((n, channels)).astype(np.float32)
+    freqs = np.fft.rfftfreq(n, 1.0 / fs)
+    f = np.clip(freqs, 1e-3, None)
+    shape = (f / peak_hz) ** 2 / (1 + (f / peak_hz) ** 4)  # a resonance around peak_hz
+    shape *= (freqs > 20) & (freqs < 450)
+    spectrum = np.fft.rfft(white, axis=0) * np.sqrt(shape)[:, None]
+    out = np.fft.irfft(spectrum, n=n, axis=0).astype(np.float32)
+    return out / out.std(axis=0, keepdims=True).clip(1e-8)
+
+
+def write_session(path: Path, emg: np.ndarray, times: np.ndarray, attrs: dict[str, Any]) -> None:
+    """One emg2qwerty HDF5 session, written to a temporary name and renamed."""
+    data = np.empty(len(emg), dtype=EMG_DTYPE)
+    data["emg_left"], data["emg_right"], data["time"] = emg[:, 0], emg[:, 1], times
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        group = f.create_group("emg2qwerty")
+        group.create_dataset("timeseries", data=data)
+        for key, value in attrs.items():
+            group.attrs[key] = value
+    tmp.replace(path)
+
+
+def _plan(config: SynthConfig) -> list[tuple[int, str, int, str]]:
+    """(user index, user name, session index, role) for every session of the corpus."""
+    plan = []
+    for u in range(config.train_users):
+        roles = ["train"] * config.train_sessions + ["val"] * config.val_sessions
+        plan += [(u, f"synth{u:03d}", s, r) for s, r in enumerate(roles)]
+    n_train, n_val, n_test = config.personal_sessions
+    for i in range(config.test_users):
+        u = config.train_users + i
+        roles = ["ptrain"] * n_train + ["pval"] * n_val + ["test"] * n_test
+        plan += [(u, f"synth{u:03d}", s, r) for s, r in enumerate(roles)]
+    return plan
+
+
+def generate(
+    out_dir: str | Path,
+    preset: str | SynthConfig = "laptop",
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Write a corpus to ``out_dir``; a finished corpus of the same recipe is reused.
+
+    The corpus is built in a temporary sibling folder and renamed into place, so an
+    interrupted run never leaves a half corpus behind. ``out_dir`` may be replaced only
+    if it is empty, an older semgkit corpus, or ``overwrite`` is true.
+    """
+    config = CORPUS_PRESETS[preset] if isinstance(preset, str) else preset
+    if isinstance(preset, str) and preset not in CORPUS_PRESETS:
+        raise ValueError(f"unknown corpus preset {preset!r}; known: {sorted(CORPUS_PRESETS)}")
+    out = Path(out_dir)
+    recipe = {"config": asdict(config), "seed": int(seed), "format": 1}
+    marker = out / MARKER
+    if marker.is_file() and json.loads(marker.read_text()) == recipe:
+        return out
+    if out.exists() and any(out.iterdir()) and not marker.is_file() and not overwrite:
+        raise FileExistsError(
+            f"{out} is not empty and is not a semgkit corpus; pass --overwrite to replace it"
+        )
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _write_corpus(tmp, config, int(seed), progress)
+    (tmp / MARKER).write_text(json.dumps(recipe, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def _write_corpus(root: Path, config: SynthConfig, seed: int, progress: bool) -> None:
+    prompts = load_prompts()
+    plan = _plan(config)
+    users = {
+        name: make_user(name, np.random.default_rng([seed, u]), config.user_spread)
+        for u, name, _, _ in plan
+    }
+    rows, roles = [], {}
+    for u, name, s, role in tqdm(plan, desc="synth sessions", disable=not progress):
+        rng = np.random.default_rng([seed, u, s + 1])
+        session = f"{name}-session{s:02d}"
+        keystrokes, prompt_log = type_session(users[name], prompts, config.session_s, rng)
+        emg = session_signal(users[name], keystrokes, config.session_s, config, rng)
+        t0 = START_TIME + 3600.0 * (u * 16 + s)
+        times = t0 + np.arange(len(emg)) / config.sample_rate
+        for record in (*keystrokes, *prompt_log):
+            record["start"] = round(record["start"] + t0, 4)
+            record["end"] = round(record["end"] + t0, 4)
+        attrs = {
+            "session_name": session,
+            "user": name,
+            "condition": "on_keyboard",
+            "duration_mins": config.session_s / 60.0,
+            "keystrokes": json.dumps(keystrokes),
+            "prompts": json.dumps(prompt_log),
+        }
+        write_session(root / f"{session}.hdf5", emg, times, attrs)
+        rows.append([session, name, "on_keyboard", config.session_s / 60, len(keystrokes)])
+        roles[(name, session)] = role
+    with (root / "metadata.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["session", "user", "condition", "duration_mins", "num_keystrokes"])
+        writer.writerows(rows)
+    _write_splits(root, roles, config)
+
+
+def _write_splits(root: Path, roles: dict[tuple[str, str], str], config: SynthConfig) -> None:
+    """generic.yaml and user0..userN.yaml, in emg2qwerty's config/user layout."""
+    (root / "splits").mkdir()
+
+    def entries(keep) -> list[dict[str, str]]:
+        return [{"user": u, "session": s} for (u, s), r in roles.items() if keep(u, r)]
+
+    generic = {
+        "user": "generic",
+        "dataset": {
+            "train": entries(lambda u, r: r == "train"),
+            "val": entries(lambda u, r: r == "val"),
+            "test": entries(lambda u, r: r == "test"),
+        },
+    }
+    (root / "splits" / "generic.yaml").write_text(yaml.safe_dump(generic, sort_keys=False))
+    test_users = sorted({u for (u, _), r in roles.items() if r == "test"})
+    for i, user in enumerate(test_users):
+        personal = {
+            "user": user,
+            "dataset": {
+                part: entries(lambda u, r, role=role: u == user and r == role)
+                for part, role in (("train", "ptrain"), ("val", "pval"), ("test", "test"))
+            },
+        }
+        (root / "splits" / f"user{i}.yaml").write_text(yaml.safe_dump(personal, sort_keys=False))
+
+
+def add_cli(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "synth", help="write the synthetic sEMG typing corpus (emg2qwerty format)"
+    )
+    p.add_argument("--out", required=True, type=Path, help="corpus directory to write")
+    p.add_argument("--profile", default="laptop", help=f"corpus preset: {sorted(CORPUS_PRESETS)}")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-corpus directory")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args: argparse.Namespace) -> int:
+    if args.profile not in CORPUS_PRESETS:
+        raise ValueError(f"--profile {args.profile!r}: choose from {sorted(CORPUS_PRESETS)}")
+    out = generate(args.out, args.profile, args.seed, overwrite=args.overwrite)
+    print(out)
+    return 0
