@@ -1,0 +1,108 @@
+"""Command line: ``python -m data_download emg2qwerty|fetch|check ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import emg2qwerty
+from .fetch import DownloadError, FetchOptions, fetch
+
+
+def _options(args: argparse.Namespace) -> FetchOptions:
+    return FetchOptions(
+        timeout=args.timeout,
+        retries=args.retries,
+        verify=args.verify,
+        progress=not args.quiet,
+    )
+
+
+def _cmd_emg2qwerty(args: argparse.Namespace) -> int:
+    dest = emg2qwerty.download(args.dest, mirror=args.mirror, options=_options(args))
+    return _print_report(dest, args.quiet)
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    path = fetch(args.url, args.dest, name=args.name, sha256=args.sha256, options=_options(args))
+    print(path)
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    return _print_report(args.data_dir, args.quiet)
+
+
+def _print_report(data_dir, quiet: bool) -> int:
+    rep = emg2qwerty.report(data_dir, progress=not quiet)
+    print(rep.summary())
+    if not rep.ok:
+        raise DownloadError(f"{data_dir}: dataset incomplete or damaged (see report above)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m data_download",
+        description="Resumable, verified download and safe extraction of real sEMG datasets.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def network_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dest", required=True, help="destination directory")
+        p.add_argument(
+            "--timeout", type=float, default=15.0, help="socket timeout in seconds (default 15)"
+        )
+        p.add_argument(
+            "--retries",
+            type=int,
+            default=2,
+            help="automatic resumes after a dropped connection that made progress (default 2)",
+        )
+        p.add_argument(
+            "--verify",
+            action="store_true",
+            help="re-hash files the manifest already lists instead of trusting size and mtime",
+        )
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("emg2qwerty", help="the emg2qwerty archive + official split YAMLs")
+    network_flags(p)
+    p.add_argument(
+        "--mirror",
+        default=None,
+        help="base URL serving emg2qwerty-data-2021-08.tar.gz and generic.yaml, user0..7.yaml",
+    )
+    p.set_defaults(func=_cmd_emg2qwerty)
+
+    p = sub.add_parser("fetch", help="any single file")
+    p.add_argument("url")
+    network_flags(p)
+    p.add_argument("--sha256", default=None, help="expected sha256 (64 hex digits)")
+    p.add_argument("--name", default=None, help="file name under DEST (default: from the URL)")
+    p.set_defaults(func=_cmd_fetch)
+
+    p = sub.add_parser("check", help="report on an extracted emg2qwerty directory")
+    p.add_argument("data_dir")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DownloadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "error: interrupted; partial downloads stay in *.part files, rerun to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Download, verify and unpack emg2qwerty with its official splits, then check what arrived.
+
+Layout written under DEST (the directory the book's ``DATA=`` points at):
+
+    DEST/<session>.hdf5 ...         the 1,135 sessions (archive's top folder unwrapped)
+    DEST/metadata.csv               written last: its presence means extraction finished
+    DEST/splits/generic.yaml        official splits, emg2qwerty's YAML layout
+    DEST/splits/user0..user7.yaml
+    DEST/emg2qwerty-data-2021-08.tar.gz   the archive (may be deleted once extracted)
+    DEST/.manifest.json             sizes and sha256 of the above, and the extraction record
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+from tqdm import tqdm
+
+from .archive import safe_extract
+from .fetch import DownloadError, FetchOptions, fetch, load_manifest, update_manifest
+
+ARCHIVE_URL = "https://fb-ctrl-oss.s3.amazonaws.com/emg2qwerty/emg2qwerty-data-2021-08.tar.gz"
+SPLITS_URL = "https://raw.githubusercontent.com/facebookresearch/emg2qwerty/main/config/user"
+SPLIT_NAMES = ("generic",) + tuple(f"user{i}" for i in range(8))
+# Extracted size / archive size, for the free-disk check before downloading. An estimate:
+# 346 h x 2 kHz x 136 bytes per sample (32 float32 + one float64) ~ 339 GB of HDF5 against a
+# ~308 GB archive (size reported by third parties) gives ~1.1; 1.2 leaves a margin.
+EXTRACT_RATIO = 1.2
+SESSION_GROUP = "emg2qwerty"
+SESSION_FIELDS = ("emg_left", "emg_right", "time")
+SESSION_ATTRS = ("session_name", "user", "condition", "duration_mins", "keystrokes", "prompts")
+
+
+def urls(mirror: str | None = None) -> dict[str, str]:
+    """Relative destination path -> URL. A mirror serves all files flat under one base."""
+    archive_name = ARCHIVE_URL.rsplit("/", 1)[1]
+    if mirror:
+        base = mirror.rstrip("/")
+        out = {archive_name: f"{base}/{archive_name}"}
+        out.update({f"splits/{n}.yaml": f"{base}/{n}.yaml" for n in SPLIT_NAMES})
+    else:
+        out = {archive_name: ARCHIVE_URL}
+        out.update({f"splits/{n}.yaml": f"{SPLITS_URL}/{n}.yaml" for n in SPLIT_NAMES})
+    return out
+
+
+def download(
+    dest: Path | str, mirror: str | None = None, options: FetchOptions | None = None
+) -> Path:
+    """Fetch the split YAMLs and the archive, extract it once; returns ``dest``."""
+    dest = Path(dest)
+    opts = options or FetchOptions()
+    targets = urls(mirror)
+    archive_name = next(iter(targets))
+    for name, url in targets.items():
+        if name.startswith("splits/"):
+            _check_split_file(fetch(url, dest, name=name, options=opts))
+
+    key = f"extracted:{archive_name}"
+    extracted = load_manifest(dest).get(key)
+    unpacked = extracted is not None and (dest / "metadata.csv").exists()
+    if unpacked and not (dest / archive_name).exists():
+        return dest  # unpacked by an earlier run and the archive deleted since
+    archive_opts = FetchOptions(**{**vars(opts), "extra_space_ratio": EXTRACT_RATIO})
+    archive = fetch(targets[archive_name], dest, name=archive_name, options=archive_opts)
+    sha = load_manifest(dest)[archive_name]["sha256"]
+    if unpacked and extracted["archive_sha256"] == sha:
+        return dest
+    update_manifest(dest, key, None)
+    try:
+        moved = safe_extract(archive, dest, progress=opts.progress)
+    except DownloadError:
+        # a malformed archive will not get better by resuming: unpublish it
+        archive.unlink(missing_ok=True)
+        update_manifest(dest, archive_name, None)
+        raise
+    update_manifest(dest, key, {"archive_sha256": sha, "entries": len(moved)})
+    return dest
+
+
+def _check_split_file(path: Path) -> None:
+    text = path.read_text(errors="replace")
+    if not re.search(r"^dataset:", text, re.M) or not re.search(r"^\s*session:", text, re.M):
+        raise DownloadError(
+            f"{path}: not an emg2qwerty split file (no 'dataset:' with sessions); "
+            f"delete it and check the URL or mirror"
+        )
+
+
+def split_sessions(path: Path) -> dict[str, list[str]]:
+    """Part name (train/val/test) -> session names, from an emg2qwerty split YAML.
+
+    A line-based reader for this one fixed layout, so data_download needs no YAML library."""
+    parts: dict[str, list[str]] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        if m := re.fullmatch(r"\s+(train|val|test):\s*(\[\])?\s*", line):
+            current = m.group(1)
+            parts[current] = []
+        elif (m := re.fullmatch(r"\s*-?\s*session:\s*(\S+)\s*", line)) and current:
+            parts[current].append(m.group(1).strip("'\""))
+    return parts
+
+
+# ---------------------------------------------------------------- report
+
+
+@dataclass
+class DatasetReport:
+    data_dir: Path
+    listed: int = 0  # sessions in metadata.csv
+    found: int = 0  # of those, readable session files on disk
+    users: int = 0
+    hours: float = 0.0
+    missing: list[str] = field(default_factory=list)  # in metadata.csv, no file
+    extra: list[str] = field(default_factory=list)  # file on disk, not in metadata.csv
+    unreadable: dict[str, str] = field(default_factory=dict)  # file name -> reason
+    split_missing: dict[str, int] = field(default_factory=dict)  # split -> absent sessions
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unreadable or any(self.split_missing.values()))
+
+    def summary(self) -> str:
+        lines = [
+            f"emg2qwerty in {self.data_dir}",
+            f"  sessions found: {self.found} of {self.listed} listed in metadata.csv",
+            f"  users: {self.users}   hours: {self.hours:.1f}",
+            f"  missing: {len(self.missing)}   not in metadata.csv: {len(self.extra)}   "
+            f"unreadable: {len(self.unreadable)}",
+        ]
+        lines += [f"    missing {name}" for name in self.missing[:10]]
+        lines += [
+            f"    unreadable {name}: {why}" for name, why in list(self.unreadable.items())[:10]
+        ]
+        for split, absent in self.split_missing.items():
+            lines.append(f"  split {split}: {'complete' if not absent else f'{absent} missing'}")
+        return "\n".join(lines)
+
+
+def read_session_attrs(path: Path) -> dict:
+    """The attributes of one session file; raises ``ValueError`` naming what is missing."""
+    with h5py.File(path, "r") as f:
+        if SESSION_GROUP not in f:
+            raise ValueError(f"no group '{SESSION_GROUP}'")
+        group = f[SESSION_GROUP]
+        if "timeseries" not in group:
+            raise ValueError(f"no dataset '{SESSION_GROUP}/timeseries'")
+        names = group["timeseries"].dtype.names or ()
+        absent = [n for n in SESSION_FIELDS if n not in names]
+        if absent:
+            raise ValueError(f"timeseries lacks field(s) {', '.join(absent)}")
+        absent = [a for a in SESSION_ATTRS if a not in group.attrs]
+        if absent:
+            raise ValueError(f"missing attribute(s) {', '.join(absent)}")
+        attrs = {a: group.attrs[a] for a in SESSION_ATTRS}
+    for key in ("keystrokes", "prompts"):
+        json.loads(attrs[key])  # must be JSON strings
+    return attrs
+
+
+def read_metadata(path: Path) -> list[dict]:
+    if not path.exists():
+        raise DownloadError(f"{path} not found: the dataset is not (completely) extracted")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and "session" not in rows[0]:
+        raise DownloadError(f"{path}: no 'session' column")
+    return rows
+
+
+def report(data_dir: Path | str, progress: bool = True) -> DatasetReport:
+    """Compare the session files in ``data_dir`` with its metadata.csv and split files."""
+    data_dir = Path(data_dir)
+    rows = read_metadata(data_dir / "metadata.csv")
+    listed = {row["session"] for row in rows}
+    on_disk = {p.stem: p for p in data_dir.glob("*.hdf5")}
+    rep = DatasetReport(data_dir, listed=len(listed))
+    rep.missing = sorted(listed - on_disk.keys())
+    rep.extra = sorted(on_disk.keys() - listed)
+    users = set()
+    for name in tqdm(sorted(on_disk), desc="check sessions", disable=None if progress else True):
+        try:
+            attrs = read_session_attrs(on_disk[name])
+        except (OSError, ValueError) as e:
+            rep.unreadable[on_disk[name].name] = str(e).splitlines()[0] or type(e).__name__
+            continue
+        if name in listed:
+            rep.found += 1
+        users.add(str(attrs["user"]))
+        rep.hours += float(attrs["duration_mins"]) / 60.0
+    rep.users = len(users)
+    readable = set(on_disk) - {Path(n).stem for n in rep.unreadable}
+    for split_file in sorted((data_dir / "splits").glob("*.yaml")):
+        sessions = _flatten(split_sessions(split_file).values())
+        rep.split_missing[split_file.stem] = sum(s not in readable for s in sessions)
+    return rep
+
+
+def _flatten(lists: Iterable[list[str]]) -> list[str]:
+    return [item for sub in lists for item in sub]

@@ -1,0 +1,316 @@
+"""Resumable, verified HTTP download of one file.
+
+A download streams into ``<name>.part`` and is renamed to ``<name>`` only after its size
+and sha256 check out, so nothing at the final path ever looks complete when it is not.
+A rerun resumes the ``.part`` file with an HTTP Range request. ``DEST/.manifest.json``
+records the size, sha256 and mtime of every published file: a rerun skips a file whose
+size and mtime still match (``verify=True`` re-hashes it), and a file downloaded again
+later must match the sha256 recorded the first time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+MANIFEST = ".manifest.json"
+USER_AGENT = "semgkit-data-download/0.1"
+GIB = 1024**3
+
+
+class DownloadError(RuntimeError):
+    """A download, verification or extraction failed; the message is one line for the user."""
+
+
+@dataclass
+class FetchOptions:
+    timeout: float = 15.0  # seconds, for connecting and for each read from the socket
+    retries: int = 2  # automatic resumes after a connection that dropped mid-transfer
+    chunk_size: int = 1 << 20
+    verify: bool = False  # re-hash files the manifest already lists instead of trusting size+mtime
+    extra_space_ratio: float = 0.0  # free disk needed beyond the file, as a multiple of its size
+    progress: bool = True
+
+
+# ---------------------------------------------------------------- manifest
+
+
+def load_manifest(dest: Path) -> dict:
+    path = dest / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DownloadError(f"{path}: unreadable manifest ({e}); delete it to start over") from e
+    if not isinstance(data, dict):
+        raise DownloadError(f"{path}: manifest is not a JSON object; delete it to start over")
+    return data
+
+
+def update_manifest(dest: Path, key: str, entry: dict | None) -> None:
+    """Set (or with ``entry=None`` drop) one manifest entry; written via a temp file + rename."""
+    data = load_manifest(dest)
+    if entry is None:
+        data.pop(key, None)
+    else:
+        data[key] = entry
+    tmp = dest / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, dest / MANIFEST)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def sha256_file(path: Path, progress: bool = False) -> str:
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    with open(path, "rb") as f, _bar(size, f"sha256 {path.name}", progress) as bar:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            bar.update(len(chunk))
+    return digest.hexdigest()
+
+
+def check_free_space(directory: Path, needed: int, what: str) -> None:
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise DownloadError(
+            f"not enough free disk in {directory}: {what} needs {needed / GIB:.2f} GiB, "
+            f"{free / GIB:.2f} GiB free"
+        )
+
+
+def _bar(total: int | None, desc: str, progress: bool) -> tqdm:
+    # disable=None lets tqdm switch itself off when stderr is not a terminal
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        disable=None if progress else True,
+        leave=False,
+    )
+
+
+def _name_from_url(url: str) -> str:
+    name = Path(urllib.parse.urlparse(url).path).name
+    if not name:
+        raise DownloadError(f"cannot derive a file name from URL {url}; pass --name")
+    return name
+
+
+def _check_sha256(hex_digest: str | None) -> str | None:
+    if hex_digest is None:
+        return None
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", hex_digest):
+        raise DownloadError(f"--sha256 must be 64 hex digits, got {hex_digest!r}")
+    return hex_digest.lower()
+
+
+def _stat_entry(path: Path, digest: str, url: str) -> dict:
+    st = path.stat()
+    return {"url": url, "size": st.st_size, "sha256": digest, "mtime_ns": st.st_mtime_ns}
+
+
+# ---------------------------------------------------------------- fetch
+
+
+def fetch(
+    url: str,
+    dest: Path | str,
+    *,
+    name: str | None = None,
+    sha256: str | None = None,
+    options: FetchOptions | None = None,
+) -> Path:
+    """Download ``url`` to ``dest/name`` (name defaults to the URL's last path component;
+    it may contain sub-folders), verified, resumable; returns the final path."""
+    opts = options or FetchOptions()
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    name = name or _name_from_url(url)
+    expected = _check_sha256(sha256)
+    final = dest / name
+    part = final.with_name(final.name + ".part")
+    final.parent.mkdir(parents=True, exist_ok=True)
+
+    recorded = load_manifest(dest).get(name)
+    if recorded is not None and expected is not None and recorded["sha256"] != expected:
+        raise DownloadError(
+            f"{final}: --sha256 {expected} differs from the sha256 recorded in "
+            f"{dest / MANIFEST} ({recorded['sha256']}); delete the entry to accept a new file"
+        )
+    expected = expected or (recorded or {}).get("sha256")
+
+    if final.exists():
+        return _reuse_existing(dest, name, recorded, expected, opts)
+
+    partial = _PartFile(part, opts.progress)
+    for attempt in range(opts.retries + 1):
+        before = partial.size
+        try:
+            total = _transfer(url, partial, final.name, opts)
+            break
+        except _Interrupted as e:
+            if attempt == opts.retries or partial.size <= before:
+                raise DownloadError(
+                    f"{url}: connection lost after {partial.size} bytes ({e.reason}); "
+                    f"partial data kept in {part}, rerun to resume"
+                ) from None
+            time.sleep(min(2.0**attempt, 10.0))
+
+    if partial.size != total:
+        raise DownloadError(
+            f"{url}: got {partial.size} bytes but the server announced {total}; "
+            f"partial data kept in {part}, rerun to resume"
+        )
+    digest = partial.digest.hexdigest()
+    if expected is not None and digest != expected:
+        part.unlink()
+        raise DownloadError(
+            f"{url}: sha256 mismatch (expected {expected}, got {digest}); "
+            f"the bad download was deleted, nothing was written to {final}"
+        )
+    os.replace(part, final)
+    update_manifest(dest, name, _stat_entry(final, digest, url))
+    return final
+
+
+def _reuse_existing(
+    dest: Path, name: str, recorded: dict | None, expected: str | None, opts: FetchOptions
+) -> Path:
+    """Accept a file already at the final path only if it matches what the manifest says."""
+    final = dest / name
+    if recorded is None and expected is None:
+        raise DownloadError(
+            f"{final} exists but is not recorded in {final.parent / MANIFEST} and no --sha256 "
+            f"was given to check it; delete it (or pass --sha256) and rerun"
+        )
+    st = final.stat()
+    unchanged = (
+        recorded is not None
+        and st.st_size == recorded["size"]
+        and st.st_mtime_ns == recorded.get("mtime_ns")
+    )
+    if unchanged and not opts.verify:
+        return final
+    digest = sha256_file(final, opts.progress)
+    if digest != expected:
+        raise DownloadError(
+            f"{final}: sha256 {digest} does not match the expected {expected}; "
+            f"the file is corrupt or was replaced, delete it and rerun"
+        )
+    url = recorded["url"] if recorded else ""
+    update_manifest(dest, name, _stat_entry(final, digest, url))
+    return final
+
+
+class _Interrupted(Exception):
+    def __init__(self, reason: object):
+        self.reason = reason
+
+
+class _PartFile:
+    """The ``.part`` file and the sha256 of the bytes it holds, kept in step while appending."""
+
+    def __init__(self, path: Path, progress: bool):
+        self.path = path
+        self.digest = hashlib.sha256()
+        if path.exists():  # resuming: hash what an earlier run already wrote
+            with open(path, "rb") as f, _bar(self.size, f"resume {path.name}", progress) as bar:
+                while chunk := f.read(1 << 20):
+                    self.digest.update(chunk)
+                    bar.update(len(chunk))
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.digest = hashlib.sha256()
+
+    def open(self, append: bool):
+        if not append:
+            self.discard()
+        return open(self.path, "ab")
+
+    def write(self, f, chunk: bytes) -> None:
+        f.write(chunk)
+        self.digest.update(chunk)
+
+
+def _transfer(url: str, part: _PartFile, label: str, opts: FetchOptions) -> int:
+    """Append the rest of ``url`` to ``part``; returns the file's total size in bytes.
+
+    Errors that a resume can fix raise ``_Interrupted``; the others ``DownloadError``.
+    """
+    offset = part.size
+    headers = {"User-Agent": USER_AGENT}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=opts.timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and offset:
+            total = _total_from_content_range(e.headers.get("Content-Range"))
+            if total == offset:  # the .part file already holds everything
+                return total
+            part.discard()
+            raise DownloadError(
+                f"{url}: server refused to resume at byte {offset} (HTTP 416); "
+                f"deleted {part.path}, rerun to start over"
+            ) from None
+        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
+    except urllib.error.URLError as e:
+        raise DownloadError(f"{url}: cannot connect ({e.reason})") from None
+    except (OSError, http.client.HTTPException) as e:
+        raise DownloadError(f"{url}: cannot connect ({e})") from None
+
+    with response:
+        append = bool(offset) and response.status == 206
+        if append:
+            total = _total_from_content_range(response.headers.get("Content-Range"))
+        else:  # a fresh download, or a server that ignored the Range header
+            length = response.headers.get("Content-Length")
+            total = int(length) if length is not None else None
+            offset = 0
+        if total is None:
+            raise DownloadError(f"{url}: server did not announce the file size")
+        needed = (total - offset) + int(total * opts.extra_space_ratio)
+        check_free_space(part.path.parent, needed, f"{label} ({total / GIB:.2f} GiB)")
+        with part.open(append) as f, _bar(total, label, opts.progress) as bar:
+            bar.update(offset)
+            while True:
+                try:
+                    chunk = response.read(opts.chunk_size)
+                except (OSError, http.client.HTTPException) as e:
+                    raise _Interrupted(str(e) or type(e).__name__) from None
+                if not chunk:
+                    break
+                part.write(f, chunk)
+                bar.update(len(chunk))
+    if part.size < total:
+        raise _Interrupted("server closed the connection early")
+    return total
+
+
+def _total_from_content_range(value: str | None) -> int | None:
+    match = re.fullmatch(r"bytes (?:\d+-\d+|\*)/(\d+)", (value or "").strip())
+    return int(match.group(1)) if match else None
