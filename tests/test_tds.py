@@ -9,6 +9,7 @@ from semgkit.tds import (
     LogSpectrogram,
     TDSConfig,
     TDSConvNet,
+    spec_augment,
     tds_flops_per_second,
 )
 
@@ -172,3 +173,15 @@ def test_bad_input_shape(published):
         published(torch.randn(1, 100, 32))
     with pytest.raises(ValueError, match="hop=16"):
         published(torch.randn(1, 10, 2, 16))
+
+
+def test_spec_augment_masks_bounded_spans():
+    torch.manual_seed(0)
+    config = TDSConfig()  # up to 3 time masks < 25 frames, 2 frequency masks < 4 bins
+    out = spec_augment(torch.ones(8, 2, 16, 33, 200), config)
+    time_masked = (out == 0).all(dim=-2)  # (example, band, electrode, frame)
+    zero_frames = time_masked.sum(dim=-1)
+    zero_bins = (out == 0).all(dim=-1).sum(dim=-1)
+    assert zero_frames.max() <= 3 * 24 and zero_bins.max() <= 2 * 3
+    assert zero_frames.float().mean() > 1 and zero_bins.float().mean() > 0.1
+    assert (time_masked != time_masked[:, :1, :1]).any()  # electrodes draw their own masks
