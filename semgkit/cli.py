@@ -13,6 +13,7 @@ import sys
 
 COMMAND_MODULES = [
     "semgkit.synth",
+    "semgkit.train",
     "semgkit.bench",
     "semgkit.export",
     "semgkit.distill",

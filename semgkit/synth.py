@@ -399,7 +399,7 @@ def _write_splits(root: Path, roles: dict[tuple[str, str], str], config: SynthCo
         personal = {
             "user": user,
             "dataset": {
-                part: entries(lambda u, r, role=role: u == user and r == role)
+                part: entries(lambda u, r, role=role, user=user: u == user and r == role)
                 for part, role in (("train", "ptrain"), ("val", "pval"), ("test", "test"))
             },
         }
