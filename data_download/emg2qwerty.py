@@ -16,7 +16,7 @@ import csv
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import h5py
@@ -30,8 +30,8 @@ SPLITS_URL = "https://raw.githubusercontent.com/facebookresearch/emg2qwerty/main
 SPLIT_NAMES = ("generic",) + tuple(f"user{i}" for i in range(8))
 # Extracted size / archive size, for the free-disk check before downloading. An estimate:
 # 346 h x 2 kHz x 136 bytes per sample (32 float32 + one float64) ~ 339 GB of HDF5 against a
-# ~308 GB archive (size reported by third parties) gives ~1.1; 1.2 leaves a margin.
-EXTRACT_RATIO = 1.2
+# ~308 GB archive (size reported by third parties) gives ~1.10; 1.15 leaves a margin.
+EXTRACT_RATIO = 1.15
 SESSION_GROUP = "emg2qwerty"
 SESSION_FIELDS = ("emg_left", "emg_right", "time")
 SESSION_ATTRS = ("session_name", "user", "condition", "duration_mins", "keystrokes", "prompts")
@@ -67,7 +67,7 @@ def download(
     unpacked = extracted is not None and (dest / "metadata.csv").exists()
     if unpacked and not (dest / archive_name).exists():
         return dest  # unpacked by an earlier run and the archive deleted since
-    archive_opts = FetchOptions(**{**vars(opts), "extra_space_ratio": EXTRACT_RATIO})
+    archive_opts = replace(opts, extra_space_ratio=EXTRACT_RATIO)
     archive = fetch(targets[archive_name], dest, name=archive_name, options=archive_opts)
     sha = load_manifest(dest)[archive_name]["sha256"]
     if unpacked and extracted["archive_sha256"] == sha:

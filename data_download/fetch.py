@@ -158,7 +158,7 @@ def fetch(
     expected = expected or (recorded or {}).get("sha256")
 
     if final.exists():
-        return _reuse_existing(dest, name, recorded, expected, opts)
+        return _reuse_existing(dest, name, url, recorded, expected, opts)
 
     partial = _PartFile(part, opts.progress)
     for attempt in range(opts.retries + 1):
@@ -192,7 +192,12 @@ def fetch(
 
 
 def _reuse_existing(
-    dest: Path, name: str, recorded: dict | None, expected: str | None, opts: FetchOptions
+    dest: Path,
+    name: str,
+    url: str,
+    recorded: dict | None,
+    expected: str | None,
+    opts: FetchOptions,
 ) -> Path:
     """Accept a file already at the final path only if it matches what the manifest says."""
     final = dest / name
@@ -215,7 +220,6 @@ def _reuse_existing(
             f"{final}: sha256 {digest} does not match the expected {expected}; "
             f"the file is corrupt or was replaced, delete it and rerun"
         )
-    url = recorded["url"] if recorded else ""
     update_manifest(dest, name, _stat_entry(final, digest, url))
     return final
 

@@ -1,0 +1,442 @@
+"""data_download against a loopback HTTP server with Range support.
+
+The server serves files from a dict and can be told to cut a response after N bytes, to
+serve corrupted bytes, or to answer 404; it records every Range header it sees. The
+archive is a small tar.gz of sessions written with h5py in emg2qwerty's exact layout.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from data_download import DownloadError, FetchOptions, UnsafeArchiveError, fetch, safe_extract
+from data_download import emg2qwerty as e2q
+from data_download.fetch import MANIFEST
+
+ROOT = Path(__file__).resolve().parent.parent
+OPTS = FetchOptions(timeout=5.0, retries=0, progress=False)
+ARCHIVE = "emg2qwerty-data-2021-08.tar.gz"
+
+
+# ---------------------------------------------------------------- loopback server
+
+
+class FileServer:
+    def __init__(self, files: dict[str, bytes]):
+        self.files = dict(files)
+        self.cut_after: dict[str, int] = {}  # path -> bytes sent before dropping (once)
+        self.corrupt: set[str] = set()
+        self.ranges: list[tuple[str, str]] = []
+        self.gets: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                path = self.path.lstrip("/")
+                server.gets.append(path)
+                if path not in server.files:
+                    self.send_error(404)
+                    return
+                data = server.files[path]
+                if path in server.corrupt:
+                    data = bytes(b ^ 0xFF for b in data[:64]) + data[64:]
+                start, status = 0, 200
+                if rng := self.headers.get("Range"):
+                    server.ranges.append((path, rng))
+                    start = int(rng.removeprefix("bytes=").split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.end_headers()
+                        return
+                    status = 206
+                self.send_response(status)
+                if status == 206:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                body = data[start:]
+                if path in server.cut_after:
+                    body = body[: server.cut_after.pop(path)]
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    srv = FileServer({})
+    yield srv
+    srv.close()
+
+
+# ---------------------------------------------------------------- emg2qwerty-shaped data
+
+SESSIONS = [  # (session, user, duration in minutes)
+    ("2020-12-17-1608247041-keystrokes-dca-study@1-aaaa", "user-a", 1.5),
+    ("2020-12-17-1608255062-keystrokes-dca-study@1-aaaa", "user-a", 2.0),
+    ("2021-01-05-1609855062-keystrokes-dca-study@1-bbbb", "user-b", 0.5),
+    ("2021-02-11-1613055062-keystrokes-dca-study@1-cccc", "user-c", 1.0),
+]
+
+
+def write_session(path: Path, session: str, user: str, minutes: float, n: int = 200) -> None:
+    """One session file in emg2qwerty's layout (a short signal; attrs carry the duration)."""
+    dtype = np.dtype([("emg_left", "<f4", (16,)), ("emg_right", "<f4", (16,)), ("time", "<f8")])
+    rows = np.zeros(n, dtype=dtype)
+    rng = np.random.default_rng(len(session))
+    rows["emg_left"] = rng.standard_normal((n, 16))
+    rows["emg_right"] = rng.standard_normal((n, 16))
+    rows["time"] = 1.6e9 + np.arange(n) / 2000.0
+    keys = [{"key": "a", "start": 1.6e9 + 0.01, "end": 1.6e9 + 0.02}]
+    prompts = [{"payload": {"text": "a"}, "start": 1.6e9, "end": 1.6e9 + 0.1}]
+    with h5py.File(path, "w") as f:
+        group = f.create_group("emg2qwerty")
+        group.create_dataset("timeseries", data=rows)
+        group.attrs.update(
+            session_name=session,
+            user=user,
+            condition="on_keyboard",
+            duration_mins=minutes,
+            keystrokes=json.dumps(keys),
+            prompts=json.dumps(prompts),
+        )
+
+
+def write_metadata(path: Path, sessions) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["session", "user", "duration_mins", "num_keystrokes", "num_prompts"])
+        for session, user, minutes in sessions:
+            w.writerow([session, user, minutes, 1, 1])
+
+
+def build_archive(tmp: Path) -> bytes:
+    top = tmp / "emg2qwerty-data-2021-08"
+    top.mkdir()
+    for session, user, minutes in SESSIONS:
+        write_session(top / f"{session}.hdf5", session, user, minutes)
+    write_metadata(top / "metadata.csv", SESSIONS)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(top, arcname=top.name)
+    return buf.getvalue()
+
+
+def split_yaml(test_sessions) -> bytes:
+    lines = ["# @package _global_", "dataset:", "  train: []", "  val: []", "  test:"]
+    for session, user, _ in test_sessions:
+        lines += [f"  - user: {user}", f"    session: {session}"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture
+def dataset_server(server, tmp_path):
+    server.files[ARCHIVE] = build_archive(tmp_path)
+    for name in e2q.SPLIT_NAMES:
+        server.files[f"{name}.yaml"] = split_yaml(SESSIONS[2:])
+    return server
+
+
+def published(dest: Path) -> set[str]:
+    return {str(p.relative_to(dest)) for p in dest.rglob("*")}
+
+
+# ---------------------------------------------------------------- dataset command
+
+
+def test_full_download_extracts_and_reports(dataset_server, tmp_path):
+    dest = tmp_path / "data"
+    e2q.download(dest, mirror=dataset_server.url, options=OPTS)
+    for session, _, _ in SESSIONS:
+        assert (dest / f"{session}.hdf5").is_file()
+    assert (dest / "metadata.csv").is_file()
+    assert sorted(p.name for p in (dest / "splits").iterdir()) == sorted(
+        f"{n}.yaml" for n in e2q.SPLIT_NAMES
+    )
+    assert not any(p.name.endswith(".part") for p in dest.rglob("*"))
+    manifest = json.loads((dest / MANIFEST).read_text())
+    archive_bytes = dataset_server.files[ARCHIVE]
+    assert manifest[ARCHIVE]["size"] == len(archive_bytes)
+    assert manifest[ARCHIVE]["sha256"] == hashlib.sha256(archive_bytes).hexdigest()
+    assert manifest[f"extracted:{ARCHIVE}"]["archive_sha256"] == manifest[ARCHIVE]["sha256"]
+
+    rep = e2q.report(dest, progress=False)
+    assert (rep.listed, rep.found, rep.users) == (4, 4, 3)
+    assert rep.hours == pytest.approx(sum(m for _, _, m in SESSIONS) / 60)
+    assert rep.missing == rep.extra == [] and rep.unreadable == {}
+    assert rep.split_missing == {n: 0 for n in e2q.SPLIT_NAMES}
+    assert rep.ok
+    assert e2q.split_sessions(dest / "splits" / "user0.yaml")["test"] == [
+        s for s, _, _ in SESSIONS[2:]
+    ]
+
+    # a rerun skips everything that is complete and verified: no request at all
+    requests = len(dataset_server.gets)
+    e2q.download(dest, mirror=dataset_server.url, options=OPTS)
+    assert len(dataset_server.gets) == requests
+    # ... also once the archive has been deleted to reclaim its space
+    (dest / ARCHIVE).unlink()
+    e2q.download(dest, mirror=dataset_server.url, options=OPTS)
+    assert len(dataset_server.gets) == requests
+
+
+def test_cli_dataset_command_prints_report(dataset_server, tmp_path):
+    dest = tmp_path / "data"
+    cmd = [sys.executable, "-m", "data_download", "emg2qwerty", "--dest", str(dest)]
+    proc = subprocess.run(
+        cmd + ["--mirror", dataset_server.url, "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "sessions found: 4 of 4 listed in metadata.csv" in proc.stdout
+    assert "users: 3" in proc.stdout
+
+
+def test_report_flags_missing_and_unreadable_sessions(dataset_server, tmp_path):
+    dest = tmp_path / "data"
+    e2q.download(dest, mirror=dataset_server.url, options=OPTS)
+    gone = SESSIONS[3][0]
+    (dest / f"{gone}.hdf5").unlink()
+    (dest / f"{SESSIONS[0][0]}.hdf5").write_bytes(b"not hdf5")
+    with h5py.File(dest / "stray.hdf5", "w") as f:
+        f.create_group("emg2qwerty")
+    rep = e2q.report(dest, progress=False)
+    assert rep.missing == [gone]
+    assert rep.extra == ["stray"]
+    assert set(rep.unreadable) == {f"{SESSIONS[0][0]}.hdf5", "stray.hdf5"}
+    assert "timeseries" in rep.unreadable["stray.hdf5"]
+    assert (rep.found, rep.users) == (2, 2)
+    assert rep.split_missing["generic"] == 1  # the deleted test session
+    assert not rep.ok
+    proc = subprocess.run(
+        [sys.executable, "-m", "data_download", "check", str(dest), "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("error:") and "incomplete" in proc.stderr
+
+
+def test_truncated_archive_leaves_nothing_that_looks_extracted(dataset_server, tmp_path):
+    good = dataset_server.files[ARCHIVE]
+    dataset_server.files[ARCHIVE] = good[: len(good) // 2]  # served whole, but cut short
+    dest = tmp_path / "data"
+    with pytest.raises(DownloadError, match="truncated or malformed"):
+        e2q.download(dest, mirror=dataset_server.url, options=OPTS)
+    left = published(dest)
+    assert not any(name.endswith(".hdf5") or name == "metadata.csv" for name in left)
+    assert ARCHIVE not in left and ".extract.part" not in left
+    assert ARCHIVE not in json.loads((dest / MANIFEST).read_text())
+    # once the server has the whole archive, a rerun downloads and extracts it
+    dataset_server.files[ARCHIVE] = good
+    e2q.download(dest, mirror=dataset_server.url, options=OPTS)
+    assert e2q.report(dest, progress=False).ok
+
+
+def test_mirror_missing_file_is_a_one_line_http_error(dataset_server, tmp_path):
+    del dataset_server.files["user3.yaml"]
+    dest = tmp_path / "data"
+    proc = subprocess.run(
+        [sys.executable, "-m", "data_download", "emg2qwerty", "--dest", str(dest)]
+        + ["--mirror", dataset_server.url, "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "HTTP 404" in proc.stderr
+    assert not (dest / "splits" / "user3.yaml").exists()
+
+
+# ---------------------------------------------------------------- fetch
+
+
+BLOB = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+BLOB_SHA = hashlib.sha256(BLOB).hexdigest()
+
+
+def test_cut_download_resumes_with_a_range_request(server, tmp_path):
+    server.files["blob.bin"] = BLOB
+    server.cut_after["blob.bin"] = 100_000
+    with pytest.raises(DownloadError, match="connection lost after 100000 bytes"):
+        fetch(f"{server.url}/blob.bin", tmp_path, sha256=BLOB_SHA, options=OPTS)
+    assert not (tmp_path / "blob.bin").exists()
+    assert (tmp_path / "blob.bin.part").stat().st_size == 100_000
+
+    path = fetch(f"{server.url}/blob.bin", tmp_path, sha256=BLOB_SHA, options=OPTS)
+    assert server.ranges == [("blob.bin", "bytes=100000-")]
+    assert path.read_bytes() == BLOB
+    assert not (tmp_path / "blob.bin.part").exists()
+
+
+def test_dropped_connection_is_resumed_automatically_with_retries(server, tmp_path):
+    server.files["blob.bin"] = BLOB
+    server.cut_after["blob.bin"] = 50_000
+    opts = FetchOptions(timeout=5.0, retries=1, progress=False)
+    path = fetch(f"{server.url}/blob.bin", tmp_path, options=opts)
+    assert path.read_bytes() == BLOB
+    assert server.ranges == [("blob.bin", "bytes=50000-")]
+
+
+def test_checksum_mismatch_never_publishes(server, tmp_path):
+    server.files["blob.bin"] = BLOB
+    server.corrupt.add("blob.bin")
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        fetch(f"{server.url}/blob.bin", tmp_path, sha256=BLOB_SHA, options=OPTS)
+    assert not (tmp_path / "blob.bin").exists()
+    assert not (tmp_path / "blob.bin.part").exists()
+
+
+def test_later_download_must_match_the_sha256_recorded_first(server, tmp_path):
+    server.files["blob.bin"] = BLOB
+    path = fetch(f"{server.url}/blob.bin", tmp_path, options=OPTS)
+    assert json.loads((tmp_path / MANIFEST).read_text())["blob.bin"]["sha256"] == BLOB_SHA
+    path.unlink()
+    server.corrupt.add("blob.bin")
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        fetch(f"{server.url}/blob.bin", tmp_path, options=OPTS)
+    assert not path.exists()
+
+
+def test_rerun_detects_a_file_damaged_after_download(server, tmp_path):
+    server.files["blob.bin"] = BLOB
+    path = fetch(f"{server.url}/blob.bin", tmp_path, options=OPTS)
+    path.write_bytes(BLOB[:-1] + b"\x00")
+    with pytest.raises(DownloadError, match="corrupt or was replaced"):
+        fetch(f"{server.url}/blob.bin", tmp_path, options=OPTS)
+
+
+def test_unknown_file_at_final_path_is_not_trusted(server, tmp_path):
+    server.files["blob.bin"] = BLOB
+    (tmp_path / "blob.bin").write_bytes(BLOB[:10])
+    with pytest.raises(DownloadError, match="not recorded"):
+        fetch(f"{server.url}/blob.bin", tmp_path, options=OPTS)
+    with pytest.raises(DownloadError, match="does not match"):
+        fetch(f"{server.url}/blob.bin", tmp_path, sha256=BLOB_SHA, options=OPTS)
+    # a complete copy from elsewhere is adopted when its sha256 is given, without a request
+    (tmp_path / "blob.bin").write_bytes(BLOB)
+    fetch(f"{server.url}/blob.bin", tmp_path, sha256=BLOB_SHA, options=OPTS)
+    assert json.loads((tmp_path / MANIFEST).read_text())["blob.bin"]["sha256"] == BLOB_SHA
+    assert server.gets == []
+
+
+def test_not_enough_disk_fails_before_writing(server, tmp_path, monkeypatch):
+    server.files["blob.bin"] = BLOB
+    monkeypatch.setattr("shutil.disk_usage", lambda _: type("Usage", (), {"free": 1000})())
+    with pytest.raises(DownloadError, match="not enough free disk"):
+        fetch(f"{server.url}/blob.bin", tmp_path, options=OPTS)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreachable_port_fails_fast_with_one_line(tmp_path):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    url = f"http://127.0.0.1:{port}/blob.bin"
+    with pytest.raises(DownloadError, match="cannot connect"):
+        fetch(url, tmp_path / "a", options=OPTS)
+    assert list((tmp_path / "a").iterdir()) == []
+    proc = subprocess.run(
+        [sys.executable, "-m", "data_download", "fetch", url, "--dest", str(tmp_path / "b")]
+        + ["--timeout", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
+
+
+def test_bad_sha256_flag_is_rejected(tmp_path):
+    with pytest.raises(DownloadError, match="64 hex digits"):
+        fetch("http://127.0.0.1:9/x", tmp_path, sha256="abc", options=OPTS)
+
+
+# ---------------------------------------------------------------- hostile archives
+
+
+def _archive_with(tmp_path: Path, member: tarfile.TarInfo, data: bytes = b"") -> Path:
+    path = tmp_path / "evil.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        ok = tarfile.TarInfo("top/fine.txt")
+        ok.size = 2
+        tar.addfile(ok, io.BytesIO(b"ok"))
+        member.size = len(data)
+        tar.addfile(member, io.BytesIO(data))
+    return path
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    return info
+
+
+@pytest.mark.parametrize(
+    "member, reason",
+    [
+        (_member("../evil"), "outside the destination"),
+        (_member("top/../../evil"), "outside the destination"),
+        (_member("/tmp/semgkit-evil-absolute"), "absolute path"),
+        (_member("top/etc", tarfile.SYMTYPE, "/etc"), "symlink to the absolute path"),
+        (_member("top/up", tarfile.SYMTYPE, "../../.."), "symlink pointing outside"),
+        (_member("top/hard", tarfile.LNKTYPE, "../evil"), "hard link pointing outside"),
+        (_member("top/null", tarfile.CHRTYPE), "device file"),
+    ],
+)
+def test_hostile_member_is_rejected_and_nothing_is_written(tmp_path, member, reason):
+    data = b"pwned" if member.isreg() else b""
+    archive = _archive_with(tmp_path, member, data)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(UnsafeArchiveError, match=reason):
+        safe_extract(archive, dest, progress=False)
+    assert list(dest.iterdir()) == []
+    assert not (tmp_path / "evil").exists()
+    assert not Path("/tmp/semgkit-evil-absolute").exists()
+
+
+def test_hostile_archive_served_over_http_is_unpublished(server, tmp_path):
+    archive = _archive_with(tmp_path, _member("../evil"), b"pwned")
+    server.files[ARCHIVE] = archive.read_bytes()
+    for name in e2q.SPLIT_NAMES:
+        server.files[f"{name}.yaml"] = split_yaml(SESSIONS[:1])
+    dest = tmp_path / "data"
+    with pytest.raises(UnsafeArchiveError):
+        e2q.download(dest, mirror=server.url, options=OPTS)
+    assert not (tmp_path / "evil").exists()
+    assert not (dest / ARCHIVE).exists() and not (dest / "metadata.csv").exists()
