@@ -121,6 +121,7 @@ class DatasetReport:
     missing: list[str] = field(default_factory=list)  # in metadata.csv, no file
     extra: list[str] = field(default_factory=list)  # file on disk, not in metadata.csv
     unreadable: dict[str, str] = field(default_factory=dict)  # file name -> reason
+    conditions: dict[str, int] = field(default_factory=dict)  # e.g. on_keyboard -> sessions
     split_missing: dict[str, int] = field(default_factory=dict)  # split -> absent sessions
 
     @property
@@ -134,6 +135,7 @@ class DatasetReport:
             f"  users: {self.users}   hours: {self.hours:.1f}",
             f"  missing: {len(self.missing)}   not in metadata.csv: {len(self.extra)}   "
             f"unreadable: {len(self.unreadable)}",
+            "  conditions: " + ", ".join(f"{c} {n}" for c, n in sorted(self.conditions.items())),
         ]
         lines += [f"    missing {name}" for name in self.missing[:10]]
         lines += [
@@ -159,10 +161,14 @@ def read_session_attrs(path: Path) -> dict:
         absent = [a for a in SESSION_ATTRS if a not in group.attrs]
         if absent:
             raise ValueError(f"missing attribute(s) {', '.join(absent)}")
-        attrs = {a: group.attrs[a] for a in SESSION_ATTRS}
+        attrs = {a: _text(group.attrs[a]) for a in SESSION_ATTRS}
     for key in ("keystrokes", "prompts"):
         json.loads(attrs[key])  # must be JSON strings
     return attrs
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def read_metadata(path: Path) -> list[dict]:
@@ -194,6 +200,8 @@ def report(data_dir: Path | str, progress: bool = True) -> DatasetReport:
         if name in listed:
             rep.found += 1
         users.add(str(attrs["user"]))
+        condition = str(attrs["condition"])
+        rep.conditions[condition] = rep.conditions.get(condition, 0) + 1
         rep.hours += float(attrs["duration_mins"]) / 60.0
     rep.users = len(users)
     readable = set(on_disk) - {Path(n).stem for n in rep.unreadable}

@@ -144,6 +144,8 @@ def fetch(
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     name = name or _name_from_url(url)
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        raise DownloadError(f"file name {name!r} must be a relative path inside {dest}")
     expected = _check_sha256(sha256)
     final = dest / name
     part = final.with_name(final.name + ".part")
@@ -174,10 +176,11 @@ def fetch(
                 ) from None
             time.sleep(min(2.0**attempt, 10.0))
 
-    if partial.size != total:
+    if partial.size > total:  # (fewer bytes raise _Interrupted in _transfer)
+        partial.discard()
         raise DownloadError(
             f"{url}: got {partial.size} bytes but the server announced {total}; "
-            f"partial data kept in {part}, rerun to resume"
+            f"deleted {part}, rerun to start over"
         )
     digest = partial.digest.hexdigest()
     if expected is not None and digest != expected:
@@ -203,7 +206,7 @@ def _reuse_existing(
     final = dest / name
     if recorded is None and expected is None:
         raise DownloadError(
-            f"{final} exists but is not recorded in {final.parent / MANIFEST} and no --sha256 "
+            f"{final} exists but is not recorded in {dest / MANIFEST} and no --sha256 "
             f"was given to check it; delete it (or pass --sha256) and rerun"
         )
     st = final.stat()

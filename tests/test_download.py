@@ -22,6 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 from data_download import DownloadError, FetchOptions, UnsafeArchiveError, fetch, safe_extract
 from data_download import emg2qwerty as e2q
@@ -104,7 +105,9 @@ SESSIONS = [  # (session, user, duration in minutes)
 ]
 
 
-def write_session(path: Path, session: str, user: str, minutes: float, n: int = 200) -> None:
+def write_session(
+    path: Path, session: str, user: str, minutes: float, condition: str, n: int = 200
+) -> None:
     """One session file in emg2qwerty's layout (a short signal; attrs carry the duration)."""
     dtype = np.dtype([("emg_left", "<f4", (16,)), ("emg_right", "<f4", (16,)), ("time", "<f8")])
     rows = np.zeros(n, dtype=dtype)
@@ -120,7 +123,7 @@ def write_session(path: Path, session: str, user: str, minutes: float, n: int = 
         group.attrs.update(
             session_name=session,
             user=user,
-            condition="on_keyboard",
+            condition=condition,
             duration_mins=minutes,
             keystrokes=json.dumps(keys),
             prompts=json.dumps(prompts),
@@ -138,8 +141,9 @@ def write_metadata(path: Path, sessions) -> None:
 def build_archive(tmp: Path) -> bytes:
     top = tmp / "emg2qwerty-data-2021-08"
     top.mkdir()
-    for session, user, minutes in SESSIONS:
-        write_session(top / f"{session}.hdf5", session, user, minutes)
+    for i, (session, user, minutes) in enumerate(SESSIONS):
+        condition = "on_keyboard" if i else "off_keyboard"
+        write_session(top / f"{session}.hdf5", session, user, minutes, condition)
     write_metadata(top / "metadata.csv", SESSIONS)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -147,18 +151,22 @@ def build_archive(tmp: Path) -> bytes:
     return buf.getvalue()
 
 
-def split_yaml(test_sessions) -> bytes:
-    lines = ["# @package _global_", "dataset:", "  train: []", "  val: []", "  test:"]
-    for session, user, _ in test_sessions:
-        lines += [f"  - user: {user}", f"    session: {session}"]
-    return ("\n".join(lines) + "\n").encode()
+def split_yaml(sessions) -> bytes:
+    """A split file written the way emg2qwerty's scripts/generate_splits.py writes them."""
+
+    def records(rows):
+        return [{"user": user, "session": session} for session, user, _ in rows]
+
+    split = {"train": records(sessions[:2]), "val": [], "test": records(sessions[2:])}
+    text = "# @package _global_\n" + yaml.safe_dump({"dataset": split}, sort_keys=False)
+    return text.encode()
 
 
 @pytest.fixture
 def dataset_server(server, tmp_path):
     server.files[ARCHIVE] = build_archive(tmp_path)
     for name in e2q.SPLIT_NAMES:
-        server.files[f"{name}.yaml"] = split_yaml(SESSIONS[2:])
+        server.files[f"{name}.yaml"] = split_yaml(SESSIONS)
     return server
 
 
@@ -190,10 +198,14 @@ def test_full_download_extracts_and_reports(dataset_server, tmp_path):
     assert rep.hours == pytest.approx(sum(m for _, _, m in SESSIONS) / 60)
     assert rep.missing == rep.extra == [] and rep.unreadable == {}
     assert rep.split_missing == {n: 0 for n in e2q.SPLIT_NAMES}
+    assert rep.conditions == {"off_keyboard": 1, "on_keyboard": 3}
     assert rep.ok
-    assert e2q.split_sessions(dest / "splits" / "user0.yaml")["test"] == [
-        s for s, _, _ in SESSIONS[2:]
-    ]
+    split_file = dest / "splits" / "user0.yaml"
+    parsed = yaml.safe_load(split_file.read_text())["dataset"]
+    assert e2q.split_sessions(split_file) == {
+        part: [row["session"] for row in rows] for part, rows in parsed.items()
+    }
+    assert e2q.split_sessions(split_file)["train"] == [s for s, _, _ in SESSIONS[:2]]
 
     # a rerun skips everything that is complete and verified: no request at all
     requests = len(dataset_server.gets)
@@ -234,7 +246,7 @@ def test_report_flags_missing_and_unreadable_sessions(dataset_server, tmp_path):
     assert set(rep.unreadable) == {f"{SESSIONS[0][0]}.hdf5", "stray.hdf5"}
     assert "timeseries" in rep.unreadable["stray.hdf5"]
     assert (rep.found, rep.users) == (2, 2)
-    assert rep.split_missing["generic"] == 1  # the deleted test session
+    assert rep.split_missing["generic"] == 2  # the deleted and the unreadable session
     assert not rep.ok
     proc = subprocess.run(
         [sys.executable, "-m", "data_download", "check", str(dest), "--quiet"],
