@@ -392,6 +392,17 @@ def test_unreachable_port_fails_fast_with_one_line(tmp_path):
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
 
 
+def test_silent_server_times_out(tmp_path):
+    with socket.socket() as sock:  # accepts connections (backlog) but never answers
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/blob.bin"
+        opts = FetchOptions(timeout=0.5, retries=0, progress=False)
+        with pytest.raises(DownloadError, match="timed out"):
+            fetch(url, tmp_path, options=opts)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_sha256_flag_is_rejected(tmp_path):
     with pytest.raises(DownloadError, match="64 hex digits"):
         fetch("http://127.0.0.1:9/x", tmp_path, sha256="abc", options=OPTS)
