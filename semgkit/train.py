@@ -103,6 +103,23 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def _trim_log(path: Path, step: int) -> None:
+    """Keep the metrics rows up to a resumed checkpoint's step: a killed run may have
+    logged later steps (the resumed run logs them again) and torn its last line."""
+    keep = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break  # torn by the kill: nothing was written after it
+        if row["step"] > step:
+            break
+        keep.append(line + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(keep))
+    os.replace(tmp, path)
+
+
 def _check_inputs(config: TrainConfig) -> None:
     load_split(config.data_dir, config.split)  # raises with the missing path named
     models.resolve(config.preset, **config.model)
@@ -189,6 +206,8 @@ def fit(
             raise ValueError(f"--resume: {saved_config} holds a different config than this run")
     elif out.exists() and any(out.iterdir()):
         raise FileExistsError(f"run directory {out} is not empty; pass --resume to continue it")
+    if world > 1:
+        dist.barrier()  # every rank has checked the run directory before rank 0 writes to it
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
@@ -218,12 +237,15 @@ def fit(
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         step, best = state["step"], state["best_cer"]
+        if rank == 0:
+            _trim_log(out / "metrics.jsonl", step)
     elif rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         _write_json(saved_config, asdict(config))
     net = model
     if world > 1:
-        net = nn.parallel.DistributedDataParallel(model)
+        # some parameters sit out whole runs (the time-mask embedding when masking is off)
+        net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
         net.output_lengths, net.hop = model.output_lengths, model.hop
 
     def checkpoint(name: str) -> None:
@@ -260,17 +282,17 @@ def fit(
                 loss, stats = objective(net, batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"loss became {float(loss)} at step {step + 1}; stopped, the last good "
+                    f"loss became {loss.item()} at step {step + 1}; stopped, the last good "
                     f"checkpoint {out / 'last.pt'} is kept"
                 )
             (loss / config.accumulate).backward()
             total += float(loss.detach()) / config.accumulate
         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        lr = scheduler.get_last_lr()[0]  # the rate this step used
         optimizer.step()
         scheduler.step()
         step += 1
         rate = config.batch_size / (time.perf_counter() - tic)
-        lr = scheduler.get_last_lr()[0]
         bar.update(1)
         bar.set_postfix(loss=f"{total:.3f}", lr=f"{lr:.1e}", win_s=f"{rate:.0f}")
         if log:

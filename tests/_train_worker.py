@@ -1,0 +1,39 @@
+"""Subprocess helper for tests/test_train.py: ``fit`` a TrainConfig read from JSON.
+
+    python tests/_train_worker.py CONFIG.json OUT [--kill-after STEP] [--resume]
+
+``--kill-after STEP`` sends SIGKILL to this process right after optimizer step STEP (and
+its checkpoint), the way a crash or an out-of-memory kill would end a run. Run under
+``torch.distributed.run`` it trains one rank of a DistributedDataParallel job.
+"""
+
+import argparse
+import json
+import os
+import signal
+
+import torch
+
+from semgkit.train import TrainConfig, fit
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("config")
+    parser.add_argument("out")
+    parser.add_argument("--kill-after", type=int, default=0)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with open(args.config) as f:
+        config = TrainConfig(**json.load(f))
+
+    def on_step(step: int) -> None:
+        if step == args.kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    fit(config, args.out, resume=args.resume, progress=False, on_step=on_step)
+
+
+if __name__ == "__main__":
+    main()

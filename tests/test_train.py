@@ -1,0 +1,442 @@
+"""Behaviour of the training engine (semgkit.train) on a tiny synthetic corpus.
+
+Runs are a few steps of batch 4 on 1 s windows, single-threaded: they check the
+machinery (schedule, run directory, determinism, resume after SIGKILL, DDP, errors,
+evaluation, personalization, CLI), not accuracy, except where a test says otherwise.
+"""
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from semgkit import cli, synth, train
+from semgkit.data import Session, load_split
+from semgkit.metrics import error_rates
+from semgkit.train import TrainConfig, evaluate, fit, load_run, personalize
+
+WORKER = Path(__file__).resolve().parent / "_train_worker.py"
+RATE_KEYS = {"CER", "IER", "DER", "SER"}
+COUNT_KEYS = {"insertions", "deletions", "substitutions", "chars"}
+# No batch coupling (BatchNorm) and no randomness (dropout, time masks, augmentation):
+# the loss of a batch is then the mean of its items' losses, however it is split.
+DECOUPLED = {"model": {"feat_norm": "group", "dropout": 0.0, "time_mask_p": 0.0}, "augment": False}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return synth.generate(tmp_path_factory.mktemp("corpus") / "smoke", "smoke", progress=False)
+
+
+def tiny(corpus: Path, **overrides) -> TrainConfig:
+    base = dict(
+        data_dir=str(corpus), preset="lap-student", steps=6, batch_size=4,
+        window_s=1.0, past_s=0.2, future_s=0.05, num_threads=1,
+    )  # fmt: skip
+    return TrainConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def run(corpus, tmp_path_factory) -> Path:
+    """A finished tiny run, shared by tests that only read it."""
+    return fit(tiny(corpus), tmp_path_factory.mktemp("runs") / "tiny", progress=False)
+
+
+def checkpoint(run_dir: Path, which: str = "last") -> dict:
+    return torch.load(Path(run_dir) / f"{which}.pt", map_location="cpu", weights_only=False)
+
+
+def assert_same_weights(a: Path, b: Path, which: str = "last") -> None:
+    wa, wb = checkpoint(a, which)["model"], checkpoint(b, which)["model"]
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+
+
+def log_rows(run_dir: Path) -> list[dict]:
+    """metrics.jsonl without the timing column (which differs between identical runs)."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k != "windows_per_s"} for row in rows]
+
+
+def assert_close_training(a: Path, b: Path, corpus: Path, atol: float = 1e-5) -> None:
+    """Two runs that computed the same updates up to float summation order.
+
+    ``featurizer.convs.0.bias`` feeds a per-channel GroupNorm, which subtracts it again:
+    its true gradient is zero, so AdamW's m / sqrt(v) turns rounding noise into steps
+    of about lr. It is compared through what it cannot change, the model's outputs."""
+    wa, wb = checkpoint(a)["model"], checkpoint(b)["model"]
+    for name in wa:
+        if name != "featurizer.convs.0.bias":
+            torch.testing.assert_close(wa[name], wb[name], atol=atol, rtol=0, msg=name)
+    (ma, config), (mb, _) = load_run(a, "last"), load_run(b, "last")
+    emg = torch.stack([train.WindowedDataset(
+        load_split(corpus, "generic").val, config.samples(config.window_s),
+        config.samples(config.past_s), config.samples(config.future_s),
+    )[i][0] for i in range(4)])  # fmt: skip
+    with torch.no_grad():
+        torch.testing.assert_close(ma(emg), mb(emg), atol=1e-4, rtol=0)
+
+
+# --- learning-rate schedule ------------------------------------------------------------
+
+
+def test_lr_schedule_is_linear_warmup_then_cosine_to_zero():
+    f = train._lr_lambda(TrainConfig(data_dir=".", steps=100, warmup_frac=0.1))
+    assert f(0) == pytest.approx(0.1)  # first step: 1/warmup of the peak
+    assert f(4) == pytest.approx(0.5)
+    assert f(9) == pytest.approx(1.0)  # last warmup step reaches the peak
+    assert f(10) == pytest.approx(1.0)  # cosine starts at the peak
+    assert f(55) == pytest.approx(0.5)  # halfway through the decay
+    assert f(100) == pytest.approx(0.0)
+    assert f(130) == pytest.approx(0.0)  # past the end it stays at zero
+    decay = [f(s) for s in range(10, 101)]
+    assert (np.diff(decay) < 0).all()
+
+
+def test_lr_schedule_has_at_least_one_warmup_step():
+    f = train._lr_lambda(TrainConfig(data_dir=".", steps=10, warmup_frac=0.0))
+    assert f(0) == pytest.approx(1.0)
+    assert f(5) == pytest.approx(0.5 * (1 + math.cos(math.pi * 4 / 9)))
+
+
+# --- fit: run directory, metrics log, determinism ----------------------------------------
+
+
+def test_fit_writes_a_complete_run_directory(corpus, tmp_path):
+    config = tiny(corpus, warmup_frac=0.5)
+    out = fit(config, tmp_path / "run", progress=False)
+    assert out == tmp_path / "run"
+    # nothing else: no temporary files left behind by the atomic writes
+    assert sorted(p.name for p in out.iterdir()) == [
+        "best.pt", "config.json", "last.pt", "metrics.jsonl"
+    ]  # fmt: skip
+    assert json.loads((out / "config.json").read_text()) == asdict(config)
+    rows = log_rows(out)
+    steps = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6]
+    assert all(math.isfinite(r["loss"]) and r["loss"] > 0 for r in steps)
+    # each row carries the rate its step used: warmup 1/3, 2/3, 1, then the cosine
+    f = train._lr_lambda(config)
+    assert [r["lr"] for r in steps] == pytest.approx([config.lr * f(s) for s in range(6)])
+    assert steps[2]["lr"] == pytest.approx(config.lr)
+    assert [r["step"] for r in rows if "val_cer" in r] == [6]
+    last = checkpoint(out)
+    assert last["step"] == 6 and last["preset"] == "lap-student"
+    assert {"model", "optimizer", "scheduler", "rng"} <= set(last)
+    model, loaded = load_run(out)
+    assert loaded == config and not model.training
+
+
+def test_same_config_and_seed_give_identical_weights(corpus, tmp_path):
+    config = tiny(corpus, steps=4)
+    a = fit(config, tmp_path / "a", progress=False)
+    b = fit(config, tmp_path / "b", progress=False)
+    c = fit(tiny(corpus, steps=4, seed=1), tmp_path / "c", progress=False)
+    assert_same_weights(a, b)
+    assert_same_weights(a, b, "best")
+    assert log_rows(a) == log_rows(b)
+    wa, wc = checkpoint(a)["model"], checkpoint(c)["model"]
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)  # the seed matters
+
+
+def test_gradient_accumulation_matches_the_whole_batch(corpus, tmp_path):
+    whole = fit(tiny(corpus, steps=3, **DECOUPLED), tmp_path / "whole", progress=False)
+    split = fit(tiny(corpus, steps=3, accumulate=2, **DECOUPLED), tmp_path / "acc", progress=False)
+    assert_close_training(whole, split, corpus)
+
+
+def test_fit_refuses_a_nonempty_run_directory(run):
+    before = (run / "last.pt").stat().st_mtime_ns
+    with pytest.raises(FileExistsError, match="not empty.*--resume"):
+        fit(load_run(run)[1], run, progress=False)
+    assert (run / "last.pt").stat().st_mtime_ns == before
+
+
+# --- resume after SIGKILL --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kill_after", [3, 5])
+def test_sigkill_then_resume_ends_like_an_uninterrupted_run(corpus, tmp_path, kill_after):
+    # the default model and recipe: dropout, time masks and augmentation all draw
+    # random numbers, so the RNG state and data position must be restored exactly
+    config = tiny(corpus, steps=8, checkpoint_every=3)
+    a = fit(config, tmp_path / "a", progress=False)
+    b = tmp_path / "b"
+    (tmp_path / "config.json").write_text(json.dumps(asdict(config)))
+    proc = subprocess.run(
+        [sys.executable, str(WORKER), str(tmp_path / "config.json"), str(b),
+         "--kill-after", str(kill_after)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert checkpoint(b)["step"] == 3  # the last checkpoint before the kill
+    assert not (b / "best.pt").exists()
+    with (b / "metrics.jsonl").open("a") as log:  # as if the kill tore a line mid-write
+        log.write('{"step": 4, "loss": 1.0, "lr": 0.0}\n{"step": 5, "lo')
+
+    fit(config, b, resume=True, progress=False)
+    assert_same_weights(a, b)
+    assert_same_weights(a, b, "best")
+    assert log_rows(b) == log_rows(a)  # every step logged once, no torn line
+    ra, rb = evaluate(a, corpus, "generic"), evaluate(b, corpus, "generic")
+    assert ra.overall == rb.overall
+    pd.testing.assert_frame_equal(ra.predictions, rb.predictions)
+
+
+# --- DistributedDataParallel -------------------------------------------------------------
+
+
+def test_two_gloo_processes_match_one_process_on_the_same_global_batch(corpus, tmp_path):
+    config = tiny(corpus, steps=4, batch_size=4, **DECOUPLED)
+    one = fit(config, tmp_path / "one", progress=False)
+    (tmp_path / "config.json").write_text(json.dumps(asdict(config)))
+    two = tmp_path / "two"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+         str(WORKER), str(tmp_path / "config.json"), str(two)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert checkpoint(two)["step"] == 4
+    assert json.loads((two / "config.json").read_text()) == asdict(config)
+    assert_close_training(one, two, corpus)
+    # one metrics row per step (rank 0 logs), not one per process
+    assert [r["step"] for r in log_rows(two) if "loss" in r] == [1, 2, 3, 4]
+
+
+# --- NaN / inf loss ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nonfinite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
+    corpus, tmp_path, monkeypatch, bad
+):
+    config = tiny(corpus, steps=6, checkpoint_every=2)
+    good = tmp_path / "good-step2.pt"
+    fit(
+        config, tmp_path / "clean", progress=False,
+        on_step=lambda s: s == 2 and shutil.copy(tmp_path / "clean" / "last.pt", good),
+    )  # fmt: skip
+    calls = []
+    ctc = train.ctc_objective
+
+    def poisoned(model, batch):
+        loss, stats = ctc(model, batch)
+        calls.append(1)
+        return (loss * bad if len(calls) == 4 else loss), stats
+
+    monkeypatch.setattr(train, "ctc_objective", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match=r"at step 4\b.*last\.pt"):
+        fit(config, out, progress=False)
+    kept, ref = checkpoint(out), torch.load(good, weights_only=False)
+    assert kept["step"] == 2
+    for name, value in ref["model"].items():
+        assert torch.equal(kept["model"][name], value), name
+    assert all(torch.isfinite(v).all() for v in kept["model"].values())
+
+
+# --- clear errors before any work ----------------------------------------------------------
+
+
+def test_missing_data_directory(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        fit(tiny(tmp_path / "nowhere"), out, progress=False)
+    assert not out.exists()
+
+
+def test_missing_split(corpus, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(FileNotFoundError, match="'nosuch'.*generic"):
+        fit(tiny(corpus, split="nosuch"), out, progress=False)
+    assert not out.exists()
+
+
+def test_unknown_preset(corpus, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="unknown preset 'lap-huge'"):
+        fit(tiny(corpus, preset="lap-huge"), out, progress=False)
+    assert not out.exists()
+
+
+def test_resume_with_a_different_config(run):
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    changed = tiny(load_run(run)[1].data_dir, lr=1e-3)
+    with pytest.raises(ValueError, match="config.json.*different config"):
+        fit(changed, run, resume=True, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+
+
+def test_resume_without_a_checkpoint(corpus, tmp_path):
+    with pytest.raises(FileNotFoundError, match="last.pt"):
+        fit(tiny(corpus), tmp_path / "empty", resume=True, progress=False)
+
+
+def test_init_from_a_run_of_another_preset(corpus, run, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="best.pt.*'lap-student' model, not 'lap-xxs'"):
+        fit(tiny(corpus, preset="lap-xxs", init=str(run)), out, progress=False)
+    assert not out.exists()
+
+
+def test_init_from_a_run_with_another_charset(corpus, run, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    state = checkpoint(other, "best")
+    state["charset"] = state["charset"][::-1]
+    torch.save(state, other / "best.pt")
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="another character set"):
+        fit(tiny(corpus, init=str(other)), out, progress=False)
+    assert not out.exists()
+
+
+def test_init_from_a_directory_that_is_not_a_run(corpus, tmp_path):
+    with pytest.raises(FileNotFoundError, match="--init.*not a run directory"):
+        fit(tiny(corpus, init=str(tmp_path)), tmp_path / "run", progress=False)
+
+
+# --- evaluate ------------------------------------------------------------------------------
+
+
+def test_evaluate_reports_pooled_and_per_user_rates(corpus, run):
+    result = evaluate(run, corpus, "generic")
+    overall = result.overall
+    assert set(overall) == RATE_KEYS | COUNT_KEYS | {"sessions"}
+    split = load_split(corpus, "generic")
+    assert overall["sessions"] == len(split.test) == 2
+    edits = overall["insertions"] + overall["deletions"] + overall["substitutions"]
+    assert overall["CER"] == pytest.approx(100 * edits / overall["chars"])
+    assert overall["CER"] == pytest.approx(overall["IER"] + overall["DER"] + overall["SER"])
+
+    table = result.predictions
+    assert list(table.columns) == ["session", "user", "prediction", "target"]
+    assert sorted(table["user"]) == split.test_users
+    rates = error_rates(table["prediction"].tolist(), table["target"].tolist())
+    assert rates == pytest.approx({k: overall[k] for k in RATE_KEYS})
+    # the target is every key pressed in the part of the session the windows tile
+    window = load_run(run)[1].samples(load_run(run)[1].window_s)
+    for path, row in zip(split.test, table.itertuples(), strict=True):
+        session = Session(path)
+        assert row.session == session.session_name
+        press, chars = session.key_events()
+        tiled = ((len(session) - window) // window + 1) * window
+        assert row.target == "".join(c for p, c in zip(press, chars, strict=True) if p < tiled)
+        assert len(row.target) > 0
+
+    users = result.per_user
+    assert isinstance(users, pd.DataFrame)
+    assert users["user"].tolist() == split.test_users
+    assert RATE_KEYS | COUNT_KEYS <= set(users.columns)
+    for key in COUNT_KEYS:
+        assert users[key].sum() == overall[key]
+
+    parsed = json.loads(result.to_json())
+    assert parsed["overall"] == pytest.approx(overall)
+    assert sorted(parsed["per_user"]) == split.test_users
+    first = split.test_users[0]
+    assert parsed["per_user"][first]["CER"] == pytest.approx(users.iloc[0]["CER"])
+
+
+def test_evaluate_a_bare_model_with_its_config(corpus, run):
+    model, config = load_run(run)
+    bare = evaluate(model, corpus, "generic", "val", config=config)
+    assert bare.overall == evaluate(run, corpus, "generic", "val").overall
+    assert bare.overall["sessions"] == len(load_split(corpus, "generic").val) == 4
+
+
+def test_evaluate_rejects_a_bare_model_without_config_and_a_bad_part(corpus, run):
+    model, _ = load_run(run)
+    with pytest.raises(ValueError, match="TrainConfig"):
+        evaluate(model, corpus, "generic")
+    with pytest.raises(ValueError, match="part 'dev'"):
+        evaluate(run, corpus, "generic", part="dev")
+    with pytest.raises(FileNotFoundError, match="'nosuch'"):
+        evaluate(run, corpus, "nosuch")
+
+
+# --- personalize ---------------------------------------------------------------------------
+
+
+def test_personalize_fine_tunes_on_one_users_split(corpus, run, tmp_path):
+    out, result = personalize(run, corpus, "user0", tmp_path / "p", steps=2, lr=1e-4,
+                              progress=False)  # fmt: skip
+    assert out == tmp_path / "p"
+    config = json.loads((out / "config.json").read_text())
+    assert (config["split"], config["init"], config["steps"], config["lr"]) == (
+        "user0", str(run), 2, 1e-4
+    )  # fmt: skip
+    assert checkpoint(out)["step"] == 2
+    user = load_split(corpus, "user0").user
+    assert result.overall["sessions"] == 1
+    assert result.per_user["user"].tolist() == [user]
+    assert result.overall == evaluate(out, corpus, "user0").overall
+    # the fine-tune started from the generic weights, and moved them
+    generic, tuned = checkpoint(run, "best")["model"], checkpoint(out)["model"]
+    assert not all(torch.equal(generic[k], tuned[k]) for k in generic)
+    # personalizing again into the same directory reuses the finished run
+    before = (out / "last.pt").stat().st_mtime_ns
+    again, same = personalize(run, corpus, "user0", out, steps=2, lr=1e-4, progress=False)
+    assert (out / "last.pt").stat().st_mtime_ns == before and same.overall == result.overall
+
+
+# --- CLI -----------------------------------------------------------------------------------
+
+
+def test_cli_train_then_eval_round_trip(corpus, tmp_path, capsys):
+    out = tmp_path / "cli-run"
+    rc = cli.main([
+        "train", "--data", str(corpus), "--preset", "lap-student", "--out", str(out),
+        "--steps", "3", "--batch-size", "4", "--window-s", "1.0", "--lr", "1e-3",
+        "--seed", "1", "--checkpoint-every", "2",
+    ])  # fmt: skip
+    assert rc == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    config = json.loads((out / "config.json").read_text())
+    assert {k: config[k] for k in ("preset", "steps", "batch_size", "window_s", "lr", "seed")} == {
+        "preset": "lap-student", "steps": 3, "batch_size": 4, "window_s": 1.0, "lr": 1e-3,
+        "seed": 1,
+    }  # fmt: skip
+    assert config["checkpoint_every"] == 2 and checkpoint(out)["step"] == 3
+
+    rc = cli.main(["eval", "--data", str(corpus), "--run", str(out), "--split", "user0"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"overall", "per_user"}
+    assert report["overall"] == pytest.approx(evaluate(out, corpus, "user0").overall)
+    assert list(report["per_user"]) == [load_split(corpus, "user0").user]
+
+
+def test_cli_errors_name_the_flag_and_exit_2(corpus, tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    argv = ["train", "--data", str(missing), "--preset", "lap-xxs", "--out", str(tmp_path / "r")]
+    assert cli.main(argv) == 2
+    assert f"--data {missing}" in capsys.readouterr().err
+    assert cli.main(["eval", "--data", str(corpus), "--run", str(tmp_path / "r")]) == 2
+    assert "not a finished run" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_batch_must_divide_by_accumulation(corpus, tmp_path):
+    with pytest.raises(ValueError, match="batch_size 4 must divide"):
+        fit(tiny(corpus, accumulate=3), tmp_path / "run", progress=False)
