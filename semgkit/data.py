@@ -26,6 +26,7 @@ from semgkit.charset import CHARSET
 GROUP, DATASET = "emg2qwerty", "timeseries"
 FIELDS = ("emg_left", "emg_right", "time")
 ATTRS = ("session_name", "user", "condition", "keystrokes", "prompts")
+ELECTRODES = 16
 TYPED_CONDITION = "on_keyboard"  # keystrokes are ground truth only when typed on a keyboard
 
 
@@ -48,6 +49,14 @@ class Session:
         missing = [n for n in FIELDS if n not in names] + [a for a in ATTRS if a not in attrs]
         if missing:
             raise ValueError(f"{self.path}: not an emg2qwerty session, missing {missing}")
+        with h5py.File(self.path, "r") as f:
+            dtype = f[GROUP][DATASET].dtype
+        for band in FIELDS[:2]:
+            if dtype[band].shape != (ELECTRODES,):
+                raise ValueError(
+                    f"{self.path}: field {band} has shape {dtype[band].shape} per sample, "
+                    f"expected ({ELECTRODES},)"
+                )
         self.session_name = str(attrs["session_name"])
         self.user = str(attrs["user"])
         self.condition = str(attrs["condition"])
@@ -57,7 +66,14 @@ class Session:
     @cached_property
     def _series(self) -> np.ndarray:
         with h5py.File(self.path, "r") as f:
-            return f[GROUP][DATASET][()]
+            series = f[GROUP][DATASET][()]
+        bad = ~np.isfinite(series["emg_left"]) | ~np.isfinite(series["emg_right"])
+        if bad.any():
+            first = int(np.argwhere(bad)[0][0])
+            raise ValueError(f"{self.path}: non-finite sEMG samples (first at sample {first})")
+        if len(series) > 1 and not np.all(np.diff(series["time"]) > 0):
+            raise ValueError(f"{self.path}: field time is not strictly increasing")
+        return series
 
     @cached_property
     def emg(self) -> np.ndarray:
@@ -85,8 +101,17 @@ class Session:
             if char is not None:
                 presses.append(k["start"])
                 chars.append(char)
-        index = np.searchsorted(self.timestamps, np.asarray(presses, dtype=np.float64))
-        return index.astype(np.int64), "".join(chars)
+        t = self.timestamps
+        presses = np.asarray(presses, dtype=np.float64)
+        inside = (presses >= t[0]) & (presses <= t[-1])
+        if not inside.all():
+            warnings.warn(
+                f"{self.path}: {int((~inside).sum())} keystroke(s) outside the recording "
+                f"({t[0]:.3f}-{t[-1]:.3f} s) dropped",
+                stacklevel=2,
+            )
+        index = np.searchsorted(t, presses[inside])
+        return index.astype(np.int64), "".join(c for c, i in zip(chars, inside, strict=True) if i)
 
     def text(self, start_t: float, end_t: float) -> str:
         """Label string of the keys pressed in [start_t, end_t) (unix seconds)."""
@@ -123,7 +148,7 @@ def load_split(data_dir: str | Path, name: str) -> Split:
     dataset = spec.get("dataset")
     if not isinstance(dataset, dict):
         raise ValueError(f"{path}: no 'dataset' mapping with train/val/test lists")
-    parts = {}
+    parts, absent = {}, []
     for part in ("train", "val", "test"):
         entries = dataset.get(part) or []
         paths = []
@@ -132,9 +157,11 @@ def load_split(data_dir: str | Path, name: str) -> Split:
                 raise ValueError(f"{path}: dataset.{part}[{i}] has no 'session' field")
             session = root / f"{entry['session']}.hdf5"
             if not session.is_file():
-                raise FileNotFoundError(f"{path}: dataset.{part}[{i}] names missing {session}")
+                absent.append(f"dataset.{part}[{i}] -> {session}")
             paths.append(session)
         parts[part] = paths
+    if absent:
+        raise FileNotFoundError(f"{path}: {len(absent)} missing session file(s): {absent}")
     return Split(name=name, user=str(spec.get("user", name)), **parts)
 
 

@@ -156,7 +156,6 @@ class Block(nn.Module):
             nn.Linear(config.ff_mult * d, d),
         )
         self.drop = nn.Dropout(config.dropout)
-        self.p = config.dropout
 
     def forward(self, x: Tensor, mask: Tensor | None, is_causal: bool) -> Tensor:
         B, T, D = x.shape
@@ -167,8 +166,7 @@ class Block(nn.Module):
             v.transpose(1, 2),
             attn_mask=mask,
             is_causal=is_causal and mask is None,
-            dropout_p=self.p if self.training else 0.0,
-        )
+        )  # no dropout on attention weights: on CPU it costs several times the attention
         x = x + self.drop(self.proj(y.transpose(1, 2).reshape(B, T, D)))
         return x + self.drop(self.ff(self.ln2(x)))
 
@@ -195,6 +193,8 @@ class SEMGTransformer(nn.Module):
         """(B, T, 2, 16) raw sEMG -> (B, T // hop, classes) log-probabilities."""
         if emg.dim() != 4 or tuple(emg.shape[2:]) != (2, 16):
             raise ValueError(f"emg shaped {tuple(emg.shape)}: expected (batch, samples, 2, 16)")
+        if emg.shape[1] < self.hop:
+            raise ValueError(f"emg has {emg.shape[1]} samples: one frame needs {self.hop} samples")
         x = self.featurizer(emg.flatten(2).transpose(1, 2))  # (B, C, F)
         x = self.proj(self.feat_ln(x.transpose(1, 2)))  # (B, F, d)
         if self.training and self.config.time_mask_p > 0:
@@ -230,9 +230,9 @@ class SEMGTransformer(nn.Module):
         i = torch.arange(frames, device=device)
         allowed = torch.ones(frames, frames, dtype=torch.bool, device=device)
         if c.causal:
-            allowed &= i[None, :] <= i[:, None]
+            allowed = allowed & (i[None, :] <= i[:, None])
         if c.attn_window is not None:
-            allowed &= i[:, None] - i[None, :] < c.attn_window
+            allowed = allowed & (i[:, None] - i[None, :] < c.attn_window)
         allowed = allowed[None, None]
         if not c.causal and lengths is not None:
             real = i[None, :] < self.output_lengths(lengths).to(device)[:, None]

@@ -319,11 +319,12 @@ def generate(
     interrupted run never leaves a half corpus behind. ``out_dir`` may be replaced only
     if it is empty, an older semgkit corpus, or ``overwrite`` is true.
     """
-    config = CORPUS_PRESETS[preset] if isinstance(preset, str) else preset
     if isinstance(preset, str) and preset not in CORPUS_PRESETS:
         raise ValueError(f"unknown corpus preset {preset!r}; known: {sorted(CORPUS_PRESETS)}")
+    config = CORPUS_PRESETS[preset] if isinstance(preset, str) else preset
     out = Path(out_dir)
-    recipe = {"config": asdict(config), "seed": int(seed), "format": 1}
+    # through JSON, so it compares equal to the marker read back (tuples become lists)
+    recipe = json.loads(json.dumps({"config": asdict(config), "seed": int(seed), "format": 1}))
     marker = out / MARKER
     if marker.is_file() and json.loads(marker.read_text()) == recipe:
         return out

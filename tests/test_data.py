@@ -175,8 +175,12 @@ def _fully_read(path: Path) -> None:
 
 BAD_SIGNALS = {
     "wrong_channel_count": dict(channels=8),
-    "nan_samples": dict(emg=np.where(np.arange(4000)[:, None, None] == 7, np.nan, 1.0)),
-    "infinite_samples": dict(emg=np.where(np.arange(4000)[:, None, None] == 7, np.inf, 1.0)),
+    "nan_samples": dict(
+        emg=np.where(np.arange(4000)[:, None, None] == 7, np.nan, np.ones((1, 2, 16)))
+    ),
+    "infinite_samples": dict(
+        emg=np.where(np.arange(4000)[:, None, None] == 7, np.inf, np.ones((1, 2, 16)))
+    ),
     "time_goes_backwards": dict(times=T0 + np.r_[np.arange(2000), np.arange(2000)] / FS),
     "keystroke_after_recording": dict(
         keystrokes=[{"key": "a", "start": T0 + 10.0, "end": T0 + 10.1}]
@@ -184,11 +188,6 @@ BAD_SIGNALS = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Session does not validate channel count, NaN/inf samples, monotonic time or "
-    "keystrokes inside the recording (issue 3, 'Bad input'); such files are read silently",
-)
 @pytest.mark.parametrize("case", sorted(BAD_SIGNALS))
 def test_bad_signal_is_rejected_naming_the_file(tmp_path, case):
     path = write_emg2qwerty(tmp_path / f"{case}.hdf5", **BAD_SIGNALS[case])
@@ -239,11 +238,6 @@ def test_split_naming_a_missing_session(tmp_path):
         load_split(tmp_path, "bad")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_split stops at the first missing session; issue 3 asks for one error "
-    "listing all of them",
-)
 def test_split_error_lists_every_missing_session(tmp_path):
     write_split(
         tmp_path, "bad", {"train": [{"session": "ghost1"}], "test": [{"session": "ghost2"}]}

@@ -259,12 +259,6 @@ def test_bad_input_shape_is_named():
         model(torch.randn(1, 400, 32))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an input shorter than one hop (or the featurizer's receptive field) fails "
-    "inside torch's conv1d with a RuntimeError about kernel sizes, not a clear ValueError "
-    "(issue 4: a window shorter than the receptive field raises a clear error)",
-)
 def test_window_shorter_than_a_frame_is_a_clear_error():
     model = build("lap-s").eval()
     with pytest.raises(ValueError, match="samples"):

@@ -239,12 +239,6 @@ def test_empty_existing_dir_is_filled(tmp_path):
     assert len(sessions(out)) == expected_session_count(TINY)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="generate() compares the marker's JSON with a recipe holding the tuple "
-    "personal_sessions; JSON gives back a list, so the recipes never compare equal and "
-    "every call rebuilds the corpus",
-)
 def test_identical_corpus_is_reused_without_rewriting(tmp_path):
     out = generate(tmp_path / "c", TINY, seed=5, progress=False)
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
@@ -294,11 +288,6 @@ def test_interrupted_rebuild_keeps_the_previous_corpus(tmp_path, monkeypatch):
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="generate() indexes CORPUS_PRESETS[preset] before its unknown-preset check, "
-    "so an unknown name raises KeyError instead of the intended ValueError",
-)
 def test_unknown_preset_is_a_value_error_naming_known_presets(tmp_path):
     with pytest.raises(ValueError, match="smoke"):
         generate(tmp_path / "x", "no-such-preset", progress=False)
