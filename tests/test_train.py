@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from semgkit import cli, synth, train
-from semgkit.data import Session, load_split
+from semgkit.data import Session, WindowedDataset, load_split
 from semgkit.metrics import error_rates
 from semgkit.train import TrainConfig, evaluate, fit, load_run, personalize
 
@@ -88,7 +88,7 @@ def assert_close_training(a: Path, b: Path, corpus: Path, atol: float = 1e-5) ->
         if name != "featurizer.convs.0.bias":
             torch.testing.assert_close(wa[name], wb[name], atol=atol, rtol=0, msg=name)
     (ma, config), (mb, _) = load_run(a, "last"), load_run(b, "last")
-    emg = torch.stack([train.WindowedDataset(
+    emg = torch.stack([WindowedDataset(
         load_split(corpus, "generic").val, config.samples(config.window_s),
         config.samples(config.past_s), config.samples(config.future_s),
     )[i][0] for i in range(4)])  # fmt: skip
@@ -398,6 +398,39 @@ def test_personalize_fine_tunes_on_one_users_split(corpus, run, tmp_path):
     before = (out / "last.pt").stat().st_mtime_ns
     again, same = personalize(run, corpus, "user0", out, steps=2, lr=1e-4, progress=False)
     assert (out / "last.pt").stat().st_mtime_ns == before and same.overall == result.overall
+
+
+@pytest.mark.slow
+def test_a_short_personalization_lowers_the_users_cer(tmp_path):
+    """Fine-tuning on a user's own sessions beats the generic model on that user's test set.
+
+    The smoke corpus is too small for this: one 12 s personal training session and a
+    40-character test session, where the gain of 150-300 steps measured from -2.5 to
+    +17 CER points across seeds. So this corpus has the smoke corpus's generic users and
+    one test user with 3 training and 2 test sessions (82 test characters). Measured on
+    this recipe (lap-xs generic, 800 steps; 300 personalization steps at lr 5e-3), CER
+    generic -> personalized: seed 0 67.1 -> 48.8, seed 1 62.2 -> 52.4, seed 2 90.2 -> 97.6
+    (a generic model that has barely left the all-blank stage is not rescued). The test
+    keeps the project's seed 0, where the margin is 18 points; about 60 s on one thread."""
+    corpus = synth.generate(
+        tmp_path / "corpus",
+        synth.SynthConfig(
+            train_users=4, train_sessions=1, val_sessions=1, personal_sessions=(3, 1, 2),
+            test_users=1, session_s=12.0,
+        ),
+        progress=False,
+    )  # fmt: skip
+    config = TrainConfig(
+        data_dir=str(corpus), preset="lap-xs", steps=800, batch_size=8, lr=1e-2,
+        window_s=2.0, past_s=0.5, future_s=0.1, augment=False,
+        model={"dropout": 0.0, "time_mask_p": 0.0}, num_threads=1, seed=0,
+    )  # fmt: skip
+    generic = fit(config, tmp_path / "generic", progress=False)
+    before = evaluate(generic, corpus, "user0")
+    _, after = personalize(generic, corpus, "user0", tmp_path / "user0", 300, 5e-3, progress=False)
+    assert before.overall["chars"] == after.overall["chars"] > 50
+    assert before.overall["CER"] < 90  # the generic model decodes something for this user
+    assert after.overall["CER"] <= before.overall["CER"] - 10
 
 
 # --- CLI -----------------------------------------------------------------------------------
