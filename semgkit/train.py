@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -430,6 +431,22 @@ def evaluate(
     return evaluate_model(model, paths, config, progress=progress)
 
 
+def fit_or_resume(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> Path:
+    """Train into ``out_dir`` to the end, resuming from ``last.pt`` when a checkpoint exists.
+
+    A run killed before its first checkpoint holds nothing worth keeping; it starts over.
+    ``done.json`` marks a finished run and records its training time."""
+    out = Path(out_dir)
+    if (out / "done.json").is_file():
+        return out
+    if out.is_dir() and not (out / "last.pt").is_file():
+        shutil.rmtree(out)
+    start = time.perf_counter()
+    fit(config, out, resume=(out / "last.pt").is_file(), progress=progress)
+    _write_json(out / "done.json", {"train_seconds": time.perf_counter() - start})
+    return out
+
+
 def personalize(
     generic_run: str | Path,
     data_dir: str | Path,
@@ -446,8 +463,8 @@ def personalize(
         teacher="", checkpoint_every=0, val_every=0,
     )  # fmt: skip
     out = Path(out_dir)
-    if not (out / "last.pt").is_file():
-        fit(config, out, resume=(out / "config.json").is_file(), progress=progress)
+    if not (out / "done.json").is_file():
+        fit_or_resume(config, out, progress=progress)
     return out, evaluate(out, data_dir, split, "test")
 
 

@@ -1,0 +1,303 @@
+"""The book's table-level runs, cached on disk by a hash of their full configuration.
+
+A run's cache key hashes its resolved :class:`~semgkit.train.TrainConfig` together with
+the library's source code and the torch/numpy versions, so a changed configuration or a
+code change never reuses a stale result, while re-executing the book after a prose edit
+finds every run done. An interrupted run resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from semgkit import models, synth
+from semgkit.data import load_split, personal_splits
+from semgkit.profiles import corpus_dir
+from semgkit.train import TrainConfig, evaluate, fit_or_resume, load_run, personalize
+
+PACKAGE = Path(__file__).resolve().parent
+# The paper's numbers (PAPER.md), kept apart from anything measured.
+PAPER_TABLE2 = {  # family -> (params, cross-user CER, personalized CER)
+    "tds": ("5.3M", 55.57, 11.39),
+    "tiny": ("2.2M", 35.9, 9.7),
+    "small": ("5.4M", 35.2, 7.9),
+    "large": ("109M", 30.5, 6.8),
+}
+PAPER_TABLE3 = {
+    "teacher": 30.5,
+    "student alone": 35.9,
+    "student distilled": "<= 32.0 (within 1.5 of teacher)",
+}
+
+
+def code_version() -> str:
+    """Hash of the library's source and the numeric stack it runs on."""
+    h = hashlib.sha256(f"torch {torch.__version__} numpy {np.__version__}".encode())
+    for path in sorted(PACKAGE.glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def config_key(config: TrainConfig, extra: dict[str, Any] | None = None) -> str:
+    payload = json.dumps(
+        {"config": asdict(config), "extra": extra or {}, "code": code_version()},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def prepare_corpus(P: dict[str, Any]) -> Path:
+    """The profile's data directory; the synthetic corpus is generated on first use."""
+    root = corpus_dir(P, P["build_dir"])
+    if P["corpus"]["source"] == "synthetic":
+        return synth.generate(root, preset=P["corpus"]["preset"], seed=int(P.get("seed", 0)))
+    if not (root / "splits" / "generic.yaml").is_file():
+        raise FileNotFoundError(
+            f"{root}: no emg2qwerty data with splits/generic.yaml here; download it with "
+            f"`python -m data_download emg2qwerty --dest {root}` and pass DATA={root}"
+        )
+    return root
+
+
+def train_config(P: dict[str, Any], preset: str, **overrides: Any) -> TrainConfig:
+    """The profile's training recipe for one preset; overrides win."""
+    w, t = P["window"], P["train"]
+    base = TrainConfig(
+        data_dir=str(prepare_corpus(P)),
+        split="generic",
+        preset=preset,
+        steps=int(t["steps"]),
+        batch_size=int(t["batch_size"]),
+        lr=float(t["lr"]),
+        window_s=float(w["window_s"]),
+        past_s=float(w["past_s"]),
+        future_s=float(w["future_s"]),
+        seed=int(P.get("seed", 0)),
+        num_threads=int(t.get("num_threads", 2)),
+        checkpoint_every=max(50, int(t["steps"]) // 4),
+    )
+    return replace(base, **overrides)
+
+
+def run(P: dict[str, Any], config: TrainConfig) -> Path:
+    """Train ``config`` once; later calls with the same config and code return the cached run.
+
+    An interrupted ``make book`` resumes each run from its last checkpoint."""
+    run_dir = Path(P["build_dir"]) / "cache" / "runs" / f"{config.preset}-{config_key(config)}"
+    return fit_or_resume(config, run_dir)
+
+
+def train_seconds(run_dir: Path) -> float:
+    return float(json.loads((run_dir / "done.json").read_text())["train_seconds"])
+
+
+def cross_user(P: dict[str, Any], run_dir: Path, split: str = "generic") -> dict[str, Any]:
+    """Pooled error rates of a generic model on the split's held-out users (cached)."""
+    path = run_dir / f"eval-{split}-test.json"
+    if not path.is_file():
+        result = evaluate(run_dir, prepare_corpus(P), split, part="test")
+        path.write_text(result.to_json())
+    return json.loads(path.read_text())
+
+
+def test_users(P: dict[str, Any]) -> list[str]:
+    users = list(load_split(prepare_corpus(P), "generic").test_users)
+    limit = int(P["train"].get("personalize_users", 0))
+    return users[:limit] if limit else users
+
+
+def personalized(P: dict[str, Any], run_dir: Path, user: str) -> dict[str, Any]:
+    """Fine-tune the generic run on ``user``'s own sessions; that user's test error rates."""
+    data = prepare_corpus(P)
+    splits = personal_splits(data)
+    if user not in splits:
+        raise KeyError(f"{data}/splits: no personalized split for test user {user!r}")
+    steps, lr = int(P["train"]["personalize_steps"]), float(P["train"]["personalize_lr"])
+    key = config_key(load_run(run_dir)[1], {"user": user, "steps": steps, "lr": lr})
+    out = run_dir.parent.parent / "personal" / f"{run_dir.name}-{splits[user]}-{key}"
+    path = out / "eval.json"
+    if not path.is_file():
+        _, result = personalize(run_dir, data, splits[user], out, steps, lr, progress=False)
+        path.write_text(result.to_json())
+    return json.loads(path.read_text())
+
+
+def pooled_cer(results: list[dict[str, Any]]) -> float:
+    """CER pooled over several evaluations: total edits over total target characters."""
+    ops = ("insertions", "deletions", "substitutions")
+    edits = sum(r["overall"][k] for r in results for k in ops)
+    chars = sum(r["overall"]["chars"] for r in results)
+    return 100.0 * edits / max(chars, 1)
+
+
+def _family(preset: str) -> str:
+    return "tds" if preset.startswith("tds") else "transformer"
+
+
+def scaling(P: dict[str, Any]) -> pd.DataFrame:
+    """Table 2: each ladder model and the baseline, cross-user and personalized CER."""
+    users = test_users(P)
+    rows = []
+    for preset in [*P["scaling"]["ladder"], P["scaling"]["baseline"]]:
+        run_dir = run(P, train_config(P, preset))
+        model, _ = load_run(run_dir)
+        generic = cross_user(P, run_dir)
+        personal = [personalized(P, run_dir, user) for user in users]
+        paper = PAPER_TABLE2.get(preset, ("", None, None))
+        rows.append(
+            {
+                "preset": preset,
+                "family": _family(preset),
+                "parameters": models.count_params(model),
+                "train s": round(train_seconds(run_dir), 1),
+                "cross-user CER %": round(generic["overall"]["CER"], 2),
+                "personalized CER %": round(pooled_cer(personal), 2),
+                "personalized users": len(users),
+                "params (paper)": paper[0],
+                "cross-user CER % (paper)": paper[1],
+                "personalized CER % (paper)": paper[2],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def scaling_findings(table: pd.DataFrame) -> list[str]:
+    """Plain-language checks of Table 2 against the paper's claims, computed from the table."""
+    ladder = table[table["family"] == "transformer"].sort_values("parameters")
+    cer = ladder["cross-user CER %"].to_numpy()
+    out = []
+    if len(cer) > 1:
+        falls = np.all(np.diff(cer) <= 0)
+        rho = pd.Series(cer).corr(
+            pd.Series(np.log(ladder["parameters"].to_numpy())), method="spearman"
+        )
+        out.append(
+            f"cross-user CER {'falls monotonically' if falls else 'does NOT fall monotonically'} "
+            f"along the ladder ({' -> '.join(f'{c:.1f}' for c in cer)}; Spearman rho with "
+            f"log-parameters {rho:+.2f})"
+        )
+    gaps = (table["cross-user CER %"] - table["personalized CER %"]).to_numpy()
+    helped = int((gaps > 0).sum())
+    out.append(
+        f"personalization lowers CER for {helped} of {len(table)} models "
+        f"(mean gain {gaps.mean():.1f} points)"
+    )
+    tds = table[table["family"] == "tds"]
+    if len(tds) and len(ladder):
+        t = tds.iloc[0]
+        nearest = ladder.iloc[
+            (np.log(ladder["parameters"]) - np.log(t["parameters"])).abs().argmin()
+        ]
+        verdict = (
+            "beats" if nearest["cross-user CER %"] < t["cross-user CER %"] else "does NOT beat"
+        )
+        out.append(
+            f"the transformer closest in size ({nearest['preset']}, {nearest['parameters']:,} params, "
+            f"{nearest['cross-user CER %']:.1f}) {verdict} the TDS-ConvNet ({t['parameters']:,} params, "
+            f"{t['cross-user CER %']:.1f}) cross-user"
+        )
+    return out
+
+
+def distilled_run(P: dict[str, Any], teacher_run: Path, temperature: float, alpha: float) -> Path:
+    """The student trained with the teacher's softened outputs, at the same budget as alone."""
+    config = train_config(
+        P,
+        P["distill"]["student"],
+        teacher=str(teacher_run),
+        temperature=float(temperature),
+        alpha=float(alpha),
+        teacher_cache=True,
+    )
+    return run(P, config)
+
+
+def _row(P: dict[str, Any], role: str, run_dir: Path, **extra: Any) -> dict[str, Any]:
+    model, config = load_run(run_dir)
+    return {
+        "role": role,
+        "preset": config.preset,
+        "parameters": models.count_params(model),
+        **extra,
+        "train s": round(train_seconds(run_dir), 1),
+        "cross-user CER %": round(cross_user(P, run_dir)["overall"]["CER"], 2),
+    }
+
+
+def distillation(P: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """Table 3 (teacher, student alone, student distilled) and the T and alpha sweeps."""
+    d = P["distill"]
+    teacher = run(P, train_config(P, d["teacher"]))
+    alone = run(P, train_config(P, d["student"]))
+    headline = distilled_run(P, teacher, d["temperature"], d["alpha"])
+    table3 = pd.DataFrame(
+        [
+            _row(P, "teacher", teacher),
+            _row(P, "student alone", alone),
+            _row(P, "student distilled", headline, temperature=d["temperature"], alpha=d["alpha"]),
+        ]
+    )
+    table3["cross-user CER % (paper)"] = table3["role"].map(PAPER_TABLE3)
+    table3["params (paper)"] = table3["role"].map(
+        {"teacher": "109M", "student alone": "2.2M", "student distilled": "2.2M"}
+    )
+    temps = pd.DataFrame(
+        [
+            _row(
+                P,
+                "student distilled",
+                distilled_run(P, teacher, t, d["alpha"]),
+                temperature=t,
+                alpha=d["alpha"],
+            )
+            for t in d["temperatures"]
+        ]
+    )
+    alphas = pd.DataFrame(
+        [
+            _row(
+                P,
+                "student distilled",
+                distilled_run(P, teacher, d["temperature"], a),
+                temperature=d["temperature"],
+                alpha=a,
+            )
+            for a in d["alphas"]
+        ]
+    )
+    return {"table3_distillation": table3, "table3_temperature": temps, "table3_alpha": alphas}
+
+
+def distillation_findings(table3: pd.DataFrame) -> list[str]:
+    """Plain-language checks of Table 3 against the paper's claims, computed from the table."""
+    cer = dict(zip(table3["role"], table3["cross-user CER %"], strict=True))
+    params = dict(zip(table3["role"], table3["parameters"], strict=True))
+    t, s, k = cer["teacher"], cer["student alone"], cer["student distilled"]
+    ratio = params["teacher"] / params["student alone"]
+    gap = s - t
+    closed = (s - k) / gap if gap > 0 else float("nan")
+    return [
+        f"teacher/student parameter ratio: {ratio:.0f}x (paper: ~50x)",
+        f"teacher {t:.1f}, student alone {s:.1f}, distilled {k:.1f} (CER %, measured)",
+        f"distilled student is {k - t:+.1f} points from the teacher (paper: within 1.5)",
+        (
+            "distillation "
+            + ("beats" if k < s else "does NOT beat")
+            + " training the student alone "
+            f"({s - k:+.1f} points)"
+        ),
+        (
+            f"distillation closes {100 * closed:.0f} % of the teacher-student gap"
+            if gap > 0
+            else "the teacher is not better than the student alone here, so there is no gap to close"
+        ),
+    ]
