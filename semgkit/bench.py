@@ -117,22 +117,31 @@ def latency_ms(times: np.ndarray) -> dict[str, float]:
 # ---------------------------------------------------------------- per-preset figures
 
 _MEMORY_PROBE = """
-import resource, sys, torch
+import torch
 from semgkit.models import build
 torch.set_num_threads({threads})
 model = build({preset!r}).eval()
 x = torch.randn(1, {samples}, 2, 16)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak resident set size (VmHWM) to the current one
+before = status("VmRSS:")
 with torch.no_grad():
     model(x)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((after - before) / 1024)
+print((status("VmHWM:") - before) / 1024)
 """
 
 
 def inference_memory_mb(preset: str, samples: int, threads: int) -> float:
-    """Peak resident memory added by one offline forward pass (maxrss delta, in a fresh
-    process so earlier presets do not hide it; Linux reports maxrss in KiB)."""
+    """Peak resident memory added by one offline forward pass over the loaded model, in a
+    fresh process (Linux: the peak is reset through /proc/self/clear_refs first, so the
+    import-time peak does not hide a small model's activations)."""
     code = _MEMORY_PROBE.format(preset=preset, samples=samples, threads=threads)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -14,7 +14,26 @@ ROOT = Path(__file__).resolve().parent.parent
 PROVENANCE = {"profile", "data_source", "device", "wall_time_s", "seed", "git_revision"}
 # results table -> columns it promises (beyond provenance)
 PROMISED = {
-    "table1_models": {"preset", "parameters"},
+    "table0_corpus": {"part", "sessions", "users", "hours"},
+    "table1_models": {"preset", "family", "parameters", "GFLOPs per s of sEMG", "params (paper)"},
+    "table2_scaling": {
+        "preset",
+        "parameters",
+        "cross-user CER %",
+        "personalized CER %",
+        "cross-user CER % (paper)",
+        "personalized CER % (paper)",
+    },
+    "table3_distillation": {
+        "role",
+        "preset",
+        "parameters",
+        "cross-user CER %",
+        "cross-user CER % (paper)",
+    },
+    "table3_temperature": {"temperature", "alpha", "cross-user CER %"},
+    "table3_alpha": {"temperature", "alpha", "cross-user CER %"},
+    "realtime_bench": {"preset", "params", "stream_p50_ms", "stream_p99_ms", "offline_rtf"},
 }
 
 
