@@ -6,7 +6,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from semgkit.charset import CHARSET
-from semgkit.stream import Streamer, receptive_field, stream
+from semgkit.models import build
+from semgkit.stream import (
+    IncrementalTransformer,
+    Streamer,
+    receptive_field,
+    stream,
+    supports_incremental,
+)
 
 
 class CausalToy(nn.Module):
@@ -77,13 +84,38 @@ def test_bad_chunk_shape():
         streamer.step(torch.randn(80, 32))
 
 
-def test_stream_equals_offline_causal_preset():
-    models = pytest.importorskip("semgkit.models")
+@pytest.mark.parametrize("preset", ["lap-student", "lap-s"])
+@pytest.mark.parametrize("chunk", [80, 50, 333, 4000])
+def test_incremental_stream_equals_offline(preset, chunk):
+    """The transformer's per-layer state (conv buffers, positional frames, KV cache) gives
+    the offline frames, past the attention window (5 s > 200 frames) included."""
     torch.manual_seed(0)
-    model = models.build("lap-student").eval()
-    emg = torch.randn(3 * 2000, 2, 16)
+    model = build(preset).eval()
+    emg = torch.randn(5 * 2000 + 13, 2, 16)
+    streamer = Streamer(model, chunk)
+    assert streamer.incremental is not None
+    streamed, text = stream(model, emg, chunk)
     offline = _offline(model, emg)
-    for chunk in (80, 50, 333):
-        streamed, _ = stream(model, emg, chunk)
-        assert torch.allclose(streamed, offline[: len(streamed)], atol=1e-4)
-        assert len(streamed) == len(offline)
+    assert streamed.shape == offline.shape
+    assert torch.allclose(streamed, offline, atol=1e-4)
+    assert text == Streamer(model, chunk)._greedy(offline.argmax(-1).tolist())
+
+
+def test_incremental_matches_recompute_and_resets():
+    torch.manual_seed(1)
+    model = build("lap-xs").eval()
+    emg = torch.randn(3000, 2, 16)
+    incremental, recompute = Streamer(model, 120), Streamer(model, 120)
+    recompute.incremental = None  # the generic receptive-field path
+    a = torch.cat([incremental.step(emg[i : i + 120]).log_probs for i in range(0, 3000, 120)])
+    b = torch.cat([recompute.step(emg[i : i + 120]).log_probs for i in range(0, 3000, 120)])
+    assert torch.allclose(a, b, atol=1e-4)
+    incremental.reset()
+    again = torch.cat([incremental.step(emg[i : i + 120]).log_probs for i in range(0, 3000, 120)])
+    assert torch.equal(a, again)
+
+
+def test_incremental_refuses_paper_presets():
+    with pytest.raises(ValueError, match="feat_norm"):
+        IncrementalTransformer(build("tiny"))
+    assert not supports_incremental(build("tds-laptop"))
