@@ -15,6 +15,7 @@ PROVENANCE = {"profile", "data_source", "device", "wall_time_s", "seed", "git_re
 # results table -> columns it promises (beyond provenance)
 PROMISED = {
     "table0_corpus": {"part", "sessions", "users", "hours"},
+    "table0_calibration": {"measure", "accuracy %", "chance %"},
     "table1_models": {"preset", "family", "parameters", "GFLOPs per s of sEMG", "params (paper)"},
     "table2_scaling": {
         "preset",
