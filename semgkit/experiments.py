@@ -75,6 +75,22 @@ def prepare_corpus(P: dict[str, Any]) -> Path:
     return root
 
 
+def peak_lr(P: dict[str, Any], preset: str) -> float:
+    """The preset's peak learning rate under the profile.
+
+    With ``train.lr_width_product`` set, a transformer of width ``d_model`` gets
+    ``min(train.lr, lr_width_product / d_model)``: Adam's best rate falls roughly as
+    1/width (as in muP), so one rate for every size over-drives the wide models; the cap
+    keeps the narrowest ones from collapsing to all-blank CTC output. Models without a
+    width (the TDS-ConvNet) and profiles without the key use ``train.lr``."""
+    t = P["train"]
+    product = t.get("lr_width_product")
+    config = models.PRESETS.get(preset)
+    if product and isinstance(config, models.ModelConfig):
+        return min(float(t["lr"]), float(product) / config.d_model)
+    return float(t["lr"])
+
+
 def train_config(P: dict[str, Any], preset: str, **overrides: Any) -> TrainConfig:
     """The profile's training recipe for one preset; overrides win."""
     w, t = P["window"], P["train"]
@@ -84,7 +100,7 @@ def train_config(P: dict[str, Any], preset: str, **overrides: Any) -> TrainConfi
         preset=preset,
         steps=int(t["steps"]),
         batch_size=int(t["batch_size"]),
-        lr=float(t["lr"]),
+        lr=peak_lr(P, preset),
         window_s=float(w["window_s"]),
         past_s=float(w["past_s"]),
         future_s=float(w["future_s"]),
@@ -128,8 +144,10 @@ def personalized(P: dict[str, Any], run_dir: Path, user: str) -> dict[str, Any]:
     splits = personal_splits(data)
     if user not in splits:
         raise KeyError(f"{data}/splits: no personalized split for test user {user!r}")
-    steps, lr = int(P["train"]["personalize_steps"]), float(P["train"]["personalize_lr"])
-    key = config_key(load_run(run_dir)[1], {"user": user, "steps": steps, "lr": lr})
+    generic = load_run(run_dir)[1]
+    steps = int(P["train"]["personalize_steps"])
+    lr = generic.lr * float(P["train"]["personalize_lr_fraction"])
+    key = config_key(generic, {"user": user, "steps": steps, "lr": lr})
     out = run_dir.parent.parent / "personal" / f"{run_dir.name}-{splits[user]}-{key}"
     path = out / "eval.json"
     if not path.is_file():
@@ -156,7 +174,7 @@ def scaling(P: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for preset in [*P["scaling"]["ladder"], P["scaling"]["baseline"]]:
         run_dir = run(P, train_config(P, preset))
-        model, _ = load_run(run_dir)
+        model, config = load_run(run_dir)
         generic = cross_user(P, run_dir)
         personal = [personalized(P, run_dir, user) for user in users]
         paper = PAPER_TABLE2.get(preset, ("", None, None))
@@ -165,6 +183,7 @@ def scaling(P: dict[str, Any]) -> pd.DataFrame:
                 "preset": preset,
                 "family": _family(preset),
                 "parameters": models.count_params(model),
+                "peak lr": config.lr,
                 "train s": round(train_seconds(run_dir), 1),
                 "cross-user CER %": round(generic["overall"]["CER"], 2),
                 "personalized CER %": round(pooled_cer(personal), 2),
