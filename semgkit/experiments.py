@@ -100,6 +100,7 @@ def train_config(P: dict[str, Any], preset: str, **overrides: Any) -> TrainConfi
         preset=preset,
         steps=int(t["steps"]),
         batch_size=int(t["batch_size"]),
+        accumulate=int(t.get("accumulate", 1)),
         lr=peak_lr(P, preset),
         window_s=float(w["window_s"]),
         past_s=float(w["past_s"]),
@@ -111,12 +112,17 @@ def train_config(P: dict[str, Any], preset: str, **overrides: Any) -> TrainConfi
     return replace(base, **overrides)
 
 
+def run_dir(P: dict[str, Any], config: TrainConfig) -> Path:
+    """Where the book keeps (or looks for) the run of ``config``."""
+    return Path(P["build_dir"]) / "cache" / "runs" / f"{config.preset}-{config_key(config)}"
+
+
 def run(P: dict[str, Any], config: TrainConfig) -> Path:
     """Train ``config`` once; later calls with the same config and code return the cached run.
 
-    An interrupted ``make book`` resumes each run from its last checkpoint."""
-    run_dir = Path(P["build_dir"]) / "cache" / "runs" / f"{config.preset}-{config_key(config)}"
-    return fit_or_resume(config, run_dir)
+    An interrupted ``make book`` resumes each run from its last checkpoint. A run trained
+    elsewhere into ``run_dir(P, config)`` (``tools/book.py plan``, torchrun) is reused."""
+    return fit_or_resume(config, run_dir(P, config))
 
 
 def train_seconds(run_dir: Path) -> float:
@@ -234,9 +240,11 @@ def scaling_findings(table: pd.DataFrame) -> list[str]:
     return out
 
 
-def distilled_run(P: dict[str, Any], teacher_run: Path, temperature: float, alpha: float) -> Path:
+def distilled_config(
+    P: dict[str, Any], teacher_run: Path, temperature: float, alpha: float
+) -> TrainConfig:
     """The student trained with the teacher's softened outputs, at the same budget as alone."""
-    config = train_config(
+    return train_config(
         P,
         P["distill"]["student"],
         teacher=str(teacher_run),
@@ -244,7 +252,27 @@ def distilled_run(P: dict[str, Any], teacher_run: Path, temperature: float, alph
         alpha=float(alpha),
         teacher_cache=True,
     )
-    return run(P, config)
+
+
+def distilled_run(P: dict[str, Any], teacher_run: Path, temperature: float, alpha: float) -> Path:
+    return run(P, distilled_config(P, teacher_run, temperature, alpha))
+
+
+def planned_configs(P: dict[str, Any]) -> list[TrainConfig]:
+    """Every generic and distillation run of chapters 3 and 4, teachers before students.
+
+    Personalization runs are left out: they start from these and are short."""
+    s, d = P["scaling"], P["distill"]
+    configs = [
+        train_config(P, p) for p in [*s["ladder"], s["baseline"], d["teacher"], d["student"]]
+    ]
+    teacher = run_dir(P, train_config(P, d["teacher"]))
+    pairs = [(d["temperature"], d["alpha"])]
+    pairs += [(t, d["alpha"]) for t in d["temperatures"]]
+    pairs += [(d["temperature"], a) for a in d["alphas"]]
+    configs += [distilled_config(P, teacher, t, a) for t, a in pairs]
+    unique = {config_key(c): c for c in configs}  # insertion order: teachers first
+    return list(unique.values())
 
 
 def _row(P: dict[str, Any], role: str, run_dir: Path, **extra: Any) -> dict[str, Any]:

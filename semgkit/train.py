@@ -192,6 +192,7 @@ def fit(
     ``resume`` continues from ``last.pt``; the run directory's config must match.
     ``on_step(step)`` is called after every optimizer step (tests use it to kill a run)."""
     out = Path(out_dir)
+    start = time.perf_counter()
     rank, world = _distributed()
     _check_inputs(config)
     if config.batch_size % (world * config.accumulate):
@@ -320,6 +321,8 @@ def fit(
     bar.close()
     if log:
         log.close()
+    if rank == 0:  # marks the run finished (the book's cache looks for it)
+        _write_json(out / "done.json", {"train_seconds": time.perf_counter() - start})
     if world > 1:
         dist.barrier()
     return out
@@ -435,16 +438,13 @@ def fit_or_resume(config: TrainConfig, out_dir: str | Path, progress: bool = Tru
     """Train into ``out_dir`` to the end, resuming from ``last.pt`` when a checkpoint exists.
 
     A run killed before its first checkpoint holds nothing worth keeping; it starts over.
-    ``done.json`` marks a finished run and records its training time."""
+    ``done.json`` (written by ``fit``) marks a finished run and records its training time."""
     out = Path(out_dir)
     if (out / "done.json").is_file():
         return out
     if out.is_dir() and not (out / "last.pt").is_file():
         shutil.rmtree(out)
-    start = time.perf_counter()
-    fit(config, out, resume=(out / "last.pt").is_file(), progress=progress)
-    _write_json(out / "done.json", {"train_seconds": time.perf_counter() - start})
-    return out
+    return fit(config, out, resume=(out / "last.pt").is_file(), progress=progress)
 
 
 def personalize(
@@ -470,9 +470,14 @@ def personalize(
 
 def add_cli(subparsers: Any) -> None:
     p = subparsers.add_parser("train", help="train a model preset with CTC")
-    p.add_argument("--data", required=True, help="corpus directory (emg2qwerty layout)")
-    p.add_argument("--split", default="generic", help="split name: DATA/splits/NAME.yaml")
-    p.add_argument("--preset", required=True, help=f"model preset: {sorted(models.PRESETS)}")
+    p.add_argument(
+        "--config", type=Path, default=None,
+        help="a TrainConfig as JSON (a run's config.json, or one from `tools/book.py plan`); "
+        "the flags below override its fields",
+    )  # fmt: skip
+    p.add_argument("--data", default=None, help="corpus directory (emg2qwerty layout)")
+    p.add_argument("--split", default=None, help="split name: DATA/splits/NAME.yaml (generic)")
+    p.add_argument("--preset", default=None, help=f"model preset: {sorted(models.PRESETS)}")
     p.add_argument("--out", required=True, type=Path, help="run directory")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps")
     p.add_argument("--batch-size", type=int, default=None, help="global batch size")
@@ -490,15 +495,30 @@ def add_cli(subparsers: Any) -> None:
     e.set_defaults(func=_eval_cli)
 
 
+def config_from_json(path: str | Path) -> TrainConfig:
+    """A TrainConfig saved as JSON; unknown fields are an error naming them."""
+    raw = json.loads(Path(path).read_text())
+    unknown = sorted(set(raw) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"{path}: unknown TrainConfig field(s) {unknown}")
+    return TrainConfig(**raw)
+
+
 def _train_cli(args: argparse.Namespace) -> int:
     flags = {
+        "data_dir": args.data, "split": args.split, "preset": args.preset,
         "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
         "window_s": args.window_s, "seed": args.seed, "checkpoint_every": args.checkpoint_every,
     }  # fmt: skip
     overrides = {k: v for k, v in flags.items() if v is not None}
-    if not Path(args.data).is_dir():
-        raise FileNotFoundError(f"--data {args.data}: no such directory")
-    config = TrainConfig(data_dir=str(args.data), split=args.split, preset=args.preset, **overrides)
+    if args.config:
+        config = replace(config_from_json(args.config), **overrides)
+    elif args.data is None or args.preset is None:
+        raise ValueError("semgkit train: pass --config FILE, or --data and --preset")
+    else:
+        config = TrainConfig(**overrides)
+    if not Path(config.data_dir).is_dir():
+        raise FileNotFoundError(f"--data {config.data_dir}: no such directory")
     print(fit(config, args.out, resume=args.resume))
     return 0
 

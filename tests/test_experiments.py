@@ -35,3 +35,53 @@ def test_config_key_changes_with_the_learning_rate(laptop, tmp_path):
     b = experiments.train_config(laptop, "lap-l", lr=a.lr * 2)
     assert a.lr == experiments.peak_lr(laptop, "lap-l")
     assert experiments.config_key(a) != experiments.config_key(b)
+
+
+def test_plan_lists_each_run_once_teachers_first_and_the_book_reuses_a_cli_run(
+    tmp_path, monkeypatch
+):
+    """`tools/book.py plan` prints `semgkit train --config` commands; a run trained that way
+    (as torchrun would) is found by the book's cache and not trained again."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    import book
+    from semgkit import train
+    from semgkit.cli import main
+
+    P = load_profile("smoke")
+    P["build_dir"] = tmp_path
+    configs = experiments.planned_configs(P)
+    keys = [experiments.config_key(c) for c in configs]
+    assert len(keys) == len(set(keys))
+    teacher = experiments.run_dir(P, experiments.train_config(P, P["distill"]["teacher"]))
+    first_student = next(i for i, c in enumerate(configs) if c.teacher)
+    assert all(c.teacher == str(teacher) for c in configs[first_student:])
+    assert (
+        experiments.config_key(experiments.train_config(P, P["distill"]["teacher"]))
+        in keys[:first_student]
+    )
+
+    assert book.main(["plan", "--profile", "smoke", "--build", str(tmp_path), "--nproc", "2"]) == 0
+    spec = tmp_path / "cache" / "plan" / f"{experiments.run_dir(P, configs[0]).name}.json"
+    assert train.config_from_json(spec) == configs[0]
+    target = experiments.run_dir(P, configs[0])
+    assert main(["train", "--config", str(spec), "--out", str(target)]) == 0
+    assert json.loads((target / "done.json").read_text())["train_seconds"] > 0
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the book retrained a run that was already done")
+
+    monkeypatch.setattr(train, "fit", no_training)
+    assert experiments.run(P, configs[0]) == target
+
+
+def test_train_cli_rejects_an_unknown_config_field(tmp_path):
+    from semgkit import train
+
+    bad = tmp_path / "config.json"
+    bad.write_text('{"data_dir": "x", "preset": "lap-xxs", "stepz": 3}')
+    with pytest.raises(ValueError, match="stepz"):
+        train.config_from_json(bad)

@@ -127,7 +127,7 @@ def test_fit_writes_a_complete_run_directory(corpus, tmp_path):
     assert out == tmp_path / "run"
     # nothing else: no temporary files left behind by the atomic writes
     assert sorted(p.name for p in out.iterdir()) == [
-        "best.pt", "config.json", "last.pt", "metrics.jsonl"
+        "best.pt", "config.json", "done.json", "last.pt", "metrics.jsonl"
     ]  # fmt: skip
     assert json.loads((out / "config.json").read_text()) == asdict(config)
     rows = log_rows(out)

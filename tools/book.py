@@ -2,6 +2,7 @@
 
     python tools/book.py run  --profile smoke|laptop|paper [--data DIR] [--build build]
     python tools/book.py html [--build build]
+    python tools/book.py plan --profile paper --data DIR [--nproc 8]
 
 `run` writes the unexecuted notebooks to build/book/src/, the executed ones to
 build/book/, and per-chapter wall times to build/book/timings.csv. A failing cell stops
@@ -11,6 +12,7 @@ the build and names the chapter, the cell and the error.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import sys
@@ -141,6 +143,36 @@ def html(build: Path) -> int:
     return 0
 
 
+def plan(profile: str, build: Path, data: str | None, nproc: int) -> int:
+    """Print one torchrun command per training run of chapters 3 and 4 (teachers first).
+
+    Each run lands where the book's cache looks for it, so `make book` afterwards only
+    evaluates: the way to train the paper profile on several GPUs."""
+    from dataclasses import asdict
+
+    from semgkit import experiments
+    from semgkit.profiles import load_profile
+
+    P = load_profile(profile, data_dir=data)
+    P["build_dir"] = build.resolve()
+    folder = build.resolve() / "cache" / "plan"
+    folder.mkdir(parents=True, exist_ok=True)
+    for config in experiments.planned_configs(P):
+        target = experiments.run_dir(P, config)
+        if (target / "done.json").is_file():
+            print(f"# done: {target}")
+            continue
+        spec = folder / f"{target.name}.json"
+        spec.write_text(json.dumps(asdict(config), indent=1))
+        resume = " --resume" if (target / "last.pt").is_file() else ""
+        print(
+            f"torchrun --nproc_per_node {nproc} -m semgkit train --config {spec} --out {target}{resume}"
+        )
+    data_flag = f" DATA={data}" if data else ""
+    print(f"# then: make book PROFILE={profile}{data_flag}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,9 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--only", nargs="*", help="chapter prefixes to run, e.g. 00 03")
     p_html = sub.add_parser("html", help="static HTML edition of the executed book")
     p_html.add_argument("--build", type=Path, default=ROOT / "build")
+    p_plan = sub.add_parser("plan", help="torchrun commands that pre-train the book's runs")
+    p_plan.add_argument("--profile", default="paper")
+    p_plan.add_argument("--data", default=None, help="real data directory (paper profile)")
+    p_plan.add_argument("--build", type=Path, default=ROOT / "build")
+    p_plan.add_argument("--nproc", type=int, default=8, help="GPUs per node")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args.profile, args.build, args.data, args.only)
+    if args.command == "plan":
+        return plan(args.profile, args.build, args.data, args.nproc)
     return html(args.build)
 
 
