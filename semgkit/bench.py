@@ -12,6 +12,8 @@ stays within minutes.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import os
 import platform
@@ -271,6 +273,31 @@ def run_bench(cfg: BenchConfig, out: str | Path | None = None) -> pd.DataFrame:
     if out is not None:
         write_bench(df, out, info, cfg)
     return df
+
+
+# The modules whose code decides a benchmark's figures.
+BENCH_MODULES = ("bench", "export", "models", "stream", "tds")
+
+
+def cached_bench(cfg: BenchConfig, cache_dir: str | Path) -> tuple[pd.DataFrame, bool]:
+    """``run_bench(cfg)`` measured once per settings, code and machine; (table, was cached).
+
+    A later call with the same settings on the same machine and code reads the earlier
+    measurement, so re-executing the book after a prose edit does not re-benchmark.
+    Delete ``cache_dir`` to measure again."""
+    package = Path(__file__).resolve().parent
+    h = hashlib.sha256(json.dumps([asdict(cfg), machine_info(cfg.threads)], default=str).encode())
+    for name in BENCH_MODULES:
+        h.update((package / f"{name}.py").read_bytes())
+    path = Path(cache_dir) / f"bench-{h.hexdigest()[:12]}.csv"
+    if path.is_file():
+        return pd.read_csv(path), True
+    df = run_bench(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return df, False
 
 
 def write_bench(df: pd.DataFrame, out: str | Path, info: dict, cfg: BenchConfig) -> Path:

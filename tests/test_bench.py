@@ -46,3 +46,25 @@ def test_bench_cli_writes_csv(tmp_path):
     assert df.loc[0, "params"] > 0 and df.loc[0, "offline_throughput"] > 0
     assert df.loc[0, "onnx_max_abs_diff"] < 1e-4
     assert out.with_suffix(".md").read_text().startswith("# semgkit bench")
+
+
+def test_cached_bench_measures_once_per_settings(tmp_path, monkeypatch):
+    from semgkit import bench
+
+    calls = []
+
+    def fake_run(cfg, out=None):
+        calls.append(cfg)
+        return pd.DataFrame([{"preset": p, "stream_p99_ms": 1.0} for p in cfg.presets])
+
+    monkeypatch.setattr(bench, "run_bench", fake_run)
+    cfg = bench.BenchConfig(presets=("lap-student",), iterations=5)
+    first, cached = bench.cached_bench(cfg, tmp_path)
+    assert not cached and len(calls) == 1
+    again, cached = bench.cached_bench(cfg, tmp_path)
+    assert cached and len(calls) == 1
+    pd.testing.assert_frame_equal(first, again)
+    _, cached = bench.cached_bench(
+        bench.BenchConfig(presets=("lap-student",), iterations=6), tmp_path
+    )
+    assert not cached and len(calls) == 2
