@@ -12,7 +12,6 @@ stays within minutes.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -29,6 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
+
+from semgkit.results import atomic_write, source_hash
 
 SAMPLE_RATE = 2000  # Hz, emg2qwerty's sEMG rate
 DEFAULT_PRESETS = (
@@ -285,18 +286,12 @@ def cached_bench(cfg: BenchConfig, cache_dir: str | Path) -> tuple[pd.DataFrame,
     A later call with the same settings on the same machine and code reads the earlier
     measurement, so re-executing the book after a prose edit does not re-benchmark.
     Delete ``cache_dir`` to measure again."""
-    package = Path(__file__).resolve().parent
-    h = hashlib.sha256(json.dumps([asdict(cfg), machine_info(cfg.threads)], default=str).encode())
-    for name in BENCH_MODULES:
-        h.update((package / f"{name}.py").read_bytes())
-    path = Path(cache_dir) / f"bench-{h.hexdigest()[:12]}.csv"
+    settings = json.dumps([asdict(cfg), machine_info(cfg.threads)], default=str)
+    path = Path(cache_dir) / f"bench-{source_hash(BENCH_MODULES, settings)[:12]}.csv"
     if path.is_file():
         return pd.read_csv(path), True
     df = run_bench(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, df.to_csv(index=False))
     return df, False
 
 
@@ -310,16 +305,11 @@ def write_bench(df: pd.DataFrame, out: str | Path, info: dict, cfg: BenchConfig)
     header = "\n".join(
         ["# semgkit bench", ""] + [f"- {k}: {v}" for k, v in {**info, **settings}.items()]
     )
-    for path, text in (
-        (out, df.assign(**info).to_csv(index=False)),
-        (
-            out.with_suffix(".md"),
-            header + "\n\n" + df.to_markdown(index=False, floatfmt=".4g") + "\n",
-        ),
-    ):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+    atomic_write(out, df.assign(**info).to_csv(index=False))
+    atomic_write(
+        out.with_suffix(".md"),
+        header + "\n\n" + df.to_markdown(index=False, floatfmt=".4g") + "\n",
+    )
     return out
 
 

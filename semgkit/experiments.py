@@ -21,9 +21,9 @@ import torch
 from semgkit import models, synth
 from semgkit.data import load_split, personal_splits
 from semgkit.profiles import corpus_dir
+from semgkit.results import source_hash
 from semgkit.train import TrainConfig, evaluate, fit_or_resume, load_run, personalize
 
-PACKAGE = Path(__file__).resolve().parent
 # The paper's numbers (PAPER.md), kept apart from anything measured.
 PAPER_TABLE2 = {  # family -> (params, cross-user CER, personalized CER)
     "tds": ("5.3M", 55.57, 11.39),
@@ -47,10 +47,7 @@ RESULT_MODULES = (
 
 def code_version() -> str:
     """Hash of the code that decides a run's result and of the numeric stack it runs on."""
-    h = hashlib.sha256(f"torch {torch.__version__} numpy {np.__version__}".encode())
-    for name in RESULT_MODULES:
-        h.update(name.encode() + (PACKAGE / f"{name}.py").read_bytes())
-    return h.hexdigest()[:16]
+    return source_hash(RESULT_MODULES, f"torch {torch.__version__} numpy {np.__version__}")[:16]
 
 
 def config_key(config: TrainConfig, extra: dict[str, Any] | None = None) -> str:
@@ -263,10 +260,11 @@ def planned_configs(P: dict[str, Any]) -> list[TrainConfig]:
 
     Personalization runs are left out: they start from these and are short."""
     s, d = P["scaling"], P["distill"]
-    configs = [
-        train_config(P, p) for p in [*s["ladder"], s["baseline"], d["teacher"], d["student"]]
-    ]
-    teacher = run_dir(P, train_config(P, d["teacher"]))
+    generic = {
+        p: train_config(P, p) for p in [*s["ladder"], s["baseline"], d["teacher"], d["student"]]
+    }
+    configs = list(generic.values())
+    teacher = run_dir(P, generic[d["teacher"]])
     pairs = [(d["temperature"], d["alpha"])]
     pairs += [(t, d["alpha"]) for t in d["temperatures"]]
     pairs += [(d["temperature"], a) for a in d["alphas"]]

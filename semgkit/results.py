@@ -6,6 +6,7 @@ seed, git revision) so a table separated from the book still says what it measur
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
@@ -15,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 import torch
+
+PACKAGE = Path(__file__).resolve().parent
 
 
 def git_revision() -> str:
@@ -40,6 +43,15 @@ def git_revision() -> str:
     return rev + ("+dirty" if dirty else "")
 
 
+def source_hash(modules: tuple[str, ...], salt: str = "") -> str:
+    """SHA-256 (hex) of ``salt`` and the source of the named ``semgkit`` modules: a cache
+    key part that changes exactly when the code deciding a cached result changes."""
+    h = hashlib.sha256(salt.encode())
+    for name in modules:
+        h.update(name.encode() + (PACKAGE / f"{name}.py").read_bytes())
+    return h.hexdigest()
+
+
 def device_name() -> str:
     """The device the book trains on, in words."""
     if torch.cuda.is_available():
@@ -47,7 +59,8 @@ def device_name() -> str:
     return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
@@ -80,12 +93,12 @@ def write_table(
     }
     out = Path(build_dir) / "results"
     csv_path = out / f"{name}.csv"
-    _atomic_write(csv_path, df.assign(**meta).to_csv(index=False))
+    atomic_write(csv_path, df.assign(**meta).to_csv(index=False))
     header = [f"# {title or name}", ""]
     header += [f"- {k}: {v}" for k, v in meta.items()]
     if notes:
         header += ["", notes]
-    _atomic_write(
+    atomic_write(
         out / f"{name}.md", "\n".join(header) + "\n\n" + df.to_markdown(index=False) + "\n"
     )
     return csv_path

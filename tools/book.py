@@ -155,7 +155,7 @@ def plan(profile: str, build: Path, data: str | None, nproc: int) -> int:
 
     P = load_profile(profile, data_dir=data)
     P["build_dir"] = build.resolve()
-    folder = build.resolve() / "cache" / "plan"
+    folder = P["build_dir"] / "cache" / "plan"
     folder.mkdir(parents=True, exist_ok=True)
     for config in experiments.planned_configs(P):
         target = experiments.run_dir(P, config)
