@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from . import emg2qwerty
-from .fetch import DownloadError, FetchOptions, fetch
+from .fetch import DownloadError, FetchOptions, check_url, fetch
 
 
 def _options(args: argparse.Namespace) -> FetchOptions:
@@ -19,6 +19,11 @@ def _options(args: argparse.Namespace) -> FetchOptions:
 
 
 def _cmd_emg2qwerty(args: argparse.Namespace) -> int:
+    if args.mirror:
+        try:
+            check_url(args.mirror)
+        except DownloadError as e:
+            raise DownloadError(f"--mirror {e}") from None
     dest = emg2qwerty.download(args.dest, mirror=args.mirror, options=_options(args))
     return _print_report(dest, args.quiet)
 

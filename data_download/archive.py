@@ -1,8 +1,14 @@
 """Safe extraction of a (compressed) tar archive.
 
 Every member is checked before it is written: no absolute path, no path that leaves the
-destination, no symbolic or hard link that points outside it, no device file or FIFO.
-Members land in a staging folder beside the destination and are moved into place only
+destination, no device file or FIFO, no hard link to a path outside the archive, and only
+symbolic links that point *down* (relative, no ``..``). A downward link stays inside the
+destination wherever it finally lives, also after the archive's top folder is unwrapped
+and whatever other links it passes through; a link like ``top/up -> ..`` would pass a
+check made inside ``top/`` and leave the destination once ``top/`` is unwrapped.
+The member count and the total unpacked size are capped (defaults ~10x and ~3x the
+emg2qwerty release), and free disk is checked before each file.
+Members land in a staging folder inside the destination and are moved into place only
 after the whole archive (gzip trailer and CRC included) has been read without error, so
 a truncated or hostile archive leaves nothing behind that looks extracted.
 """
@@ -19,13 +25,24 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .fetch import DownloadError
+from .fetch import MANIFEST, PART_SUFFIXES, DownloadError, check_free_space, load_manifest
 
 STAGING = ".extract.part"
+# emg2qwerty-data-2021-08: 1,136 members (1,135 sessions + metadata.csv, and the top
+# folder), ~339 GB unpacked (estimate in docs/real_data.md). The caps stop a tar or gzip
+# bomb long before it fills a disk, and leave room for a larger genuine release.
+MAX_MEMBERS = 10_000
+MAX_BYTES = 1 << 40  # 1 TiB
 
 
-class UnsafeArchiveError(DownloadError):
-    """The archive holds a member that would be written outside the destination."""
+class MalformedArchiveError(DownloadError):
+    """The archive cannot be used as it is: truncated, corrupt, hostile or over the caps.
+    Resuming the download will not repair it (unlike a full disk)."""
+
+
+class UnsafeArchiveError(MalformedArchiveError):
+    """The archive holds a member that would be written, or point, outside the destination,
+    or more members or bytes than the caps allow."""
 
 
 def check_member(member: tarfile.TarInfo, archive: Path) -> None:
@@ -38,12 +55,16 @@ def check_member(member: tarfile.TarInfo, archive: Path) -> None:
         raise UnsafeArchiveError(f"{where} would be written outside the destination")
     if member.isdev():
         raise UnsafeArchiveError(f"{where} is a device file or FIFO")
+    link = member.linkname
     if member.issym():
-        if posixpath.isabs(member.linkname):
-            raise UnsafeArchiveError(f"{where} is a symlink to the absolute path {member.linkname}")
-        if _escapes(posixpath.join(posixpath.dirname(name), member.linkname)):
-            raise UnsafeArchiveError(f"{where} is a symlink pointing outside the destination")
-    if member.islnk() and (posixpath.isabs(member.linkname) or _escapes(member.linkname)):
+        if posixpath.isabs(link):
+            raise UnsafeArchiveError(f"{where} is a symlink to the absolute path {link}")
+        if ".." in link.split("/") or posixpath.normpath(link or ".") == ".":
+            raise UnsafeArchiveError(
+                f"{where} is a symlink to {link!r}: only links down into their own folder "
+                f"are allowed (one that climbs could leave the destination once unpacked)"
+            )
+    if member.islnk() and (posixpath.isabs(link) or _escapes(link)):
         raise UnsafeArchiveError(f"{where} is a hard link pointing outside the destination")
 
 
@@ -52,28 +73,37 @@ def _escapes(relative: str) -> bool:
     return normal == ".." or normal.startswith("../")
 
 
-def safe_extract(archive: Path | str, dest: Path | str, progress: bool = True) -> list[Path]:
+def safe_extract(
+    archive: Path | str,
+    dest: Path | str,
+    progress: bool = True,
+    *,
+    max_members: int = MAX_MEMBERS,
+    max_bytes: int = MAX_BYTES,
+) -> list[Path]:
     """Extract ``archive`` into ``dest``; a single top-level folder in the archive is
     unwrapped (its contents go straight into ``dest``). Returns the paths moved into
-    ``dest``. Files named ``metadata.csv`` are moved last, so their presence means done."""
+    ``dest``. Files named ``metadata.csv`` are moved last, so their presence means done.
+    Raises ``MalformedArchiveError`` for an archive that is bad in itself, and plain
+    ``DownloadError`` for a local failure (disk full, permissions) worth retrying."""
     archive, dest = Path(archive), Path(dest)
     staging = dest / STAGING
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        _extract_all(archive, staging, progress)
-        return _publish(staging, dest)
+        _extract_all(archive, staging, progress, max_members, max_bytes)
+        return _publish(staging, dest, archive)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise DownloadError(f"{archive}: archive is truncated or malformed ({e})") from None
-    except UnsafeArchiveError:
-        raise
+        raise MalformedArchiveError(f"{archive}: archive is truncated or malformed ({e})") from None
     except OSError as e:
         raise DownloadError(f"{archive}: extraction failed ({e})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _extract_all(archive: Path, staging: Path, progress: bool) -> None:
+def _extract_all(
+    archive: Path, staging: Path, progress: bool, max_members: int, max_bytes: int
+) -> None:
     size = archive.stat().st_size
     with (
         open(archive, "rb") as raw,
@@ -88,8 +118,23 @@ def _extract_all(archive: Path, staging: Path, progress: bool) -> None:
             leave=False,
         ) as bar,
     ):
+        members = unpacked = 0
         for member in tar:
             check_member(member, archive)
+            members += 1
+            unpacked += member.size if member.isreg() else 0
+            if members > max_members:
+                raise UnsafeArchiveError(
+                    f"{archive}: more than {max_members} members (max_members); refusing a "
+                    f"possible tar bomb, raise the cap if the archive is genuine"
+                )
+            if unpacked > max_bytes:
+                raise UnsafeArchiveError(
+                    f"{archive}: unpacks to more than {max_bytes / 1e9:.1f} GB (max_bytes); "
+                    f"refusing a possible tar bomb, raise the cap if the archive is genuine"
+                )
+            if member.isreg():
+                check_free_space(staging, member.size, f"{archive.name}: member {member.name}")
             # the "data" filter is a second line of defence (it also resolves links
             # through already-extracted symlinks and drops odd permission bits)
             tar.extract(member, staging, filter="data")
@@ -101,11 +146,20 @@ def _extract_all(archive: Path, staging: Path, progress: bool) -> None:
         bar.update(raw.tell() - bar.n)
 
 
-def _publish(staging: Path, dest: Path) -> list[Path]:
+def _publish(staging: Path, dest: Path, archive: Path) -> list[Path]:
     entries = list(staging.iterdir())
-    if len(entries) == 1 and entries[0].is_dir():
+    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
         root = entries[0]
         entries = list(root.iterdir())
+    # never let the archive replace data_download's own files: the manifest, the files it
+    # downloaded into dest (the archive itself, splits/), or a download in progress
+    kept = {MANIFEST, STAGING, archive.name} | {k.split("/")[0] for k in load_manifest(dest)}
+    for src in entries:
+        if src.name in kept or src.name.endswith(PART_SUFFIXES):
+            raise UnsafeArchiveError(
+                f"{archive}: member {src.name!r} would replace {dest / src.name}, "
+                f"which data_download keeps"
+            )
     entries.sort(key=lambda p: (p.name == "metadata.csv", p.name))
     moved = []
     for src in entries:

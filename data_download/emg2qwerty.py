@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 from tqdm import tqdm
 
-from .archive import safe_extract
+from .archive import MalformedArchiveError, safe_extract
 from .fetch import DownloadError, FetchOptions, fetch, load_manifest, update_manifest
 
 ARCHIVE_URL = "https://fb-ctrl-oss.s3.amazonaws.com/emg2qwerty/emg2qwerty-data-2021-08.tar.gz"
@@ -75,8 +75,9 @@ def download(
     update_manifest(dest, key, None)
     try:
         moved = safe_extract(archive, dest, progress=opts.progress)
-    except DownloadError:
-        # a malformed archive will not get better by resuming: unpublish it
+    except MalformedArchiveError:
+        # a malformed archive will not get better by resuming: unpublish it (a full disk
+        # raises a plain DownloadError and keeps the archive for the rerun)
         archive.unlink(missing_ok=True)
         update_manifest(dest, archive_name, None)
         raise

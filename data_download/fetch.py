@@ -2,7 +2,10 @@
 
 A download streams into ``<name>.part`` and is renamed to ``<name>`` only after its size
 and sha256 check out, so nothing at the final path ever looks complete when it is not.
-A rerun resumes the ``.part`` file with an HTTP Range request. ``DEST/.manifest.json``
+A rerun resumes the ``.part`` file with an HTTP Range request guarded by ``If-Range``:
+the server's validators (ETag, Last-Modified) are kept in ``<name>.part.json``, and when
+the file on the server changed (or its validators are unknown) the download restarts from
+zero instead of splicing two versions. ``DEST/.manifest.json``
 records the size, sha256 and mtime of every published file: a rerun skips a file whose
 size and mtime still match (``verify=True`` re-hashes it), and a file downloaded again
 later must match the sha256 recorded the first time.
@@ -16,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -26,6 +30,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 MANIFEST = ".manifest.json"
+SCHEMES = ("http", "https")
+PART_SUFFIXES = (".part", ".part.json", ".part.json.tmp")  # a download's working files
 USER_AGENT = "semgkit-data-download/0.1"
 GIB = 1024**3
 
@@ -42,6 +48,19 @@ class FetchOptions:
     verify: bool = False  # re-hash files the manifest already lists instead of trusting size+mtime
     extra_space_ratio: float = 0.0  # free disk needed beyond the file, as a multiple of its size
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        for field, flag, ok in (
+            ("timeout", "--timeout", self.timeout > 0),
+            ("retries", "--retries", self.retries >= 0),
+            ("chunk_size", None, self.chunk_size > 0),
+            ("extra_space_ratio", None, self.extra_space_ratio >= 0),
+        ):
+            if not ok:
+                where = f" ({flag})" if flag else ""
+                bound = "> 0" if field in ("timeout", "chunk_size") else ">= 0"
+                value = getattr(self, field)
+                raise DownloadError(f"{field}{where} must be {bound}, got {value}")
 
 
 # ---------------------------------------------------------------- manifest
@@ -114,12 +133,51 @@ def _name_from_url(url: str) -> str:
     return name
 
 
+def check_url(url: str) -> str:
+    """Refuse anything but http(s): ``file://`` would silently copy a possibly huge local
+    file, and other schemes (ftp, data) cannot be resumed or validated."""
+    scheme = urllib.parse.urlparse(url).scheme.lower()
+    if scheme not in SCHEMES or not urllib.parse.urlparse(url).netloc:
+        raise DownloadError(
+            f"{url}: only http:// and https:// URLs can be fetched; to use a local copy, "
+            f"put it at DEST/NAME and rerun with --sha256 to verify and adopt it"
+        )
+    return url
+
+
+def _check_name(name: str, dest: Path) -> str:
+    path = Path(name)
+    if path.is_absolute() or ".." in path.parts or not path.parts or name.endswith("/"):
+        raise DownloadError(f"file name {name!r} must be a relative file path inside {dest}")
+    if path.parts[0] in (MANIFEST, MANIFEST + ".tmp") or path.name.endswith(PART_SUFFIXES):
+        raise DownloadError(f"file name {name!r} is reserved for data_download's own files")
+    return name
+
+
 def _check_sha256(hex_digest: str | None) -> str | None:
     if hex_digest is None:
         return None
     if not re.fullmatch(r"[0-9a-fA-F]{64}", hex_digest):
         raise DownloadError(f"--sha256 must be 64 hex digits, got {hex_digest!r}")
     return hex_digest.lower()
+
+
+def _recorded(dest: Path, name: str) -> dict | None:
+    entry = load_manifest(dest).get(name)
+    if entry is None:
+        return None
+    ok = (
+        isinstance(entry, dict)
+        and isinstance(entry.get("size"), int)
+        and isinstance(entry.get("sha256"), str)
+        and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"])
+    )
+    if not ok:
+        raise DownloadError(
+            f"{dest / MANIFEST}: entry {name!r} is malformed (needs size and sha256); "
+            f"delete the entry to start over"
+        )
+    return entry
 
 
 def _stat_entry(path: Path, digest: str, url: str) -> dict:
@@ -142,16 +200,23 @@ def fetch(
     it may contain sub-folders), verified, resumable; returns the final path."""
     opts = options or FetchOptions()
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    name = name or _name_from_url(url)
-    if Path(name).is_absolute() or ".." in Path(name).parts:
-        raise DownloadError(f"file name {name!r} must be a relative path inside {dest}")
+    check_url(url)
+    name = _check_name(name or _name_from_url(url), dest)
     expected = _check_sha256(sha256)
+    try:
+        return _fetch(url, dest, name, expected, opts)
+    except OSError as e:  # local file system: not a directory, read-only, disk full...
+        raise DownloadError(f"{e.filename or dest}: {e.strerror or e}") from None
+
+
+def _fetch(url: str, dest: Path, name: str, expected: str | None, opts: FetchOptions) -> Path:
+    if dest.exists() and not dest.is_dir():
+        raise DownloadError(f"--dest {dest} exists and is not a directory")
     final = dest / name
     part = final.with_name(final.name + ".part")
     final.parent.mkdir(parents=True, exist_ok=True)
 
-    recorded = load_manifest(dest).get(name)
+    recorded = _recorded(dest, name)
     if recorded is not None and expected is not None and recorded["sha256"] != expected:
         raise DownloadError(
             f"{final}: --sha256 {expected} differs from the sha256 recorded in "
@@ -162,7 +227,7 @@ def fetch(
     if final.exists():
         return _reuse_existing(dest, name, url, recorded, expected, opts)
 
-    partial = _PartFile(part, opts.progress)
+    partial = _PartFile(part, url, opts.progress)
     for attempt in range(opts.retries + 1):
         before = partial.size
         try:
@@ -184,12 +249,13 @@ def fetch(
         )
     digest = partial.digest.hexdigest()
     if expected is not None and digest != expected:
-        part.unlink()
+        partial.discard()
         raise DownloadError(
             f"{url}: sha256 mismatch (expected {expected}, got {digest}); "
             f"the bad download was deleted, nothing was written to {final}"
         )
     os.replace(part, final)
+    partial.validators_path.unlink(missing_ok=True)
     update_manifest(dest, name, _stat_entry(final, digest, url))
     return final
 
@@ -233,10 +299,13 @@ class _Interrupted(Exception):
 
 
 class _PartFile:
-    """The ``.part`` file and the sha256 of the bytes it holds, kept in step while appending."""
+    """The ``.part`` file, the sha256 of the bytes it holds (kept in step while appending)
+    and, in ``.part.json``, the URL and server validators those bytes came from."""
 
-    def __init__(self, path: Path, progress: bool):
+    def __init__(self, path: Path, url: str, progress: bool):
         self.path = path
+        self.url = url
+        self.validators_path = path.with_name(path.name + ".json")
         self.digest = hashlib.sha256()
         if path.exists():  # resuming: hash what an earlier run already wrote
             with open(path, "rb") as f, _bar(self.size, f"resume {path.name}", progress) as bar:
@@ -248,29 +317,55 @@ class _PartFile:
     def size(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
 
+    @property
+    def validators(self) -> dict:
+        """What the server said about the file the ``.part`` bytes belong to ({} if unknown)."""
+        try:
+            saved = json.loads(self.validators_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+        return saved if isinstance(saved, dict) and saved.get("url") == self.url else {}
+
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.validators_path.unlink(missing_ok=True)
         self.digest = hashlib.sha256()
 
-    def open(self, append: bool):
-        if not append:
-            self.discard()
-        return open(self.path, "ab")
+    def start(self, validators: dict) -> None:
+        """Begin an empty ``.part``; its validators are written first, so that bytes on
+        disk are never without a record of the version they belong to."""
+        self.discard()
+        tmp = self.validators_path.with_name(self.validators_path.name + ".tmp")
+        tmp.write_text(json.dumps({"url": self.url, **validators}, sort_keys=True) + "\n")
+        os.replace(tmp, self.validators_path)
 
     def write(self, f, chunk: bytes) -> None:
-        f.write(chunk)
+        try:
+            f.write(chunk)
+        except OSError as e:
+            raise DownloadError(
+                f"{self.path}: cannot write ({e.strerror or e}); the bytes so far are kept, "
+                f"free some space and rerun to resume"
+            ) from None
         self.digest.update(chunk)
 
 
 def _transfer(url: str, part: _PartFile, label: str, opts: FetchOptions) -> int:
     """Append the rest of ``url`` to ``part``; returns the file's total size in bytes.
 
+    A resume asks for the missing bytes only if the server's file still has the validators
+    recorded when ``part`` was started (``If-Range``); otherwise it starts over from zero.
     Errors that a resume can fix raise ``_Interrupted``; the others ``DownloadError``.
     """
-    offset = part.size
+    offset, saved = part.size, part.validators
+    condition = _if_range(saved)
+    if offset and condition is None:
+        _note(f"{part.path}: no ETag/Last-Modified recorded to show the server's file is unchanged")
+        part.discard()
+        offset = 0
     headers = {"User-Agent": USER_AGENT}
     if offset:
-        headers["Range"] = f"bytes={offset}-"
+        headers.update({"Range": f"bytes={offset}-", "If-Range": condition})
     request = urllib.request.Request(url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=opts.timeout)
@@ -291,18 +386,27 @@ def _transfer(url: str, part: _PartFile, label: str, opts: FetchOptions) -> int:
         raise DownloadError(f"{url}: cannot connect ({e})") from None
 
     with response:
-        append = bool(offset) and response.status == 206
-        if append:
-            total = _total_from_content_range(response.headers.get("Content-Range"))
-        else:  # a fresh download, or a server that ignored the Range header
+        current = _validators(response.headers)
+        if offset and response.status == 206:
+            start, total = _content_range(response.headers.get("Content-Range"))
+            if start != offset or total != saved.get("total") or _changed(saved, current):
+                _note(f"{url}: the file on the server changed since {part.path} was started")
+                part.discard()
+                response.close()
+                return _transfer(url, part, label, opts)
+        else:  # a fresh download, or a server that sent the whole (possibly new) file
+            if offset:
+                _note(f"{url}: the server sent the whole file, not the rest (it changed)")
             length = response.headers.get("Content-Length")
-            total = int(length) if length is not None else None
+            total = int(length) if length is not None and length.isdigit() else None
             offset = 0
         if total is None:
             raise DownloadError(f"{url}: server did not announce the file size")
         needed = (total - offset) + int(total * opts.extra_space_ratio)
         check_free_space(part.path.parent, needed, f"{label} ({total / GIB:.2f} GiB)")
-        with part.open(append) as f, _bar(total, label, opts.progress) as bar:
+        if not offset:
+            part.start({**current, "total": total})
+        with open(part.path, "ab") as f, _bar(total, label, opts.progress) as bar:
             bar.update(offset)
             while True:
                 try:
@@ -316,6 +420,37 @@ def _transfer(url: str, part: _PartFile, label: str, opts: FetchOptions) -> int:
     if part.size < total:
         raise _Interrupted("server closed the connection early")
     return total
+
+
+def _note(why: str) -> None:
+    """One line on stderr when a resume is given up: the user sees why bytes are re-fetched."""
+    print(f"note: {why}; restarting the download from zero", file=sys.stderr)
+
+
+def _validators(headers) -> dict:
+    """The response's ETag and Last-Modified, the headers that identify one version."""
+    found = {"etag": headers.get("ETag"), "last_modified": headers.get("Last-Modified")}
+    return {key: value for key, value in found.items() if value}
+
+
+def _if_range(saved: dict) -> str | None:
+    """The ``If-Range`` value for a resume: a strong ETag, else the Last-Modified date
+    (a weak ETag is not allowed there); ``None`` when the version cannot be identified."""
+    etag = saved.get("etag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return saved.get("last_modified")
+
+
+def _changed(saved: dict, current: dict) -> bool:
+    """True unless the response repeats a recorded validator and contradicts none."""
+    shared = [key for key in ("etag", "last_modified") if key in saved and key in current]
+    return not shared or any(saved[key] != current[key] for key in shared)
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    match = re.fullmatch(r"bytes (\d+)-\d+/(\d+)", (value or "").strip())
+    return (int(match.group(1)), int(match.group(2))) if match else (None, None)
 
 
 def _total_from_content_range(value: str | None) -> int | None:

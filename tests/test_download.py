@@ -1,14 +1,18 @@
-"""data_download against a loopback HTTP server with Range support.
+"""data_download against a loopback HTTP server with Range and If-Range support.
 
-The server serves files from a dict and can be told to cut a response after N bytes, to
-serve corrupted bytes, or to answer 404; it records every Range header it sees. The
-archive is a small tar.gz of sessions written with h5py in emg2qwerty's exact layout.
+The server serves files from a dict with an ETag (the content's hash) and Last-Modified,
+and can be told to cut a response after N bytes, to serve corrupted bytes, to send no
+validators or to ignore If-Range, or to answer 404; it records every Range and If-Range
+header it sees. The archive is a small tar.gz of sessions written with h5py in
+emg2qwerty's exact layout.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
+import importlib
 import io
 import json
 import socket
@@ -26,9 +30,11 @@ import yaml
 
 from data_download import DownloadError, FetchOptions, UnsafeArchiveError, fetch, safe_extract
 from data_download import emg2qwerty as e2q
+from data_download.archive import MalformedArchiveError
 from data_download.fetch import MANIFEST
 
 ROOT = Path(__file__).resolve().parent.parent
+fetch_module = importlib.import_module("data_download.fetch")  # the package exports fetch()
 OPTS = FetchOptions(timeout=5.0, retries=0, progress=False)
 ARCHIVE = "emg2qwerty-data-2021-08.tar.gz"
 
@@ -41,7 +47,10 @@ class FileServer:
         self.files = dict(files)
         self.cut_after: dict[str, int] = {}  # path -> bytes sent before dropping (once)
         self.corrupt: set[str] = set()
+        self.no_validators: set[str] = set()  # paths served without ETag / Last-Modified
+        self.ignore_if_range: set[str] = set()  # paths whose Range is honoured blindly
         self.ranges: list[tuple[str, str]] = []
+        self.if_ranges: list[str] = []
         self.gets: list[str] = []
         server = self
 
@@ -55,8 +64,20 @@ class FileServer:
                 data = server.files[path]
                 if path in server.corrupt:
                     data = bytes(b ^ 0xFF for b in data[:64]) + data[64:]
+                digest = hashlib.sha256(data).hexdigest()
+                validators = {  # one version per content: both change when the bytes do
+                    "ETag": f'"{digest[:16]}"',
+                    "Last-Modified": f"Sat, 28 Nov 2026 {int(digest[:4], 16) % 24:02}:00:00 GMT",
+                }
+                if path in server.no_validators:
+                    validators = {}
                 start, status = 0, 200
-                if rng := self.headers.get("Range"):
+                rng = self.headers.get("Range")
+                if condition := self.headers.get("If-Range"):
+                    server.if_ranges.append(condition)
+                    if condition not in validators.values() and path not in server.ignore_if_range:
+                        rng = None  # RFC 9110: a changed file is sent whole, with 200
+                if rng:
                     server.ranges.append((path, rng))
                     start = int(rng.removeprefix("bytes=").split("-")[0])
                     if start >= len(data):
@@ -66,6 +87,8 @@ class FileServer:
                         return
                     status = 206
                 self.send_response(status)
+                for key, value in validators.items():
+                    self.send_header(key, value)
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 self.send_header("Content-Length", str(len(data) - start))
@@ -308,8 +331,76 @@ def test_cut_download_resumes_with_a_range_request(server, tmp_path):
 
     path = fetch(f"{server.url}/blob.bin", tmp_path, sha256=BLOB_SHA, options=OPTS)
     assert server.ranges == [("blob.bin", "bytes=100000-")]
+    assert server.if_ranges == [f'"{BLOB_SHA[:16]}"']  # resumed only if unchanged
     assert path.read_bytes() == BLOB
     assert not (tmp_path / "blob.bin.part").exists()
+    assert not (tmp_path / "blob.bin.part.json").exists()
+
+
+NEW_BLOB = BLOB[::-1]  # same size, other bytes: a file replaced on the server
+NEW_SHA = hashlib.sha256(NEW_BLOB).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "behaviour, resumed_with_range",
+    [
+        ("honours If-Range", False),  # answers the ranged request with 200 and the new file
+        ("ignores If-Range", True),  # answers 206 with the new ETag: we notice and restart
+        ("sends no validators", False),  # nothing proves the file unchanged: never resume
+    ],
+)
+def test_file_changed_on_server_between_attempts_is_never_spliced(
+    server, tmp_path, capsys, behaviour, resumed_with_range
+):
+    server.files["blob.bin"] = BLOB
+    server.cut_after["blob.bin"] = 100_000
+    if behaviour == "ignores If-Range":
+        server.ignore_if_range.add("blob.bin")
+    if behaviour == "sends no validators":
+        server.no_validators.add("blob.bin")
+    with pytest.raises(DownloadError, match="connection lost after 100000 bytes"):
+        fetch(f"{server.url}/blob.bin", tmp_path, options=OPTS)
+    server.files["blob.bin"] = NEW_BLOB
+
+    path = fetch(f"{server.url}/blob.bin", tmp_path, options=OPTS)
+    assert path.read_bytes() == NEW_BLOB
+    assert json.loads((tmp_path / MANIFEST).read_text())["blob.bin"]["sha256"] == NEW_SHA
+    assert (
+        ("blob.bin", "bytes=100000-") in server.ranges if resumed_with_range else not server.ranges
+    )
+    assert server.gets == ["blob.bin"] * (3 if resumed_with_range else 2)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "restarting the download from zero" in err
+    assert not (tmp_path / "blob.bin.part").exists()
+    assert not (tmp_path / "blob.bin.part.json").exists()
+
+
+def test_changed_file_fails_the_recorded_sha256_instead_of_being_spliced(server, tmp_path):
+    server.files["blob.bin"] = BLOB
+    server.cut_after["blob.bin"] = 100_000
+    with pytest.raises(DownloadError, match="connection lost"):
+        fetch(f"{server.url}/blob.bin", tmp_path, sha256=BLOB_SHA, options=OPTS)
+    server.files["blob.bin"] = NEW_BLOB
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        fetch(f"{server.url}/blob.bin", tmp_path, sha256=BLOB_SHA, options=OPTS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_part_file_without_its_validators_or_from_another_url_restarts(server, tmp_path, capsys):
+    server.files["blob.bin"] = BLOB
+    server.files["mirror/blob.bin"] = BLOB
+    (tmp_path / "blob.bin.part").write_bytes(NEW_BLOB[:1000])  # e.g. left by an older version
+    path = fetch(f"{server.url}/blob.bin", tmp_path, options=OPTS)
+    assert path.read_bytes() == BLOB and not server.ranges
+    assert "no ETag/Last-Modified recorded" in capsys.readouterr().err
+
+    path.unlink()
+    fetch_module.update_manifest(tmp_path, "blob.bin", None)
+    server.cut_after["blob.bin"] = 1000
+    with pytest.raises(DownloadError, match="connection lost"):
+        fetch(f"{server.url}/blob.bin", tmp_path, options=OPTS)
+    path = fetch(f"{server.url}/mirror/blob.bin", tmp_path, options=OPTS)  # another server
+    assert path.read_bytes() == BLOB and not server.ranges
 
 
 def test_dropped_connection_is_resumed_automatically_with_retries(server, tmp_path):
@@ -408,6 +499,120 @@ def test_bad_sha256_flag_is_rejected(tmp_path):
         fetch("http://127.0.0.1:9/x", tmp_path, sha256="abc", options=OPTS)
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "data_download", *args, "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_local_file_urls_are_refused_with_a_hint(tmp_path):
+    local = tmp_path / "local.bin"
+    local.write_bytes(BLOB)
+    dest = tmp_path / "dest"
+    for args, flag in (
+        (["fetch", local.as_uri(), "--dest", str(dest)], "file://"),
+        (["fetch", str(local), "--dest", str(dest)], str(local)),  # no scheme at all
+        (["emg2qwerty", "--dest", str(dest), "--mirror", tmp_path.as_uri()], "--mirror"),
+    ):
+        proc = _cli(*args)
+        assert proc.returncode == 1
+        assert proc.stderr.count("\n") == 1 and flag in proc.stderr
+        assert "only http:// and https://" in proc.stderr
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--retries", "-1"], "retries (--retries) must be >= 0"),
+        (["--timeout", "0"], "timeout (--timeout) must be > 0"),
+        (["--name", ".manifest.json"], "reserved"),
+        (["--name", "x.part"], "reserved"),
+        (["--name", "."], "relative file path"),
+        (["--name", "../x"], "relative file path"),
+    ],
+)
+def test_bad_fetch_flags_are_one_line_errors(tmp_path, flags, message):
+    dest = tmp_path / "dest"
+    proc = _cli("fetch", "http://127.0.0.1:9/blob.bin", "--dest", str(dest), *flags)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr
+    assert not dest.exists()
+
+
+def test_dest_that_is_a_file_or_read_only_is_a_one_line_error(server, tmp_path):
+    server.files["blob.bin"] = BLOB
+    url = f"{server.url}/blob.bin"
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    proc = _cli("fetch", url, "--dest", str(afile))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert str(afile) in proc.stderr and "not a directory" in proc.stderr
+    assert afile.read_text() == "keep me"
+
+
+def test_read_only_dest_is_a_one_line_error_naming_it(server, tmp_path, monkeypatch):
+    server.files["blob.bin"] = BLOB
+    locked = tmp_path / "locked"
+
+    def refuse(path, *args, **kwargs):  # what a read-only parent does (root ignores chmod)
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(DownloadError, match=f"^{locked}: Permission denied$"):
+        fetch(f"{server.url}/blob.bin", locked, options=OPTS)
+    assert server.gets == []
+
+
+def test_malformed_manifest_entry_is_named(server, tmp_path):
+    server.files["blob.bin"] = BLOB
+    (tmp_path / MANIFEST).write_text(json.dumps({"blob.bin": {"size": "big"}}))
+    with pytest.raises(DownloadError, match=r"entry 'blob.bin' is malformed"):
+        fetch(f"{server.url}/blob.bin", tmp_path, options=OPTS)
+
+
+def test_disk_full_mid_download_keeps_the_bytes_and_resumes(server, tmp_path, monkeypatch):
+    server.files["blob.bin"] = BLOB
+    real_open = open
+
+    class FullDisk:  # a file whose disk fills up after 64 KiB
+        def __init__(self, f):
+            self.f, self.left = f, 65536
+
+        def write(self, chunk):
+            if len(chunk) > self.left:
+                self.f.write(chunk[: self.left])
+                self.left = 0
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.left -= len(chunk)
+            return self.f.write(chunk)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def full_open(path, mode="r", *args, **kwargs):
+        f = real_open(path, mode, *args, **kwargs)
+        return FullDisk(f) if str(path).endswith(".part") and "a" in mode else f
+
+    monkeypatch.setattr(fetch_module, "open", full_open, raising=False)
+    opts = FetchOptions(timeout=5.0, retries=0, progress=False, chunk_size=50_000)
+    with pytest.raises(DownloadError, match="blob.bin.part: cannot write .No space left"):
+        fetch(f"{server.url}/blob.bin", tmp_path, options=opts)
+    assert (tmp_path / "blob.bin.part").stat().st_size == 65536
+    assert not (tmp_path / "blob.bin").exists()
+    monkeypatch.undo()
+    path = fetch(f"{server.url}/blob.bin", tmp_path, options=OPTS)
+    assert path.read_bytes() == BLOB
+    assert server.ranges == [("blob.bin", "bytes=65536-")]
+
+
 # ---------------------------------------------------------------- hostile archives
 
 
@@ -436,7 +641,12 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tar
         (_member("top/../../evil"), "outside the destination"),
         (_member("/tmp/semgkit-evil-absolute"), "absolute path"),
         (_member("top/etc", tarfile.SYMTYPE, "/etc"), "symlink to the absolute path"),
-        (_member("top/up", tarfile.SYMTYPE, "../../.."), "symlink pointing outside"),
+        (_member("top/up", tarfile.SYMTYPE, "../../.."), "only links down"),
+        # fine inside top/, outside DEST once top/ is unwrapped
+        (_member("top/up", tarfile.SYMTYPE, ".."), "only links down"),
+        (_member("top/x.hdf5", tarfile.SYMTYPE, "../y"), "only links down"),
+        (_member("top/a", tarfile.SYMTYPE, "../top/fine.txt"), "only links down"),
+        (_member("top/self", tarfile.SYMTYPE, "."), "only links down"),
         (_member("top/hard", tarfile.LNKTYPE, "../evil"), "hard link pointing outside"),
         (_member("top/null", tarfile.CHRTYPE), "device file"),
     ],
@@ -453,8 +663,100 @@ def test_hostile_member_is_rejected_and_nothing_is_written(tmp_path, member, rea
     assert not Path("/tmp/semgkit-evil-absolute").exists()
 
 
-def test_hostile_archive_served_over_http_is_unpublished(server, tmp_path):
-    archive = _archive_with(tmp_path, _member("../evil"), b"pwned")
+def test_link_chain_that_climbs_is_rejected(tmp_path):
+    # each link looks harmless by itself; through `lnk` the second one leaves DEST
+    path = tmp_path / "chain.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.addfile(_member("top/a/lnk", tarfile.SYMTYPE, ".."))
+        tar.addfile(_member("top/a/esc", tarfile.SYMTYPE, "lnk/../.."))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(UnsafeArchiveError, match="only links down"):
+        safe_extract(path, dest, progress=False)
+    assert list(dest.iterdir()) == []
+
+
+def test_links_down_are_kept_and_stay_inside_dest(tmp_path):
+    path = tmp_path / "links.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        data = tarfile.TarInfo("top/sub/data.txt")
+        data.size = 2
+        tar.addfile(data, io.BytesIO(b"ok"))
+        tar.addfile(_member("top/current", tarfile.SYMTYPE, "sub/data.txt"))
+        tar.addfile(_member("top/copy.txt", tarfile.LNKTYPE, "top/sub/data.txt"))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    safe_extract(path, dest, progress=False)
+    assert (dest / "current").is_symlink()
+    for name in ("current", "copy.txt"):
+        assert (dest / name).resolve().is_relative_to(dest.resolve())
+        assert (dest / name).read_bytes() == b"ok"
+
+
+def _tar_of(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    path = tmp_path / "many.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "limits, reason",
+    [({"max_members": 3}, "more than 3 members"), ({"max_bytes": 2500}, "more than 0.0 GB")],
+)
+def test_member_count_and_size_are_capped(tmp_path, limits, reason):
+    archive = _tar_of(tmp_path, {f"top/f{i}": bytes(1000) for i in range(4)})
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(UnsafeArchiveError, match=reason):
+        safe_extract(archive, dest, progress=False, **limits)
+    assert list(dest.iterdir()) == []
+    safe_extract(archive, dest, progress=False)  # the defaults allow it
+    assert sorted(p.name for p in dest.iterdir()) == [f"f{i}" for i in range(4)]
+
+
+def test_archive_cannot_replace_the_manifest_or_downloaded_files(tmp_path):
+    dest = tmp_path / "dest"
+    (dest / "splits").mkdir(parents=True)
+    (dest / "splits" / "generic.yaml").write_text("dataset: kept")
+    fetch_module.update_manifest(dest, "splits/generic.yaml", {"size": 1, "sha256": "0" * 64})
+    before = (dest / MANIFEST).read_text()
+    for name in (MANIFEST, "splits/generic.yaml", "many.tar.gz"):
+        archive = _tar_of(tmp_path, {f"top/{name}": b"pwned", "top/fine.txt": b"ok"})
+        with pytest.raises(UnsafeArchiveError, match="which data_download keeps"):
+            safe_extract(archive, dest, progress=False)
+    assert (dest / MANIFEST).read_text() == before
+    assert (dest / "splits" / "generic.yaml").read_text() == "dataset: kept"
+    assert sorted(p.name for p in dest.iterdir()) == sorted([MANIFEST, "splits"])
+
+
+def test_full_disk_during_extraction_keeps_the_archive_for_a_rerun(
+    dataset_server, tmp_path, monkeypatch
+):
+    def no_space(directory, needed, what):
+        raise DownloadError(f"not enough free disk in {directory}: {what}")
+
+    monkeypatch.setattr("data_download.archive.check_free_space", no_space)
+    dest = tmp_path / "data"
+    with pytest.raises(DownloadError, match="not enough free disk") as info:
+        e2q.download(dest, mirror=dataset_server.url, options=OPTS)
+    assert not isinstance(info.value, MalformedArchiveError)
+    assert (dest / ARCHIVE).exists() and not (dest / "metadata.csv").exists()
+    monkeypatch.undo()
+    e2q.download(dest, mirror=dataset_server.url, options=OPTS)
+    assert dataset_server.gets.count(ARCHIVE) == 1  # not downloaded again
+    assert e2q.report(dest, progress=False).ok
+
+
+@pytest.mark.parametrize(
+    "member", [_member("../evil"), _member("top/x.hdf5", tarfile.SYMTYPE, "../outside.hdf5")]
+)
+def test_hostile_archive_served_over_http_is_unpublished(server, tmp_path, member):
+    write_session(tmp_path / "outside.hdf5", "outside", "user-z", 1.0, "on_keyboard")
+    archive = _archive_with(tmp_path, member, b"pwned" if member.isreg() else b"")
     server.files[ARCHIVE] = archive.read_bytes()
     for name in e2q.SPLIT_NAMES:
         server.files[f"{name}.yaml"] = split_yaml(SESSIONS[:1])
@@ -463,3 +765,4 @@ def test_hostile_archive_served_over_http_is_unpublished(server, tmp_path):
         e2q.download(dest, mirror=server.url, options=OPTS)
     assert not (tmp_path / "evil").exists()
     assert not (dest / ARCHIVE).exists() and not (dest / "metadata.csv").exists()
+    assert not any(p.is_symlink() for p in dest.rglob("*"))
