@@ -175,10 +175,14 @@ def _text(value):
 def read_metadata(path: Path) -> list[dict]:
     if not path.exists():
         raise DownloadError(f"{path} not found: the dataset is not (completely) extracted")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if rows and "session" not in rows[0]:
-        raise DownloadError(f"{path}: no 'session' column")
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DownloadError(f"{path}: not a readable CSV file ({e})") from None
+    if "session" not in (reader.fieldnames or ()) or not rows:
+        raise DownloadError(f"{path}: needs a 'session' column and at least one session")
     return rows
 
 

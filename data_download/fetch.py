@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import math
 import os
 import re
 import shutil
@@ -50,17 +51,15 @@ class FetchOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for field, flag, ok in (
-            ("timeout", "--timeout", self.timeout > 0),
-            ("retries", "--retries", self.retries >= 0),
-            ("chunk_size", None, self.chunk_size > 0),
-            ("extra_space_ratio", None, self.extra_space_ratio >= 0),
+        for what, ok in (
+            ("timeout (--timeout) must be finite and > 0", 0 < self.timeout < math.inf),
+            ("retries (--retries) must be >= 0", self.retries >= 0),
+            ("chunk_size must be > 0", self.chunk_size > 0),
+            ("extra_space_ratio must be >= 0", self.extra_space_ratio >= 0),
         ):
             if not ok:
-                where = f" ({flag})" if flag else ""
-                bound = "> 0" if field in ("timeout", "chunk_size") else ">= 0"
-                value = getattr(self, field)
-                raise DownloadError(f"{field}{where} must be {bound}, got {value}")
+                field = what.split()[0]
+                raise DownloadError(f"{what}, got {getattr(self, field)}")
 
 
 # ---------------------------------------------------------------- manifest
@@ -136,12 +135,14 @@ def _name_from_url(url: str) -> str:
 def check_url(url: str) -> str:
     """Refuse anything but http(s): ``file://`` would silently copy a possibly huge local
     file, and other schemes (ftp, data) cannot be resumed or validated."""
-    scheme = urllib.parse.urlparse(url).scheme.lower()
-    if scheme not in SCHEMES or not urllib.parse.urlparse(url).netloc:
+    parts = urllib.parse.urlparse(url)
+    if parts.scheme.lower() not in SCHEMES:
         raise DownloadError(
             f"{url}: only http:// and https:// URLs can be fetched; to use a local copy, "
             f"put it at DEST/NAME and rerun with --sha256 to verify and adopt it"
         )
+    if not parts.netloc:
+        raise DownloadError(f"{url}: the URL names no host")
     return url
 
 

@@ -118,6 +118,16 @@ def server():
     srv.close()
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "data_download", *args, "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 # ---------------------------------------------------------------- emg2qwerty-shaped data
 
 SESSIONS = [  # (session, user, duration in minutes)
@@ -296,6 +306,16 @@ def test_truncated_archive_leaves_nothing_that_looks_extracted(dataset_server, t
     dataset_server.files[ARCHIVE] = good
     e2q.download(dest, mirror=dataset_server.url, options=OPTS)
     assert e2q.report(dest, progress=False).ok
+
+
+@pytest.mark.parametrize(
+    "content", [b"\xff\xfe\x00 not text", b"x,y\n1,2\n", b"session,user\n"], ids=str
+)
+def test_bad_metadata_csv_is_a_one_line_error(tmp_path, content):
+    (tmp_path / "metadata.csv").write_bytes(content)
+    proc = _cli("check", str(tmp_path))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith(f"error: {tmp_path / 'metadata.csv'}: ")
 
 
 def test_mirror_missing_file_is_a_one_line_http_error(dataset_server, tmp_path):
@@ -499,16 +519,6 @@ def test_bad_sha256_flag_is_rejected(tmp_path):
         fetch("http://127.0.0.1:9/x", tmp_path, sha256="abc", options=OPTS)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "data_download", *args, "--quiet"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_local_file_urls_are_refused_with_a_hint(tmp_path):
     local = tmp_path / "local.bin"
     local.write_bytes(BLOB)
@@ -529,7 +539,8 @@ def test_local_file_urls_are_refused_with_a_hint(tmp_path):
     "flags, message",
     [
         (["--retries", "-1"], "retries (--retries) must be >= 0"),
-        (["--timeout", "0"], "timeout (--timeout) must be > 0"),
+        (["--timeout", "0"], "timeout (--timeout) must be finite and > 0"),
+        (["--timeout", "inf"], "timeout (--timeout) must be finite and > 0"),
         (["--name", ".manifest.json"], "reserved"),
         (["--name", "x.part"], "reserved"),
         (["--name", "."], "relative file path"),
