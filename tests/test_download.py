@@ -555,7 +555,7 @@ def test_bad_fetch_flags_are_one_line_errors(tmp_path, flags, message):
     assert not dest.exists()
 
 
-def test_dest_that_is_a_file_or_read_only_is_a_one_line_error(server, tmp_path):
+def test_dest_that_is_a_file_is_a_one_line_error(server, tmp_path):
     server.files["blob.bin"] = BLOB
     url = f"{server.url}/blob.bin"
     afile = tmp_path / "afile"
@@ -579,11 +579,20 @@ def test_read_only_dest_is_a_one_line_error_naming_it(server, tmp_path, monkeypa
     assert server.gets == []
 
 
-def test_malformed_manifest_entry_is_named(server, tmp_path):
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "unreadable manifest"),
+        ("[1, 2]", "manifest is not a JSON object"),
+        ('{"blob.bin": {"size": "big"}}', "entry 'blob.bin' is malformed"),
+    ],
+)
+def test_damaged_manifest_is_named_and_kept(server, tmp_path, text, message):
     server.files["blob.bin"] = BLOB
-    (tmp_path / MANIFEST).write_text(json.dumps({"blob.bin": {"size": "big"}}))
-    with pytest.raises(DownloadError, match=r"entry 'blob.bin' is malformed"):
+    (tmp_path / MANIFEST).write_text(text)
+    with pytest.raises(DownloadError, match=f"{MANIFEST}: .*{message}.*delete"):
         fetch(f"{server.url}/blob.bin", tmp_path, options=OPTS)
+    assert (tmp_path / MANIFEST).read_text() == text and server.gets == []
 
 
 def test_disk_full_mid_download_keeps_the_bytes_and_resumes(server, tmp_path, monkeypatch):
