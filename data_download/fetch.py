@@ -139,7 +139,8 @@ def check_url(url: str) -> str:
     if parts.scheme.lower() not in SCHEMES:
         raise DownloadError(
             f"{url}: only http:// and https:// URLs can be fetched; to use a local copy, "
-            f"put it at DEST/NAME and rerun with --sha256 to verify and adopt it"
+            f"place it at DEST/NAME and adopt it with: fetch URL --dest DEST --name NAME "
+            f"--sha256 HEX"
         )
     if not parts.netloc:
         raise DownloadError(f"{url}: the URL names no host")
@@ -308,6 +309,7 @@ class _PartFile:
         self.url = url
         self.validators_path = path.with_name(path.name + ".json")
         self.digest = hashlib.sha256()
+        self.forget_unverifiable()
         if path.exists():  # resuming: hash what an earlier run already wrote
             with open(path, "rb") as f, _bar(self.size, f"resume {path.name}", progress) as bar:
                 while chunk := f.read(1 << 20):
@@ -326,6 +328,12 @@ class _PartFile:
         except (OSError, json.JSONDecodeError):
             return {}
         return saved if isinstance(saved, dict) and saved.get("url") == self.url else {}
+
+    def forget_unverifiable(self) -> None:
+        """Drop bytes whose version on the server cannot be checked before resuming."""
+        if self.path.exists() and _if_range(self.validators) is None:
+            _note(f"{self.path}: no ETag/Last-Modified recorded to show the file is unchanged")
+            self.discard()
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -358,21 +366,17 @@ def _transfer(url: str, part: _PartFile, label: str, opts: FetchOptions) -> int:
     recorded when ``part`` was started (``If-Range``); otherwise it starts over from zero.
     Errors that a resume can fix raise ``_Interrupted``; the others ``DownloadError``.
     """
+    part.forget_unverifiable()  # (a server without validators: every retry starts over)
     offset, saved = part.size, part.validators
-    condition = _if_range(saved)
-    if offset and condition is None:
-        _note(f"{part.path}: no ETag/Last-Modified recorded to show the server's file is unchanged")
-        part.discard()
-        offset = 0
     headers = {"User-Agent": USER_AGENT}
     if offset:
-        headers.update({"Range": f"bytes={offset}-", "If-Range": condition})
+        headers.update({"Range": f"bytes={offset}-", "If-Range": _if_range(saved)})
     request = urllib.request.Request(url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=opts.timeout)
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset:
-            total = _total_from_content_range(e.headers.get("Content-Range"))
+            _, total = _content_range(e.headers.get("Content-Range"))
             if total == offset:  # the .part file already holds everything
                 return total
             part.discard()
@@ -450,10 +454,9 @@ def _changed(saved: dict, current: dict) -> bool:
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
-    match = re.fullmatch(r"bytes (\d+)-\d+/(\d+)", (value or "").strip())
-    return (int(match.group(1)), int(match.group(2))) if match else (None, None)
-
-
-def _total_from_content_range(value: str | None) -> int | None:
-    match = re.fullmatch(r"bytes (?:\d+-\d+|\*)/(\d+)", (value or "").strip())
-    return int(match.group(1)) if match else None
+    """(first byte, total size) from ``bytes 100-199/300`` or ``bytes */300``."""
+    match = re.fullmatch(r"bytes (?:(\d+)-\d+|\*)/(\d+)", (value or "").strip())
+    if not match:
+        return None, None
+    first, total = match.groups()
+    return (int(first) if first else None), int(total)

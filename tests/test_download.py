@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -355,6 +356,26 @@ def test_cut_download_resumes_with_a_range_request(server, tmp_path):
     assert path.read_bytes() == BLOB
     assert not (tmp_path / "blob.bin.part").exists()
     assert not (tmp_path / "blob.bin.part.json").exists()
+
+
+def test_kill_between_last_byte_and_rename_publishes_on_rerun(server, tmp_path, monkeypatch):
+    server.files["blob.bin"] = BLOB
+
+    real_replace = os.replace
+
+    def killed_at_publish(src, dst):
+        if str(src).endswith(".part"):
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(fetch_module.os, "replace", killed_at_publish)
+    with pytest.raises(KeyboardInterrupt):
+        fetch(f"{server.url}/blob.bin", tmp_path, options=OPTS)
+    monkeypatch.undo()
+    assert (tmp_path / "blob.bin.part").stat().st_size == len(BLOB)
+    path = fetch(f"{server.url}/blob.bin", tmp_path, sha256=BLOB_SHA, options=OPTS)
+    assert path.read_bytes() == BLOB  # the server answered 416: nothing left to send
+    assert server.ranges == [("blob.bin", f"bytes={len(BLOB)}-")] and len(server.gets) == 2
 
 
 NEW_BLOB = BLOB[::-1]  # same size, other bytes: a file replaced on the server
