@@ -126,11 +126,11 @@ def _extract_all(
             if members > max_members:
                 raise UnsafeArchiveError(
                     f"{archive}: more than {max_members} members (max_members); refusing a "
-                    f"possible tar bomb, raise the cap if the archive is genuine"
+                    f"possible tar bomb (safe_extract() takes a higher cap for a genuine one)"
                 )
             if unpacked > max_bytes:
                 raise UnsafeArchiveError(
-                    f"{archive}: unpacks to more than {max_bytes / 1e9:.1f} GB (max_bytes); "
+                    f"{archive}: unpacks to more than {max_bytes:,} bytes (max_bytes); "
                     f"refusing a possible tar bomb, raise the cap if the archive is genuine"
                 )
             if member.isreg():
