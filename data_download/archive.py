@@ -123,16 +123,15 @@ def _extract_all(
             check_member(member, archive)
             members += 1
             unpacked += member.size if member.isreg() else 0
-            if members > max_members:
-                raise UnsafeArchiveError(
-                    f"{archive}: more than {max_members} members (max_members); refusing a "
-                    f"possible tar bomb (safe_extract() takes a higher cap for a genuine one)"
-                )
-            if unpacked > max_bytes:
-                raise UnsafeArchiveError(
-                    f"{archive}: unpacks to more than {max_bytes:,} bytes (max_bytes); "
-                    f"refusing a possible tar bomb, raise the cap if the archive is genuine"
-                )
+            for count, cap, what in (
+                (members, max_members, "members (max_members)"),
+                (unpacked, max_bytes, "unpacked bytes (max_bytes)"),
+            ):
+                if count > cap:
+                    raise UnsafeArchiveError(
+                        f"{archive}: more than {cap:,} {what}; refusing a possible tar bomb "
+                        f"(safe_extract() takes a higher cap for a genuine archive)"
+                    )
             if member.isreg():
                 check_free_space(staging, member.size, f"{archive.name}: member {member.name}")
             # the "data" filter is a second line of defence (it also resolves links

@@ -746,7 +746,10 @@ def _tar_of(tmp_path: Path, files: dict[str, bytes]) -> Path:
 
 @pytest.mark.parametrize(
     "limits, reason",
-    [({"max_members": 3}, "more than 3 members"), ({"max_bytes": 2500}, "more than 2,500 bytes")],
+    [
+        ({"max_members": 3}, "more than 3 members"),
+        ({"max_bytes": 2500}, "more than 2,500 unpacked bytes"),
+    ],
 )
 def test_member_count_and_size_are_capped(tmp_path, limits, reason):
     archive = _tar_of(tmp_path, {f"top/f{i}": bytes(1000) for i in range(4)})
