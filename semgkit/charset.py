@@ -3,11 +3,17 @@
 Keys are logged by pynput either as characters (``"a"``, ``"?"``) or as names
 (``"Key.space"``). Inside label strings every key is one Unicode character, so a
 sequence of keys is a plain ``str`` and edit distances work on it directly.
+
+Which logged keys become labels follows emg2qwerty's ``CharacterSet``: the four named keys
+below are kept; every other name (``Key.shift_l``, ``Key.shift_r``, ``Key.tab``, ...) is
+dropped; a single character outside the set is normalised to ASCII (’ -> ', é -> e,
+— -> -) and dropped if that gives no key of the set.
 """
 
 from __future__ import annotations
 
 import string
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -18,15 +24,39 @@ KEY_TO_CHAR: dict[str, str] = {
     "Key.space": " ",
     "Key.shift": "⇧",
 }
-# Aliases seen in real recordings, normalised to the names above.
-KEY_ALIASES: dict[str, str] = {
-    "Key.shift_l": "Key.shift",
-    "Key.shift_r": "Key.shift",
-    "\n": "Key.enter",
-    "\r": "Key.enter",
-    "\b": "Key.backspace",
-    " ": "Key.space",
+# Raw characters and typographic forms emg2qwerty substitutes before anything else.
+SUBSTITUTIONS: dict[str, str] = {
+    "\n": "⏎",
+    "\r": "⏎",
+    "\b": "⌫",
+    "’": "'",
+    "“": '"',
+    "”": '"',
+    "—": "-",
 }
+# emg2qwerty's icons for keys outside the set (tab, ctrl, cmd, left and right shift):
+# they name a key, so they are dropped rather than transliterated.
+OTHER_KEY_ICONS = frozenset("⇥⌃⌘↑⇡")
+# Single-character ASCII transliterations (unidecode's, which emg2qwerty uses) of the
+# punctuation and letters that Unicode decomposition (NFKD) does not reduce to ASCII.
+# With NFKD this agrees with emg2qwerty on every character of Latin-1 and Latin Extended-A
+# and on the dashes and quotes of General Punctuation; other scripts (Greek, Cyrillic),
+# arrows and math symbols, which emg2qwerty transliterates, are dropped here.
+TRANSLITERATIONS: dict[str, str] = {
+    **dict(zip("¡¦¨¬¯´µ¶·¸¿×÷", "!|\"!-'uP*,?x/", strict=True)),
+    **dict(zip("ÐðØøĐđĦħıĸĿŀŁłŦŧ", "DdOoDdHhikLlLlTt", strict=True)),
+    **dict(zip("‐‑‒–‗‘‚‛‟†•‧′‵‸‹›‾⁄−", "----_','\"+*.'`^<>-/-", strict=True)),
+}
+
+
+def to_ascii(char: str) -> str | None:
+    """One character -> its one-character ASCII form, or None if it has none."""
+    decomposed = unicodedata.normalize("NFKD", char)
+    base = "".join(c for c in decomposed if not unicodedata.combining(c))
+    # é -> e, but ≠ (= plus a combining stroke) is no "=" and ´ (space plus accent) no space
+    if len(base) == 1 and base.isascii() and (base.isalnum() or base == decomposed):
+        return base
+    return TRANSLITERATIONS.get(char)
 
 
 @dataclass(frozen=True)
@@ -63,9 +93,16 @@ class CharacterSet:
 
     def key_to_char(self, key: str) -> str | None:
         """A pynput key name or character -> its label character, or None if not in the set."""
-        key = KEY_ALIASES.get(key, key)
         char = KEY_TO_CHAR.get(key, key)
-        return char if len(char) == 1 and char in self else None
+        if len(char) != 1:  # another pynput name: Key.shift_l, Key.shift_r, Key.tab, ...
+            return None
+        char = SUBSTITUTIONS.get(char, char)
+        if char in self:
+            return char
+        if char in OTHER_KEY_ICONS:
+            return None
+        ascii_char = to_ascii(char)
+        return ascii_char if ascii_char is not None and ascii_char in self else None
 
     def char_to_key(self, char: str) -> str:
         """Inverse of :meth:`key_to_char`: the pynput name for special keys."""

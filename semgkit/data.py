@@ -27,6 +27,7 @@ GROUP, DATASET = "emg2qwerty", "timeseries"
 FIELDS = ("emg_left", "emg_right", "time")
 ATTRS = ("session_name", "user", "condition", "keystrokes", "prompts")
 ELECTRODES = 16
+SHOW_MISSING = 5  # a split naming many absent sessions shows the first few and the count
 TYPED_CONDITION = "on_keyboard"  # keystrokes are ground truth only when typed on a keyboard
 
 
@@ -71,8 +72,10 @@ class Session:
         if bad.any():
             first = int(np.argwhere(bad)[0][0])
             raise ValueError(f"{self.path}: non-finite sEMG samples (first at sample {first})")
-        if len(series) > 1 and not np.all(np.diff(series["time"]) > 0):
-            raise ValueError(f"{self.path}: field time is not strictly increasing")
+        steps = np.diff(series["time"])
+        if (steps < 0).any():  # a repeated timestamp is fine: emg2qwerty allows it too
+            first = int(np.argmax(steps < 0)) + 1
+            raise ValueError(f"{self.path}: field time goes backwards at sample {first}")
         return series
 
     @cached_property
@@ -122,7 +125,8 @@ class Session:
 
 @dataclass(frozen=True)
 class Split:
-    """Session paths of one split file; ``user`` is the person a personal split is for."""
+    """Session paths of one split file; ``user`` is the file's top-level label
+    (``generic``, ``user0`` ... in emg2qwerty), not a user id: ``test_users`` gives those."""
 
     name: str
     user: str
@@ -161,16 +165,28 @@ def load_split(data_dir: str | Path, name: str) -> Split:
             paths.append(session)
         parts[part] = paths
     if absent:
-        raise FileNotFoundError(f"{path}: {len(absent)} missing session file(s): {absent}")
+        shown = "; ".join(absent[:SHOW_MISSING]) + ("; ..." if len(absent) > SHOW_MISSING else "")
+        raise FileNotFoundError(f"{path}: {len(absent)} missing session file(s): {shown}")
     return Split(name=name, user=str(spec.get("user", name)), **parts)
 
 
 def personal_splits(data_dir: str | Path) -> dict[str, str]:
-    """Test user -> the name of their personalized split (``user0`` ... in emg2qwerty)."""
-    out = {}
+    """Test user id -> the name of their personalized split (``user0`` ... in emg2qwerty).
+
+    Keyed by the user ids of the sessions each ``splits/user*.yaml`` lists, since the file's
+    own top-level ``user`` is a label (``user: user0`` in the real files)."""
+    out: dict[str, str] = {}
     for path in sorted((Path(data_dir) / "splits").glob("user*.yaml")):
-        spec = yaml.safe_load(path.read_text()) or {}
-        out[str(spec.get("user", path.stem))] = path.stem
+        dataset = (yaml.safe_load(path.read_text()) or {}).get("dataset")
+        if not isinstance(dataset, dict):
+            raise ValueError(f"{path}: no 'dataset' mapping with train/val/test lists")
+        for part in ("train", "val", "test"):
+            for i, entry in enumerate(dataset.get(part) or []):
+                if not isinstance(entry, dict) or "user" not in entry:
+                    raise ValueError(f"{path}: dataset.{part}[{i}] has no 'user' field")
+                user = str(entry["user"])
+                if out.setdefault(user, path.stem) != path.stem:
+                    raise ValueError(f"{path}: user {user} also has split {out[user]!r}")
     return out
 
 

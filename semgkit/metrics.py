@@ -2,7 +2,9 @@
 
 CER = 100 x (insertions + deletions + substitutions) / characters of ground truth, with
 the edit operations of a Levenshtein alignment (rapidfuzz). IER, DER and SER are the three
-parts of the CER. Pooling (total edits over total characters) weighs every character
+parts of the CER, counted as emg2qwerty's ``CharacterErrorRates`` counts them: the edits that
+turn the *prediction* into the *target*. So a key the model missed is an insertion (an empty
+prediction against "abc" is 100 % IER) and an extra predicted key is a deletion. Pooling (total edits over total characters) weighs every character
 alike, unlike a mean of per-window CERs, which over-weighs short windows.
 """
 
@@ -18,9 +20,9 @@ OPS = {"insert": "insertions", "delete": "deletions", "replace": "substitutions"
 
 
 def edit_counts(prediction: str, target: str) -> dict[str, int]:
-    """Insertions, deletions and substitutions turning ``target`` into ``prediction``."""
+    """Insertions, deletions and substitutions turning ``prediction`` into ``target``."""
     counts = dict.fromkeys(OPS.values(), 0)
-    for op in Levenshtein.editops(target, prediction):
+    for op in Levenshtein.editops(prediction, target):
         counts[OPS[op.tag]] += 1
     counts["chars"] = len(target)
     return counts

@@ -27,6 +27,7 @@ import csv
 import json
 import shutil
 import string
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,10 @@ ASSET = Path(__file__).resolve().parent / "assets" / "prompts.txt"
 MARKER = ".semgkit-corpus.json"
 EMG_DTYPE = np.dtype([("emg_left", "<f4", (16,)), ("emg_right", "<f4", (16,)), ("time", "<f8")])
 START_TIME = 1.6e9  # unix seconds of the first session: real files carry wall-clock times
+FORMAT = 2  # bumped when the files change, so an older corpus on disk is rebuilt
+METADATA_COLUMNS = (
+    "session", "user", "condition", "duration_mins", "num_keystrokes", "num_prompts",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -210,7 +215,9 @@ def type_session(
             t = press(char, t)
         else:
             t = press("⏎", t)
-        prompt_log.append({"payload": {"text": text}, "start": start - 0.3, "end": t})
+        prompt_log.append(
+            {"name": "text_prompt", "start": start - 0.3, "end": t, "payload": {"text": text}}
+        )
         t += float(rng.uniform(0.8, 1.6))
     keystrokes.sort(key=lambda k: k["start"])
     return keystrokes, prompt_log
@@ -292,17 +299,29 @@ def write_session(path: Path, emg: np.ndarray, times: np.ndarray, attrs: dict[st
     tmp.replace(path)
 
 
-def _plan(config: SynthConfig) -> list[tuple[int, str, int, str]]:
-    """(user index, user name, session index, role) for every session of the corpus."""
+def user_ids(n: int, seed: int) -> list[str]:
+    """n distinct 8-digit ids like the release's, ascending so user order follows the index."""
+    rng = np.random.default_rng([seed, 2**31 - 1])  # a stream no user or session draws from
+    return [str(i) for i in sorted(10**7 + rng.choice(9 * 10**7, size=n, replace=False))]
+
+
+def session_name(user: str, t0: float) -> str:
+    """The release's older naming: recording date, unix start time, user id."""
+    return f"{time.strftime('%Y-%m-%d', time.gmtime(t0))}-{int(t0)}-keystrokes-{user}"
+
+
+def _plan(config: SynthConfig, seed: int) -> list[tuple[int, str, int, str]]:
+    """(user index, user id, session index, role) for every session of the corpus."""
+    ids = user_ids(config.train_users + config.test_users, seed)
     plan = []
     for u in range(config.train_users):
         roles = ["train"] * config.train_sessions + ["val"] * config.val_sessions
-        plan += [(u, f"synth{u:03d}", s, r) for s, r in enumerate(roles)]
+        plan += [(u, ids[u], s, r) for s, r in enumerate(roles)]
     n_train, n_val, n_test = config.personal_sessions
     for i in range(config.test_users):
         u = config.train_users + i
         roles = ["ptrain"] * n_train + ["pval"] * n_val + ["test"] * n_test
-        plan += [(u, f"synth{u:03d}", s, r) for s, r in enumerate(roles)]
+        plan += [(u, ids[u], s, r) for s, r in enumerate(roles)]
     return plan
 
 
@@ -324,7 +343,7 @@ def generate(
     config = CORPUS_PRESETS[preset] if isinstance(preset, str) else preset
     out = Path(out_dir)
     # through JSON, so it compares equal to the marker read back (tuples become lists)
-    recipe = json.loads(json.dumps({"config": asdict(config), "seed": int(seed), "format": 1}))
+    recipe = json.loads(json.dumps({"config": asdict(config), "seed": int(seed), "format": FORMAT}))
     marker = out / MARKER
     if marker.is_file() and json.loads(marker.read_text()) == recipe:
         return out
@@ -345,7 +364,7 @@ def generate(
 
 def _write_corpus(root: Path, config: SynthConfig, seed: int, progress: bool) -> None:
     prompts = load_prompts()
-    plan = _plan(config)
+    plan = _plan(config, seed)
     users = {
         name: make_user(name, np.random.default_rng([seed, u]), config.user_spread)
         for u, name, _, _ in plan
@@ -353,10 +372,10 @@ def _write_corpus(root: Path, config: SynthConfig, seed: int, progress: bool) ->
     rows, roles = [], {}
     for u, name, s, role in tqdm(plan, desc="synth sessions", disable=not progress):
         rng = np.random.default_rng([seed, u, s + 1])
-        session = f"{name}-session{s:02d}"
+        t0 = START_TIME + 3600.0 * (u * 16 + s)
+        session = session_name(name, t0)
         keystrokes, prompt_log = type_session(users[name], prompts, config.session_s, rng)
         emg = session_signal(users[name], keystrokes, config.session_s, config, rng)
-        t0 = START_TIME + 3600.0 * (u * 16 + s)
         times = t0 + np.arange(len(emg)) / config.sample_rate
         for record in (*keystrokes, *prompt_log):
             record["start"] = round(record["start"] + t0, 4)
@@ -370,18 +389,24 @@ def _write_corpus(root: Path, config: SynthConfig, seed: int, progress: bool) ->
             "prompts": json.dumps(prompt_log),
         }
         write_session(root / f"{session}.hdf5", emg, times, attrs)
-        rows.append([session, name, "on_keyboard", config.session_s / 60, len(keystrokes)])
+        minutes = config.session_s / 60
+        rows.append([session, name, "on_keyboard", minutes, len(keystrokes), len(prompt_log)])
         roles[(name, session)] = role
     with (root / "metadata.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["session", "user", "condition", "duration_mins", "num_keystrokes"])
+        writer.writerow(METADATA_COLUMNS)
         writer.writerows(rows)
     _write_splits(root, roles, config)
 
 
 def _write_splits(root: Path, roles: dict[tuple[str, str], str], config: SynthConfig) -> None:
-    """generic.yaml and user0..userN.yaml, in emg2qwerty's config/user layout."""
+    """generic.yaml and user0..userN.yaml, as in emg2qwerty's config/user: a Hydra header, a
+    top-level ``user`` label (``generic``, ``user0``...), sessions listed by numeric user id."""
     (root / "splits").mkdir()
+
+    def write(name: str, spec: dict) -> None:
+        text = "# @package _global_\n" + yaml.safe_dump(spec, sort_keys=False)
+        (root / "splits" / f"{name}.yaml").write_text(text)
 
     def entries(keep) -> list[dict[str, str]]:
         return [{"user": u, "session": s} for (u, s), r in roles.items() if keep(u, r)]
@@ -394,17 +419,17 @@ def _write_splits(root: Path, roles: dict[tuple[str, str], str], config: SynthCo
             "test": entries(lambda u, r: r == "test"),
         },
     }
-    (root / "splits" / "generic.yaml").write_text(yaml.safe_dump(generic, sort_keys=False))
+    write("generic", generic)
     test_users = sorted({u for (u, _), r in roles.items() if r == "test"})
     for i, user in enumerate(test_users):
         personal = {
-            "user": user,
+            "user": f"user{i}",
             "dataset": {
                 part: entries(lambda u, r, role=role, user=user: u == user and r == role)
                 for part, role in (("train", "ptrain"), ("val", "pval"), ("test", "test"))
             },
         }
-        (root / "splits" / f"user{i}.yaml").write_text(yaml.safe_dump(personal, sort_keys=False))
+        write(f"user{i}", personal)
 
 
 def add_cli(subparsers: Any) -> None:

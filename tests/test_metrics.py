@@ -29,16 +29,28 @@ def test_perfect_prediction():
     }
 
 
-def test_pure_insertion():
-    assert error_rates(["abcd"], ["abc"]) == approx(
-        {"CER": 100 / 3, "IER": 100 / 3, "DER": 0.0, "SER": 0.0}
+# emg2qwerty's CharacterErrorRates counts the edits turning the prediction into the target:
+# a key the model missed must be inserted, an extra predicted key must be deleted.
+
+
+def test_empty_prediction_is_all_insertions():
+    assert error_rates([""], ["abc"]) == approx(
+        {"CER": 100.0, "IER": 100.0, "DER": 0.0, "SER": 0.0}
     )
+    assert edit_counts("", "abc") == {"insertions": 3, "deletions": 0, "substitutions": 0, "chars": 3}
 
 
-def test_pure_deletion():
+def test_missed_keys_are_insertions():
     assert error_rates(["ac"], ["abcd"]) == approx(
-        {"CER": 50.0, "IER": 0.0, "DER": 50.0, "SER": 0.0}
+        {"CER": 50.0, "IER": 50.0, "DER": 0.0, "SER": 0.0}
     )
+
+
+def test_an_extra_predicted_key_is_a_deletion():
+    assert error_rates(["abcd"], ["abc"]) == approx(
+        {"CER": 100 / 3, "IER": 0.0, "DER": 100 / 3, "SER": 0.0}
+    )
+    assert edit_counts("abcd", "abc")["deletions"] == 1
 
 
 def test_pure_substitution():
@@ -48,13 +60,13 @@ def test_pure_substitution():
 
 
 def test_minimal_alignment_kitten_sitting():
-    # k->s, e->i substituted, g inserted: 3 edits over 6 characters
+    # predicted "sitting" for "kitten": s->k, i->e substituted, the extra g deleted
     assert error_rates(["sitting"], ["kitten"]) == approx(
-        {"CER": 50.0, "IER": 100 / 6, "DER": 0.0, "SER": 100 / 3}
+        {"CER": 50.0, "IER": 0.0, "DER": 100 / 6, "SER": 100 / 3}
     )
     assert edit_counts("sitting", "kitten") == {
-        "insertions": 1,
-        "deletions": 0,
+        "insertions": 0,
+        "deletions": 1,
         "substitutions": 2,
         "chars": 6,
     }
@@ -70,16 +82,16 @@ def test_pooling_is_total_edits_over_total_characters():
     predictions, targets = ["", "abcdefghij"], ["a", "abcdefghij"]
     pooled = error_rates(predictions, targets)
     assert pooled["CER"] == pytest.approx(100 / 11)  # 1 edit over 11 characters
-    assert pooled["DER"] == pytest.approx(100 / 11)
+    assert pooled["IER"] == pytest.approx(100 / 11)  # the missed "a" is inserted
     mean_of_pairs = (
         sum(error_rates([p], [t])["CER"] for p, t in zip(predictions, targets, strict=True)) / 2
     )
     assert mean_of_pairs == pytest.approx(50.0)  # what pooling deliberately is not
 
 
-def test_empty_target_counts_insertions_against_other_pairs():
+def test_empty_target_counts_deletions_against_other_pairs():
     r = error_rates(["xy", "abcd"], ["", "abcd"])
-    assert r == approx({"CER": 50.0, "IER": 50.0, "DER": 0.0, "SER": 0.0})
+    assert r == approx({"CER": 50.0, "IER": 0.0, "DER": 50.0, "SER": 0.0})
 
 
 @pytest.mark.parametrize("predictions, targets", [(["xy"], [""]), ([""], [""]), ([], [])])
@@ -105,12 +117,12 @@ def test_per_user_rows_pool_each_users_pairs():
     assert isinstance(df, pd.DataFrame)
     assert df["user"].tolist() == ["u1", "u2"]
     u1, u2 = df.set_index("user").loc["u1"], df.set_index("user").loc["u2"]
-    # u1: one deletion ("a") and one substitution (z->y) over 3 characters
-    assert (u1["deletions"], u1["substitutions"], u1["insertions"], u1["chars"]) == (1, 1, 0, 3)
+    # u1: one insertion (the missed "a") and one substitution (y->z) over 3 characters
+    assert (u1["insertions"], u1["substitutions"], u1["deletions"], u1["chars"]) == (1, 1, 0, 3)
     assert u1["CER"] == pytest.approx(200 / 3)
-    # u2: one insertion over 6 characters
-    assert (u2["insertions"], u2["chars"]) == (1, 6)
-    assert u2["CER"] == pytest.approx(100 / 6) and u2["IER"] == pytest.approx(100 / 6)
+    # u2: one deletion (the extra "d") over 6 characters
+    assert (u2["deletions"], u2["chars"]) == (1, 6)
+    assert u2["CER"] == pytest.approx(100 / 6) and u2["DER"] == pytest.approx(100 / 6)
     overall = error_rates(["abc", "", "abcd", "xy"], ["abc", "a", "abc", "xz"])
     assert overall["CER"] == pytest.approx(100 * 3 / 9)
 
@@ -170,4 +182,4 @@ def test_greedy_respects_lengths():
 def test_greedy_output_scores_against_targets():
     a, b, c = labels("abc")
     decoded = greedy(emissions([[a, b, c], [a, BLANK, c]], 4))
-    assert error_rates(decoded, ["abc", "abc"])["DER"] == pytest.approx(100 / 6)
+    assert error_rates(decoded, ["abc", "abc"])["IER"] == pytest.approx(100 / 6)

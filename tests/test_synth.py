@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def test_same_seed_gives_identical_bytes_of_signal_and_keystrokes(corpora):
 
 def test_different_seed_gives_a_different_signal(corpora):
     a, c = sessions(corpora["a"]), sessions(corpora["seed1"])
-    assert [p.name for p in a] == [p.name for p in c]  # same shape of corpus
+    assert len(a) == len(c)  # same shape of corpus, other people (user ids) and signals
+    assert {Session(p).user for p in a}.isdisjoint(Session(p).user for p in c)
     for pa, pc in zip(a, c, strict=True):
         ea, ec = Session(pa).emg, Session(pc).emg
         assert ea.shape == ec.shape
@@ -94,7 +96,9 @@ def test_files_use_emg2qwerty_layout(corpus):
             prompts = json.loads(attrs["prompts"])
             assert keystrokes and prompts
             assert all(set(k) == {"key", "start", "end"} for k in keystrokes)
-            assert all("text" in p["payload"] for p in prompts)
+            # emg2qwerty's prompt records: a name, start/end times and the text in a payload
+            assert all(set(p) == {"name", "start", "end", "payload"} for p in prompts)
+            assert all(p["name"] == "text_prompt" and "text" in p["payload"] for p in prompts)
             time = ts["time"]
             assert np.all(np.diff(time) > 0)
             # keystrokes are wall-clock times inside the recording
@@ -112,7 +116,10 @@ def test_session_round_trip(corpus):
     assert s.emg.shape == (len(raw), 2, 16) and s.emg.dtype == np.float32
     assert np.isfinite(s.emg).all()
     assert s.sample_rate == pytest.approx(CORPUS_PRESETS["smoke"].sample_rate, rel=1e-6)
-    assert s.user == "synth000" and s.session_name == path.stem
+    assert s.session_name == path.stem
+    # the release's naming: 8-digit user ids, sessions named date-unixtime-keystrokes-user
+    match = re.fullmatch(r"\d{4}-\d\d-\d\d-(\d{10})-keystrokes-(\d{8})", path.stem)
+    assert match and match[2] == s.user and int(match[1]) == int(s.timestamps[0])
 
 
 def test_metadata_rows_match_files(corpus):
@@ -124,6 +131,9 @@ def test_metadata_rows_match_files(corpus):
         assert row["user"] == s.user
         assert row["condition"] == s.condition
         assert int(row["num_keystrokes"]) == len(s.keystrokes)
+        assert int(row["num_prompts"]) == len(s.prompts)
+    assert list(rows[0]) == list(synth.METADATA_COLUMNS)
+    assert {"session", "user", "duration_mins", "num_keystrokes", "num_prompts"} <= set(rows[0])
 
 
 def test_generic_split_separates_test_users(corpus):
@@ -139,8 +149,10 @@ def test_generic_split_separates_test_users(corpus):
     assert split.test_users == sorted(users["test"])
     assert len(split.train) == config.train_users * config.train_sessions
     assert len(split.val) == config.train_users * config.val_sessions
-    spec = yaml.safe_load((corpus / "splits" / "generic.yaml").read_text())
-    assert set(spec["dataset"]) == {"train", "val", "test"}
+    text = (corpus / "splits" / "generic.yaml").read_text()
+    assert text.startswith("# @package _global_\n")
+    spec = yaml.safe_load(text)
+    assert spec["user"] == "generic" and set(spec["dataset"]) == {"train", "val", "test"}
     assert all(set(e) == {"user", "session"} for e in spec["dataset"]["train"])
 
 
@@ -150,9 +162,11 @@ def test_personal_split_for_each_test_user(corpus):
     assert sorted(mapping) == generic.test_users
     n_train, n_val, n_test = CORPUS_PRESETS["smoke"].personal_sessions
     all_parts = []
+    assert sorted(mapping.values()) == [f"user{i}" for i in range(len(mapping))]
     for user, name in mapping.items():
         split = load_split(corpus, name)
-        assert split.user == user
+        # as in the release: the header says user0, the sessions belong to a numeric id
+        assert split.user == name and split.test_users == [user]
         assert (len(split.train), len(split.val), len(split.test)) == (n_train, n_val, n_test)
         parts = split.train + split.val + split.test
         assert {Session(p).user for p in parts} == {user}
