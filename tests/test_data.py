@@ -12,7 +12,7 @@ import yaml
 
 from semgkit.augment import BandJitter, BandRotation, Compose, paper_augmentation
 from semgkit.charset import CHARSET
-from semgkit.data import Session, WindowedDataset, collate, load_split
+from semgkit.data import Session, WindowedDataset, collate, load_split, personal_splits
 from semgkit.synth import generate
 
 T0 = 1.6e9
@@ -197,6 +197,22 @@ def test_bad_signal_is_rejected_naming_the_file(tmp_path, case):
             _fully_read(path)
 
 
+def test_repeated_timestamps_are_accepted(tmp_path):
+    """Real files' time is non-decreasing, not strictly increasing (emg2qwerty accepts it)."""
+    times = T0 + np.r_[np.arange(2000), 1999, np.arange(2000, 3999)] / FS
+    s = Session(write_emg2qwerty(tmp_path / "repeat.hdf5", times=times))
+    assert len(s.emg) == 4000
+    index, text = s.key_events()
+    assert text == "⇧Hi ⌫⏎" and np.all(np.diff(index) >= 0)
+
+
+def test_time_going_backwards_names_the_file_and_sample(tmp_path):
+    times = T0 + np.r_[0, 1, 2, 1, 3:3999] / FS
+    path = write_emg2qwerty(tmp_path / "back.hdf5", times=times)
+    with pytest.raises(ValueError, match=r"back\.hdf5: field time goes backwards at sample 3"):
+        _fully_read(path)
+
+
 # --- splits ------------------------------------------------------------------------------
 
 
@@ -238,12 +254,47 @@ def test_split_naming_a_missing_session(tmp_path):
         load_split(tmp_path, "bad")
 
 
-def test_split_error_lists_every_missing_session(tmp_path):
+def test_split_error_names_a_few_missing_sessions_and_counts_all(tmp_path):
     write_split(
-        tmp_path, "bad", {"train": [{"session": "ghost1"}], "test": [{"session": "ghost2"}]}
+        tmp_path, "two", {"train": [{"session": "ghost1"}], "test": [{"session": "ghost2"}]}
     )
-    with pytest.raises(FileNotFoundError, match="ghost1.*ghost2"):
-        load_split(tmp_path, "bad")
+    with pytest.raises(FileNotFoundError, match="2 missing session.*ghost1.*ghost2"):
+        load_split(tmp_path, "two")
+    write_split(tmp_path, "many", {"train": [{"session": f"ghost{i}"} for i in range(1000)]})
+    with pytest.raises(FileNotFoundError) as err:
+        load_split(tmp_path, "many")
+    message = str(err.value)
+    assert "1000 missing session" in message and "ghost0.hdf5" in message
+    assert "ghost999" not in message and len(message) < 1000
+
+
+def write_release_split(root: Path, name: str, sessions: dict[str, list[str]]) -> None:
+    """A split file as the release ships it: a label header over numeric user ids."""
+    (root / "splits").mkdir(exist_ok=True)
+    dataset = {
+        part: [{"user": int(user), "session": f"{user}-{part}"} for user in users]
+        for part, users in sessions.items()
+    }
+    text = "# @package _global_\n" + yaml.safe_dump({"user": name, "dataset": dataset})
+    (root / "splits" / f"{name}.yaml").write_text(text)
+
+
+def test_personal_splits_are_keyed_by_the_session_user_ids(tmp_path):
+    # the real user0.yaml says `user: user0` over sessions of user 89335547 (unquoted: an int)
+    write_release_split(tmp_path, "user0", {"train": ["89335547"], "test": ["89335547"]})
+    write_release_split(tmp_path, "user1", {"val": ["71409769"], "test": ["71409769"]})
+    write_release_split(tmp_path, "generic", {"train": ["11944098"], "test": ["89335547"]})
+    assert personal_splits(tmp_path) == {"89335547": "user0", "71409769": "user1"}
+
+
+def test_personal_splits_refuse_a_user_in_two_splits_or_an_entry_without_user(tmp_path):
+    write_release_split(tmp_path, "user0", {"test": ["89335547"]})
+    write_release_split(tmp_path, "user1", {"test": ["89335547"]})
+    with pytest.raises(ValueError, match=r"user1\.yaml: user 89335547 also has split 'user0'"):
+        personal_splits(tmp_path)
+    write_split(tmp_path, "user1", {"test": [{"session": "s0"}]})
+    with pytest.raises(ValueError, match=r"user1\.yaml: dataset\.test\[0\] has no 'user'"):
+        personal_splits(tmp_path)
 
 
 def test_split_parts_missing_are_empty(tmp_path):

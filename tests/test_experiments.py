@@ -85,3 +85,18 @@ def test_train_cli_rejects_an_unknown_config_field(tmp_path):
     bad.write_text('{"data_dir": "x", "preset": "lap-xxs", "stepz": 3}')
     with pytest.raises(ValueError, match="stepz"):
         train.config_from_json(bad)
+
+
+def test_every_test_user_finds_a_personal_split_in_the_release_layout(tmp_path):
+    """The corpus is written like the release (`user: user0` headers over numeric ids), so
+    the personalized column looks each generic test user up by its id, as on real data."""
+    from semgkit.data import personal_splits
+
+    P = load_profile("smoke")
+    P["build_dir"] = tmp_path
+    P["train"]["personalize_users"] = 0
+    users = experiments.test_users(P)
+    splits = personal_splits(experiments.prepare_corpus(P))
+    assert users and all(u.isdigit() for u in users)
+    assert sorted(splits) == users
+    assert set(splits.values()) == {f"user{i}" for i in range(len(users))}

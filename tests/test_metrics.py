@@ -37,7 +37,7 @@ def test_empty_prediction_is_all_insertions():
     assert error_rates([""], ["abc"]) == approx(
         {"CER": 100.0, "IER": 100.0, "DER": 0.0, "SER": 0.0}
     )
-    assert edit_counts("", "abc") == {"insertions": 3, "deletions": 0, "substitutions": 0, "chars": 3}
+    assert edit_counts("", "abc") == dict(insertions=3, deletions=0, substitutions=0, chars=3)
 
 
 def test_missed_keys_are_insertions():

@@ -387,7 +387,7 @@ def test_personalize_fine_tunes_on_one_users_split(corpus, run, tmp_path):
         "user0", str(run), 2, 1e-4
     )  # fmt: skip
     assert checkpoint(out)["step"] == 2
-    user = load_split(corpus, "user0").user
+    user = load_split(corpus, "user0").test_users[0]
     assert result.overall["sessions"] == 1
     assert result.per_user["user"].tolist() == [user]
     assert result.overall == evaluate(out, corpus, "user0").overall
@@ -457,7 +457,7 @@ def test_cli_train_then_eval_round_trip(corpus, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert set(report) == {"overall", "per_user"}
     assert report["overall"] == pytest.approx(evaluate(out, corpus, "user0").overall)
-    assert list(report["per_user"]) == [load_split(corpus, "user0").user]
+    assert list(report["per_user"]) == [load_split(corpus, "user0").test_users[0]]
 
 
 def test_cli_errors_name_the_flag_and_exit_2(corpus, tmp_path, capsys):
