@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "semgkit.bench",
     "semgkit.export",
     "semgkit.distill",
+    "semgkit.lm",
 ]
 
 

@@ -82,8 +82,9 @@ def beam_search(
         raise ValueError(f"lengths must lie in 0..{frames} (the frames of log_probs)")
     scores = log_probs.detach().cpu().double().numpy()
     return [
-        _beam_search_one(scores[i, : int(n)], beam, lm, lm_weight, insertion_bonus, max_labels,
-                         min_log_prob)
+        _beam_search_one(
+            scores[i, : int(n)], beam, lm, lm_weight, insertion_bonus, max_labels, min_log_prob
+        )
         for i, n in enumerate(lengths.tolist())
     ]
 
@@ -151,7 +152,8 @@ def _beam_search_one(scores, beam, lm, lm_weight, bonus, max_labels, min_log_pro
         for key, (p_b, p_k) in best:
             if isinstance(key, tuple):  # a new prefix: give it an id and its text node
                 prefix, label = key
-                key = child[key] = len(parent)
+                child[key] = len(parent)
+                key = len(parent)
                 parent.append(prefix)
                 last.append(label)
                 node = text[prefix]

@@ -5,6 +5,8 @@ semgkit/assets/README.md): word frequencies from Wikipedia, subtitles, news, boo
 text and Twitter, not the synthetic corpus's prompts. A word's frequency times 1e8 (the
 list's floor is 1e-8) stands in for its count, so the model is what emg2qwerty's recipe
 (one word per sentence, lower-case letters only) gives on a 100-million-word corpus.
+Words seen fewer than 20 times there are dropped: the file shrinks from 7.3 to 2.2 MB and
+the prompts' words cost 2.172 instead of 2.152 bits per character.
 
     pip install wordfreq==3.1.1 && python tools/build_default_lm.py [--order 6] [--min-count N]
 """
@@ -22,7 +24,7 @@ from semgkit import lm
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--order", type=int, default=6)
-    parser.add_argument("--min-count", type=int, default=1, help="drop rarer words")
+    parser.add_argument("--min-count", type=int, default=20, help="drop rarer words")
     parser.add_argument("--out", default=str(lm.DEFAULT_ASSET))
     args = parser.parse_args()
     counts = {
