@@ -55,7 +55,7 @@ def beam_search(
     lm_weight: float = 2.0,
     insertion_bonus: float = 2.0,
     max_labels: int | None = 10,
-    min_log_prob: float | None = -12.0,
+    min_log_prob: float | None = None,
 ) -> list[str]:
     """CTC prefix beam search: (B, F, C) log-probabilities -> one label string per item.
 
@@ -64,7 +64,8 @@ def beam_search(
     adds ``lm_weight`` times its log10 LM score plus ``insertion_bonus``, and a backspace
     takes back what the key it deletes added: the LM scores the text after backspaces
     (emg2qwerty's defaults: beam 50, weight 2, bonus 2). Per frame only the ``max_labels``
-    most probable keys above ``min_log_prob`` extend the beam (emg2qwerty keeps 10).
+    most probable keys extend a prefix (emg2qwerty keeps 10), and of those only the ones
+    above ``min_log_prob``, if given: a confident model then skips most frames.
     """
     if log_probs.ndim != 3 or log_probs.shape[-1] != CHARSET.num_classes:
         raise ValueError(
@@ -105,33 +106,77 @@ def _candidates(
     ]
 
 
-def _beam_search_one(scores, beam, lm, lm_weight, bonus, max_labels, min_log_prob) -> str:
-    # Prefixes live in a trie of ids (parent, last label); each id also points into a
-    # second trie of the text after backspaces, whose nodes carry the LM state and the
-    # LM total of that text, so a backspace returns to the node of the shorter text.
-    parent, last, text = [-1], [CHARSET.blank], [0]
-    child: dict[tuple[int, int], int] = {}
-    t_parent, t_state, t_total = [0], [lm.start if lm else ""], [0.0]
-    t_child: dict[tuple[int, int], int] = {}
-    chars = CHARSET.chars
+class _Prefixes:
+    """Every prefix the search kept, as a trie of ids (parent, last label). Each id also
+    points into a trie of the text after backspaces whose nodes carry the LM state and the
+    LM total of that text, so a backspace goes back to the node of the shorter text."""
 
-    def lm_gain(prefix: int, label: int) -> tuple[float, str]:
-        node = text[prefix]
+    def __init__(self, lm: CharLM | None, lm_weight: float, bonus: float):
+        self.lm, self.lm_weight, self.bonus = lm, lm_weight, bonus
+        self.parent, self.last, self.text = [-1], [CHARSET.blank], [0]
+        self.child: dict[tuple[int, int], int] = {}
+        self.t_parent, self.t_state, self.t_total = [0], [lm.start if lm else ""], [0.0]
+        self.t_child: dict[tuple[int, int], int] = {}
+
+    def gain(self, prefix: int, label: int) -> float:
+        """What the LM adds for typing ``label`` after ``prefix``."""
+        node = self.text[prefix]
         if label == BACKSPACE:
-            return t_total[t_parent[node]] - t_total[node], ""
-        state, score = lm.step(t_state[node], chars[label])
-        return lm_weight * score + bonus, state
+            return self.t_total[self.t_parent[node]] - self.t_total[node]
+        score = self.lm.step(self.t_state[node], CHARSET.chars[label])[1]
+        return self.lm_weight * score + self.bonus
 
-    beams = [(0, 0.0, NEG_INF)]  # (prefix id, log p ending in blank, ... in a key)
+    def extend(self, prefix: int, label: int) -> int:
+        """The id of ``prefix`` + ``label``, made now."""
+        new = self.child[(prefix, label)] = len(self.parent)
+        self.parent.append(prefix)
+        self.last.append(label)
+        node = self.text[prefix]
+        if label == BACKSPACE:
+            self.text.append(self.t_parent[node])
+            return new
+        text = self.t_child.get((node, label))
+        if text is None:
+            text = self.t_child[(node, label)] = len(self.t_parent)
+            state, gain = self.t_state[node], 0.0
+            if self.lm is not None:
+                state = self.lm.step(state, CHARSET.chars[label])[0]
+                gain = self.gain(prefix, label)
+            self.t_parent.append(node)
+            self.t_state.append(state)
+            self.t_total.append(self.t_total[node] + gain)
+        self.text.append(text)
+        return new
+
+    def finish(self, prefix: int) -> float:
+        """What the LM adds for ending the text after ``prefix``."""
+        if self.lm is None:
+            return 0.0
+        return self.lm_weight * self.lm.finish(self.t_state[self.text[prefix]])
+
+    def labels(self, prefix: int) -> list[int]:
+        out = []
+        while prefix > 0:
+            out.append(self.last[prefix])
+            prefix = self.parent[prefix]
+        return out[::-1]
+
+
+def _beam_search_one(scores, beam, lm, lm_weight, bonus, max_labels, min_log_prob) -> str:
+    tries = _Prefixes(lm, lm_weight, bonus)
+    last, child, gain = tries.last, tries.child, tries.gain
+    beams = [(0, 0.0, NEG_INF)]  # (prefix id, log p ending in a blank, ... in a key)
     blanks = scores[:, CHARSET.blank].tolist()
-    for frame, candidates in zip(blanks, _candidates(scores, max_labels, min_log_prob)):
-        nxt: dict = {}
+    for blank, candidates in zip(
+        blanks, _candidates(scores, max_labels, min_log_prob), strict=True
+    ):
+        nxt: dict = {}  # prefix id, or (prefix id, label) for a new one -> [p_b, p_k]
         for prefix, p_b, p_k in beams:
             p = _logaddexp(p_b, p_k)
             stay = nxt.get(prefix)
             if stay is None:
                 nxt[prefix] = stay = [NEG_INF, NEG_INF]
-            stay[0] = _logaddexp(stay[0], p + frame)
+            stay[0] = _logaddexp(stay[0], p + blank)
             prev = last[prefix]
             for label, lp in candidates:
                 if label == prev:  # a repeat collapses unless a blank came between
@@ -140,7 +185,7 @@ def _beam_search_one(scores, beam, lm, lm_weight, bonus, max_labels, min_log_pro
                 else:
                     score = p + lp
                 if lm is not None:
-                    score += lm_gain(prefix, label)[0]
+                    score += gain(prefix, label)
                 key = child.get((prefix, label), (prefix, label))
                 entry = nxt.get(key)
                 if entry is None:
@@ -148,30 +193,9 @@ def _beam_search_one(scores, beam, lm, lm_weight, bonus, max_labels, min_log_pro
                 else:
                     entry[1] = _logaddexp(entry[1], score)
         best = heapq.nlargest(beam, nxt.items(), key=lambda kv: _logaddexp(*kv[1]))
-        beams = []
-        for key, (p_b, p_k) in best:
-            if isinstance(key, tuple):  # a new prefix: give it an id and its text node
-                prefix, label = key
-                child[key] = len(parent)
-                key = len(parent)
-                parent.append(prefix)
-                last.append(label)
-                node = text[prefix]
-                if label == BACKSPACE:
-                    text.append(t_parent[node])
-                else:
-                    text.append(t_child.get((node, label), len(t_parent)))
-                    if text[-1] == len(t_parent):
-                        gain, state = lm_gain(prefix, label) if lm else (0.0, "")
-                        t_child[(node, label)] = text[-1]
-                        t_parent.append(node)
-                        t_state.append(state)
-                        t_total.append(t_total[node] + gain)
-            beams.append((key, p_b, p_k))
-    finish = (lambda i: lm_weight * lm.finish(t_state[text[i]])) if lm else (lambda i: 0.0)
-    best_id = max(beams, key=lambda b: _logaddexp(b[1], b[2]) + finish(b[0]))[0]
-    labels = []
-    while best_id > 0:
-        labels.append(last[best_id])
-        best_id = parent[best_id]
-    return CHARSET.labels_to_text(reversed(labels))
+        beams = [
+            (tries.extend(*key) if isinstance(key, tuple) else key, p_b, p_k)
+            for key, (p_b, p_k) in best
+        ]
+    final = max(beams, key=lambda b: _logaddexp(b[1], b[2]) + tries.finish(b[0]))
+    return CHARSET.labels_to_text(tries.labels(final[0]))
