@@ -6,13 +6,16 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from semgkit.charset import CHARSET
-from semgkit.lm import CharLM
+
+if TYPE_CHECKING:  # the LM module is only needed by callers that pass one
+    from semgkit.lm import CharLM
 
 
 def collapse(labels: Sequence[int], previous: int = CHARSET.blank) -> list[int]:

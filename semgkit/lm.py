@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import math
 import re
 import string
 from collections import Counter, defaultdict
@@ -175,8 +176,7 @@ def build(word_counts: Mapping[str, int], order: int = 6) -> CharLM:
             if gram[0] == BOS:
                 adjusted[n][gram] = k
         for gram in counts[n + 1]:
-            if gram[1] != BOS:
-                adjusted[n][gram[1:]] += 1
+            adjusted[n][gram[1:]] += 1
     probs: dict[str, float] = {}
     backoffs: dict[str, float] = {}
     lower: dict[str, float] = {}  # interpolated probabilities of the order below
@@ -192,9 +192,7 @@ def build(word_counts: Mapping[str, int], order: int = 6) -> CharLM:
         for gram, k in adjusted[n].items():
             context = gram[:-1]
             back = lower[gram[1:]] if n > 1 else 1.0 / vocab_size
-            current[gram] = (k - d[min(k, 3) - 1]) / total[context] + mass[context] / total[
-                context
-            ] * back
+            current[gram] = (k - d[min(k, 3) - 1] + mass[context] * back) / total[context]
         for context in total:
             backoffs[context] = _log10(mass[context] / total[context])
         if n == 1:
@@ -217,8 +215,6 @@ def _discounts(counts: Counter[str]) -> tuple[float, float, float]:
 
 
 def _log10(p: float) -> float:
-    import math
-
     return math.log10(p) if p > 0 else -99.0
 
 
