@@ -44,11 +44,13 @@ def applied(text: str) -> str:
 def brute_force(log_probs: torch.Tensor, keys: str, score=lambda text: 0.0) -> str:
     """The labelling of highest CTC probability (plus ``score``), over every alignment."""
     labels = [*CHARSET.text_to_labels(keys), BLANK]
+    rows = log_probs[0].tolist()
     total: dict[str, float] = defaultdict(lambda: -math.inf)
-    for path in itertools.product(labels, repeat=log_probs.shape[1]):
-        p = sum(float(log_probs[0, t, k]) for t, k in enumerate(path))
+    for path in itertools.product(labels, repeat=len(rows)):
+        p = sum(row[k] for row, k in zip(rows, path, strict=True))
         text = CHARSET.labels_to_text(collapse(path))
-        total[text] = float(torch.logaddexp(torch.tensor(total[text]), torch.tensor(p)))
+        high, low = max(total[text], p), min(total[text], p)
+        total[text] = high + math.log1p(math.exp(low - high)) if low > -math.inf else high
     return max(total, key=lambda text: total[text] + score(text))
 
 
