@@ -134,6 +134,8 @@ class CharLM:
                     if len(fields) not in (2, 3) or (words != [UNK] and len(words) != order):
                         raise ValueError(f"{path}:{number}: not an ARPA {order}-gram line")
                     gram = UNK if words == [UNK] else "".join(token.get(w, w) for w in words)
+                    if gram != UNK and len(gram) != order:
+                        raise ValueError(f"{path}:{number}: not a character model (words)")
                     probs[gram] = float(fields[0])
                     if len(fields) == 3:
                         backoffs[gram] = float(fields[2])

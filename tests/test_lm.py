@@ -69,6 +69,9 @@ def test_load_rejects_other_files(tmp_path):
     bad.write_text("hello\n")
     with pytest.raises(ValueError, match="bad.arpa: not an ARPA"):
         lm.CharLM.load(bad)
+    bad.write_text("\\data\\\n\\1-grams:\n-1\tthe\n-1\t<unk>\n\\end\\\n")
+    with pytest.raises(ValueError, match="bad.arpa:3: not a character model"):
+        lm.CharLM.load(bad)
     with pytest.raises(FileNotFoundError, match="missing.arpa"):
         lm.CharLM.load(tmp_path / "missing.arpa")
     assert math.isfinite(lm.build(WORDS, order=2).unk)
