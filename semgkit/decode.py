@@ -120,14 +120,20 @@ class _Prefixes:
         self.child: dict[tuple[int, int], int] = {}
         self.t_parent, self.t_state, self.t_total = [0], [lm.start if lm else ""], [0.0]
         self.t_child: dict[tuple[int, int], int] = {}
+        self.typed: dict[tuple[str, int], float] = {}  # (LM state, key) -> gain
 
-    def gain(self, prefix: int, label: int) -> float:
-        """What the LM adds for typing ``label`` after ``prefix``."""
+    def lm_view(self, prefix: int) -> tuple[str, float]:
+        """The LM state after ``prefix``, and what a backspace there adds."""
         node = self.text[prefix]
-        if label == BACKSPACE:
-            return self.t_total[self.t_parent[node]] - self.t_total[node]
-        score = self.lm.step(self.t_state[node], CHARSET.chars[label])[1]
-        return self.lm_weight * score + self.bonus
+        return self.t_state[node], self.t_total[self.t_parent[node]] - self.t_total[node]
+
+    def typed_gain(self, state: str, label: int) -> float:
+        """What the LM adds for typing key ``label`` (not a backspace) in ``state``."""
+        gain = self.typed.get((state, label))
+        if gain is None:
+            score = self.lm.step(state, CHARSET.chars[label])[1]
+            gain = self.typed[(state, label)] = self.lm_weight * score + self.bonus
+        return gain
 
     def extend(self, prefix: int, label: int) -> int:
         """The id of ``prefix`` + ``label``, made now."""
@@ -143,8 +149,8 @@ class _Prefixes:
             text = self.t_child[(node, label)] = len(self.t_parent)
             state, gain = self.t_state[node], 0.0
             if self.lm is not None:
+                gain = self.typed_gain(state, label)
                 state = self.lm.step(state, CHARSET.chars[label])[0]
-                gain = self.gain(prefix, label)
             self.t_parent.append(node)
             self.t_state.append(state)
             self.t_total.append(self.t_total[node] + gain)
@@ -167,7 +173,8 @@ class _Prefixes:
 
 def _beam_search_one(scores, beam, lm, lm_weight, bonus, max_labels, min_log_prob) -> str:
     tries = _Prefixes(lm, lm_weight, bonus)
-    last, child, gain = tries.last, tries.child, tries.gain
+    last, child, typed, typed_gain = tries.last, tries.child, tries.typed, tries.typed_gain
+    state, back = "", 0.0
     beams = [(0, 0.0, NEG_INF)]  # (prefix id, log p ending in a blank, ... in a key)
     blanks = scores[:, CHARSET.blank].tolist()
     for blank, candidates in zip(
@@ -181,6 +188,8 @@ def _beam_search_one(scores, beam, lm, lm_weight, bonus, max_labels, min_log_pro
                 nxt[prefix] = stay = [NEG_INF, NEG_INF]
             stay[0] = _logaddexp(stay[0], p + blank)
             prev = last[prefix]
+            if lm is not None:
+                state, back = tries.lm_view(prefix)
             for label, lp in candidates:
                 if label == prev:  # a repeat collapses unless a blank came between
                     stay[1] = _logaddexp(stay[1], p_k + lp)
@@ -188,14 +197,20 @@ def _beam_search_one(scores, beam, lm, lm_weight, bonus, max_labels, min_log_pro
                 else:
                     score = p + lp
                 if lm is not None:
-                    score += gain(prefix, label)
+                    if label == BACKSPACE:
+                        score += back
+                    else:
+                        gain = typed.get((state, label))  # the hot path: no call on a hit
+                        score += typed_gain(state, label) if gain is None else gain
                 key = child.get((prefix, label), (prefix, label))
                 entry = nxt.get(key)
                 if entry is None:
                     nxt[key] = [NEG_INF, score]
                 else:
                     entry[1] = _logaddexp(entry[1], score)
-        best = heapq.nlargest(beam, nxt.items(), key=lambda kv: _logaddexp(*kv[1]))
+        best = nxt.items()
+        if len(nxt) > beam:
+            best = heapq.nlargest(beam, best, key=lambda kv: _logaddexp(*kv[1]))
         beams = [
             (tries.extend(*key) if isinstance(key, tuple) else key, p_b, p_k)
             for key, (p_b, p_k) in best
