@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import h5py
+import yaml
 from tqdm import tqdm
+
+from semgkit.format import ATTRS, FIELDS, GROUP, JSON_ATTRS, TIMESERIES
 
 from .archive import MalformedArchiveError, safe_extract
 from .fetch import DownloadError, FetchOptions, fetch, load_manifest, update_manifest
@@ -32,9 +34,6 @@ SPLIT_NAMES = ("generic",) + tuple(f"user{i}" for i in range(8))
 # 346 h x 2 kHz x 136 bytes per sample (32 float32 + one float64) ~ 339 GB of HDF5 against a
 # ~308 GB archive (size reported by third parties) gives ~1.10; 1.15 leaves a margin.
 EXTRACT_RATIO = 1.15
-SESSION_GROUP = "emg2qwerty"
-SESSION_FIELDS = ("emg_left", "emg_right", "time")
-SESSION_ATTRS = ("session_name", "user", "condition", "duration_mins", "keystrokes", "prompts")
 
 
 def urls(mirror: str | None = None) -> dict[str, str]:
@@ -86,26 +85,31 @@ def download(
 
 
 def _check_split_file(path: Path) -> None:
-    text = path.read_text(errors="replace")
-    if not re.search(r"^dataset:", text, re.M) or not re.search(r"^\s*session:", text, re.M):
-        raise DownloadError(
-            f"{path}: not an emg2qwerty split file (no 'dataset:' with sessions); "
-            f"delete it and check the URL or mirror"
-        )
+    try:
+        split_sessions(path)
+    except ValueError as err:
+        raise DownloadError(f"{err}; delete it and check the URL or mirror") from err
 
 
 def split_sessions(path: Path) -> dict[str, list[str]]:
     """Part name (train/val/test) -> session names, from an emg2qwerty split YAML.
 
-    A line-based reader for this one fixed layout, so data_download needs no YAML library."""
-    parts: dict[str, list[str]] = {}
-    current = None
-    for line in path.read_text().splitlines():
-        if m := re.fullmatch(r"\s+(train|val|test):\s*(\[\])?\s*", line):
-            current = m.group(1)
-            parts[current] = []
-        elif (m := re.fullmatch(r"\s*-?\s*session:\s*(\S+)\s*", line)) and current:
-            parts[current].append(m.group(1).strip("'\""))
+    Raises ``ValueError`` naming the file unless it holds ``dataset`` with at least one
+    ``{session: ...}`` entry."""
+    try:
+        spec = yaml.safe_load(path.read_text(errors="replace"))
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not an emg2qwerty split file (invalid YAML: {err})") from err
+    dataset = spec.get("dataset") if isinstance(spec, dict) else None
+    if not isinstance(dataset, dict):
+        raise ValueError(f"{path}: not an emg2qwerty split file (no 'dataset:' with sessions)")
+    parts = {
+        part: [str(e["session"]) for e in dataset.get(part) or [] if isinstance(e, dict)]
+        for part in ("train", "val", "test")
+        if part in dataset
+    }
+    if not any(parts.values()):
+        raise ValueError(f"{path}: not an emg2qwerty split file (no 'dataset:' with sessions)")
     return parts
 
 
@@ -150,20 +154,20 @@ class DatasetReport:
 def read_session_attrs(path: Path) -> dict:
     """The attributes of one session file; raises ``ValueError`` naming what is missing."""
     with h5py.File(path, "r") as f:
-        if SESSION_GROUP not in f:
-            raise ValueError(f"no group '{SESSION_GROUP}'")
-        group = f[SESSION_GROUP]
-        if "timeseries" not in group:
-            raise ValueError(f"no dataset '{SESSION_GROUP}/timeseries'")
-        names = group["timeseries"].dtype.names or ()
-        absent = [n for n in SESSION_FIELDS if n not in names]
+        if GROUP not in f:
+            raise ValueError(f"no group '{GROUP}'")
+        group = f[GROUP]
+        if TIMESERIES not in group:
+            raise ValueError(f"no dataset '{GROUP}/{TIMESERIES}'")
+        names = group[TIMESERIES].dtype.names or ()
+        absent = [n for n in FIELDS if n not in names]
         if absent:
-            raise ValueError(f"timeseries lacks field(s) {', '.join(absent)}")
-        absent = [a for a in SESSION_ATTRS if a not in group.attrs]
+            raise ValueError(f"{TIMESERIES} lacks field(s) {', '.join(absent)}")
+        absent = [a for a in ATTRS if a not in group.attrs]
         if absent:
             raise ValueError(f"missing attribute(s) {', '.join(absent)}")
-        attrs = {a: _text(group.attrs[a]) for a in SESSION_ATTRS}
-    for key in ("keystrokes", "prompts"):
+        attrs = {a: _text(group.attrs[a]) for a in ATTRS}
+    for key in JSON_ATTRS:
         json.loads(attrs[key])  # must be JSON strings
     return attrs
 

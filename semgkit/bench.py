@@ -29,9 +29,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from semgkit.results import atomic_write, source_hash
+from semgkit.format import BANDS, ELECTRODES, SAMPLE_RATE
+from semgkit.results import atomic_write, cpu_model, library_modules, source_hash, write_csv_md
 
-SAMPLE_RATE = 2000  # Hz, emg2qwerty's sEMG rate
 DEFAULT_PRESETS = (
     "lap-xxs", "lap-xs", "lap-s", "lap-m", "lap-l", "lap-student", "tiny", "small", "large", "tds",
 )  # fmt: skip
@@ -52,16 +52,6 @@ class BenchConfig:
 
 
 # ---------------------------------------------------------------- machine and timing
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_info(threads: int) -> dict[str, str | int]:
@@ -153,23 +143,23 @@ def inference_memory_mb(preset: str, samples: int, threads: int) -> float:
 
 
 def training_windows_per_s(model: torch.nn.Module, cfg: BenchConfig) -> float:
-    """Forward + CTC loss + backward + AdamW step on a batch of random windows."""
+    """Forward + CTC loss + backward + AdamW step on a batch of random windows (the
+    training engine's objective, :func:`semgkit.train.ctc_objective`)."""
     from semgkit.charset import CHARSET
+    from semgkit.train import ctc_objective
 
     samples = int(cfg.train_window_s * SAMPLE_RATE)
-    emg = torch.randn(cfg.train_batch, samples, 2, 16)
-    lengths = torch.full((cfg.train_batch,), samples, dtype=torch.long)
-    targets = torch.randint(0, CHARSET.blank, (cfg.train_batch, 4))
-    target_lengths = torch.full((cfg.train_batch,), 4, dtype=torch.long)
+    batch = {
+        "emg": torch.randn(cfg.train_batch, samples, len(BANDS), ELECTRODES),
+        "input_lengths": torch.full((cfg.train_batch,), samples, dtype=torch.long),
+        "targets": torch.randint(0, CHARSET.blank, (cfg.train_batch, 4)),
+        "target_lengths": torch.full((cfg.train_batch,), 4, dtype=torch.long),
+    }
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
 
     def step() -> None:
-        log_probs = model(emg, lengths)
-        loss = torch.nn.functional.ctc_loss(
-            log_probs.transpose(0, 1), targets, model.output_lengths(lengths), target_lengths,
-            blank=CHARSET.blank, zero_infinity=True,
-        )  # fmt: skip
+        loss, _ = ctc_objective(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -186,7 +176,7 @@ def streaming_latency(model: torch.nn.Module, cfg: BenchConfig) -> dict[str, flo
     chunk = int(round(cfg.chunk_ms * SAMPLE_RATE / 1000))
     streamer = Streamer(model, chunk_samples=chunk)
     warm_chunks = max(8, streamer.warmup_chunks())
-    signal = torch.randn(warm_chunks + cfg.iterations, chunk, 2, 16)
+    signal = torch.randn(warm_chunks + cfg.iterations, chunk, len(BANDS), ELECTRODES)
     chunks = iter(signal)
     with torch.inference_mode():
         times = time_calls(
@@ -213,7 +203,7 @@ def bench_preset(name: str, cfg: BenchConfig, peak_gflops: float) -> dict[str, o
     gflops = flops_per_second(name) / 1e9
     samples = int(cfg.offline_seconds * SAMPLE_RATE) // model.hop * model.hop
     seconds = samples / SAMPLE_RATE
-    x = torch.randn(1, samples, 2, 16)
+    x = torch.randn(1, samples, len(BANDS), ELECTRODES)
     row: dict[str, object] = {
         "preset": name,
         "params": count_params(model),
@@ -276,8 +266,9 @@ def run_bench(cfg: BenchConfig, out: str | Path | None = None) -> pd.DataFrame:
     return df
 
 
-# The modules whose code decides a benchmark's figures.
-BENCH_MODULES = ("bench", "export", "models", "stream", "tds")
+# Modules that cannot change a benchmark's figures (the book's orchestration and
+# presentation, the corpus); every other module of semgkit is in the cache key.
+NOT_IN_BENCH_KEY = ("cli", "experiments", "notebook", "paper", "profiles", "results", "synth")
 
 
 def cached_bench(cfg: BenchConfig, cache_dir: str | Path) -> tuple[pd.DataFrame, bool]:
@@ -287,7 +278,8 @@ def cached_bench(cfg: BenchConfig, cache_dir: str | Path) -> tuple[pd.DataFrame,
     measurement, so re-executing the book after a prose edit does not re-benchmark.
     Delete ``cache_dir`` to measure again."""
     settings = json.dumps([asdict(cfg), machine_info(cfg.threads)], default=str)
-    path = Path(cache_dir) / f"bench-{source_hash(BENCH_MODULES, settings)[:12]}.csv"
+    key = source_hash(library_modules(exclude=NOT_IN_BENCH_KEY), settings)[:12]
+    path = Path(cache_dir) / f"bench-{key}.csv"
     if path.is_file():
         return pd.read_csv(path), True
     df = run_bench(cfg)
@@ -300,17 +292,9 @@ def write_bench(df: pd.DataFrame, out: str | Path, info: dict, cfg: BenchConfig)
     out = Path(out)
     if out.suffix != ".csv":
         raise ValueError(f"--out {out}: expected a file name ending in .csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in asdict(cfg).items() if k != "presets"}
-    header = "\n".join(
-        ["# semgkit bench", ""] + [f"- {k}: {v}" for k, v in {**info, **settings}.items()]
-    )
-    atomic_write(out, df.assign(**info).to_csv(index=False))
-    atomic_write(
-        out.with_suffix(".md"),
-        header + "\n\n" + df.to_markdown(index=False, floatfmt=".4g") + "\n",
-    )
-    return out
+    notes = "\n".join(f"- {k}: {v}" for k, v in settings.items())
+    return write_csv_md(df, out, info, "semgkit bench", notes, floatfmt=".4g")
 
 
 def _cli(args: argparse.Namespace) -> int:

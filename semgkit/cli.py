@@ -8,24 +8,18 @@ an exit code.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-COMMAND_MODULES = [
-    "semgkit.synth",
-    "semgkit.train",
-    "semgkit.bench",
-    "semgkit.export",
-    "semgkit.distill",
-    "semgkit.lm",
-]
+from semgkit import bench, evaluate, export, lm, synth, train
+
+COMMAND_MODULES = (synth, train, evaluate, bench, export, lm)  # train also registers `distill`
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semgkit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_cli(sub)
+    for module in COMMAND_MODULES:
+        module.add_cli(sub)
     return parser
 
 

@@ -22,11 +22,9 @@ import yaml
 from torch.utils.data import Dataset
 
 from semgkit.charset import CHARSET
+from semgkit.format import ATTRS, ELECTRODES, FIELDS, GROUP
+from semgkit.format import TIMESERIES as DATASET
 
-GROUP, DATASET = "emg2qwerty", "timeseries"
-FIELDS = ("emg_left", "emg_right", "time")
-ATTRS = ("session_name", "user", "condition", "keystrokes", "prompts")
-ELECTRODES = 16
 SHOW_MISSING = 5  # a split naming many absent sessions shows the first few and the count
 TYPED_CONDITION = "on_keyboard"  # keystrokes are ground truth only when typed on a keyboard
 

@@ -5,14 +5,15 @@ from the teacher's temperature-softened per-frame distribution to the student's 
 al., 2015), scaled by ``T**2`` so its gradients keep their size as ``T`` grows. There is no
 second training loop: :func:`semgkit.train.fit` trains the student with
 :class:`DistillObjective` whenever ``TrainConfig.teacher`` names a run directory, so a
-distillation run checkpoints and resumes exactly like any other run.
+distillation run checkpoints and resumes exactly like any other run (and ``semgkit
+distill`` is a subcommand of :mod:`semgkit.train`). This module imports only
+:mod:`semgkit.runs` (to load the teacher), never the training loop.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semgkit.charset import CHARSET
+from semgkit.runs import load_run
 
 
 def kd_loss(
@@ -148,8 +150,6 @@ class TeacherCache:
 
 def load_teacher(run_dir: str | Path) -> tuple[nn.Module, str]:
     """A trained run as a frozen teacher (eval mode, no gradients) and its preset name."""
-    from semgkit.train import load_run  # train imports this module; import at use
-
     if not Path(run_dir).is_dir():
         raise FileNotFoundError(f"teacher {run_dir}: no such run directory")
     model, config = load_run(run_dir)
@@ -230,51 +230,3 @@ class DistillObjective:
         if self.cache is not None:
             stats["teacher_cache_hit_rate"] = self.cache.hit_rate
         return loss, stats
-
-
-def add_cli(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "distill",
-        help="train a student with CTC plus the teacher's softened outputs",
-        description="Distil a trained teacher run into a student preset. The student uses "
-        "the teacher run's recipe (split, windows, optimizer, seed) unless a flag says otherwise.",
-    )
-    p.add_argument("--data", required=True, help="corpus directory (emg2qwerty layout)")
-    p.add_argument("--teacher", required=True, help="the teacher's run directory")
-    p.add_argument("--preset", required=True, help="student model preset")
-    p.add_argument("--temperature", type=float, required=True, help="softening temperature T")
-    p.add_argument("--alpha", type=float, required=True, help="weight of the KD term, in [0, 1]")
-    p.add_argument("--out", required=True, help="the student's run directory")
-    p.add_argument("--split", default=None, help="split name (default: the teacher's)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: teacher's)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument(
-        "--teacher-cache",
-        action="store_true",
-        help="cache the teacher's outputs under TEACHER/teacher_cache for later runs",
-    )
-    p.set_defaults(func=_run_cli)
-
-
-def _run_cli(args: Any) -> int:
-    from semgkit.train import fit, load_run
-
-    if not Path(args.teacher).is_dir():
-        raise FileNotFoundError(f"--teacher {args.teacher}: no such run directory")
-    _, teacher_config = load_run(args.teacher)
-    overrides = {
-        "data_dir": str(args.data),
-        "preset": args.preset,
-        "teacher": str(args.teacher),
-        "temperature": args.temperature,
-        "alpha": args.alpha,
-        "teacher_cache": bool(args.teacher_cache),
-    }
-    if args.split:
-        overrides["split"] = args.split
-    if args.steps is not None:
-        overrides["steps"] = args.steps
-    config = replace(teacher_config, **overrides)
-    run_dir = fit(config, args.out, resume=args.resume)
-    print(run_dir)
-    return 0

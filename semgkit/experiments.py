@@ -1,6 +1,6 @@
 """The book's table-level runs, cached on disk by a hash of their full configuration.
 
-A run's cache key hashes its resolved :class:`~semgkit.train.TrainConfig` together with
+A run's cache key hashes its resolved :class:`~semgkit.runs.TrainConfig` together with
 the library's source code and the torch/numpy versions, so a changed configuration or a
 code change never reuses a stale result, while re-executing the book after a prose edit
 finds every run done. An interrupted run resumes from its last checkpoint.
@@ -8,6 +8,7 @@ finds every run done. An interrupted run resumes from its last checkpoint.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, replace
@@ -18,36 +19,26 @@ import numpy as np
 import pandas as pd
 import torch
 
-from semgkit import models, synth
+from semgkit import models, paper, synth
 from semgkit.data import load_split, personal_splits
-from semgkit.profiles import corpus_dir
-from semgkit.results import source_hash
-from semgkit.train import TrainConfig, evaluate, fit_or_resume, load_run, personalize
+from semgkit.evaluate import evaluate
+from semgkit.profiles import Profile
+from semgkit.results import library_modules, source_hash
+from semgkit.runs import TrainConfig, load_run, run_config
+from semgkit.train import fit_or_resume, personalize
 
-# The paper's numbers (PAPER.md), kept apart from anything measured.
-PAPER_TABLE2 = {  # family -> (params, cross-user CER, personalized CER)
-    "tds": ("5.3M", 55.57, 11.39),
-    "tiny": ("2.2M", 35.9, 9.7),
-    "small": ("5.4M", 35.2, 7.9),
-    "large": ("109M", 30.5, 6.8),
-}
-PAPER_TABLE3 = {
-    "teacher": 30.5,
-    "student alone": 35.9,
-    "student distilled": "<= 32.0 (within 1.5 of teacher)",
-}
-
-
-# The modules whose code decides what a training run computes; editing the book, the
-# benchmarks or this file does not invalidate trained runs.
-RESULT_MODULES = (
-    "augment", "charset", "data", "decode", "distill", "metrics", "models", "synth", "tds", "train",
+# Modules that cannot change what a training run computes: the book's orchestration (its
+# decisions reach the key as the TrainConfig), presentation, export and the benchmarks.
+# Every other module of semgkit, a new one included, is in the cache key.
+NOT_IN_RUN_KEY = (
+    "bench", "cli", "experiments", "export", "notebook", "paper", "results", "stream",
 )  # fmt: skip
 
 
 def code_version() -> str:
     """Hash of the code that decides a run's result and of the numeric stack it runs on."""
-    return source_hash(RESULT_MODULES, f"torch {torch.__version__} numpy {np.__version__}")[:16]
+    modules = library_modules(exclude=NOT_IN_RUN_KEY)
+    return source_hash(modules, f"torch {torch.__version__} numpy {np.__version__}")[:16]
 
 
 def config_key(config: TrainConfig, extra: dict[str, Any] | None = None) -> str:
@@ -59,11 +50,14 @@ def config_key(config: TrainConfig, extra: dict[str, Any] | None = None) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def prepare_corpus(P: dict[str, Any]) -> Path:
-    """The profile's data directory; the synthetic corpus is generated on first use."""
-    root = corpus_dir(P, P["build_dir"])
-    if P["corpus"]["source"] == "synthetic":
-        return synth.generate(root, preset=P["corpus"]["preset"], seed=int(P.get("seed", 0)))
+@functools.cache
+def prepare_corpus(P: Profile) -> Path:
+    """The profile's data directory; the synthetic corpus is generated on first use.
+
+    Derived once per profile and process: every later call returns the same path."""
+    root = P.corpus_dir()
+    if P.corpus.source == "synthetic":
+        return synth.generate(root, preset=P.corpus.preset, seed=P.seed)
     if not (root / "splits" / "generic.yaml").is_file():
         raise FileNotFoundError(
             f"{root}: no emg2qwerty data with splits/generic.yaml here; download it with "
@@ -72,7 +66,7 @@ def prepare_corpus(P: dict[str, Any]) -> Path:
     return root
 
 
-def peak_lr(P: dict[str, Any], preset: str) -> float:
+def peak_lr(P: Profile, preset: str) -> float:
     """The preset's peak learning rate under the profile.
 
     With ``train.lr_width_product`` set, a transformer of width ``d_model`` gets
@@ -80,41 +74,40 @@ def peak_lr(P: dict[str, Any], preset: str) -> float:
     1/width (as in muP), so one rate for every size over-drives the wide models; the cap
     keeps the narrowest ones from collapsing to all-blank CTC output. Models without a
     width (the TDS-ConvNet) and profiles without the key use ``train.lr``."""
-    t = P["train"]
-    product = t.get("lr_width_product")
+    t = P.train
     config = models.PRESETS.get(preset)
-    if product and isinstance(config, models.ModelConfig):
-        return min(float(t["lr"]), float(product) / config.d_model)
-    return float(t["lr"])
+    if t.lr_width_product and isinstance(config, models.ModelConfig):
+        return min(float(t.lr), float(t.lr_width_product) / config.d_model)
+    return float(t.lr)
 
 
-def train_config(P: dict[str, Any], preset: str, **overrides: Any) -> TrainConfig:
+def train_config(P: Profile, preset: str, **overrides: Any) -> TrainConfig:
     """The profile's training recipe for one preset; overrides win."""
-    w, t = P["window"], P["train"]
+    w, t = P.window, P.train
     base = TrainConfig(
         data_dir=str(prepare_corpus(P)),
         split="generic",
         preset=preset,
-        steps=int(t["steps"]),
-        batch_size=int(t["batch_size"]),
-        accumulate=int(t.get("accumulate", 1)),
+        steps=int(t.steps),
+        batch_size=int(t.batch_size),
+        accumulate=int(t.accumulate),
         lr=peak_lr(P, preset),
-        window_s=float(w["window_s"]),
-        past_s=float(w["past_s"]),
-        future_s=float(w["future_s"]),
-        seed=int(P.get("seed", 0)),
-        num_threads=int(t.get("num_threads", 2)),
-        checkpoint_every=max(50, int(t["steps"]) // 4),
+        window_s=float(w.window_s),
+        past_s=float(w.past_s),
+        future_s=float(w.future_s),
+        seed=int(P.seed),
+        num_threads=int(t.num_threads),
+        checkpoint_every=max(50, int(t.steps) // 4),
     )
     return replace(base, **overrides)
 
 
-def run_dir(P: dict[str, Any], config: TrainConfig) -> Path:
+def run_dir(P: Profile, config: TrainConfig) -> Path:
     """Where the book keeps (or looks for) the run of ``config``."""
-    return Path(P["build_dir"]) / "cache" / "runs" / f"{config.preset}-{config_key(config)}"
+    return P.build_dir / "cache" / "runs" / f"{config.preset}-{config_key(config)}"
 
 
-def run(P: dict[str, Any], config: TrainConfig) -> Path:
+def run(P: Profile, config: TrainConfig) -> Path:
     """Train ``config`` once; later calls with the same config and code return the cached run.
 
     An interrupted ``make book`` resumes each run from its last checkpoint. A run trained
@@ -126,36 +119,35 @@ def train_seconds(run_dir: Path) -> float:
     return float(json.loads((run_dir / "done.json").read_text())["train_seconds"])
 
 
-def cross_user(P: dict[str, Any], run_dir: Path, split: str = "generic") -> dict[str, Any]:
+def cross_user(P: Profile, run_dir: Path, split: str = "generic") -> dict[str, Any]:
     """Pooled error rates of a generic model on the split's held-out users (cached)."""
     path = run_dir / f"eval-{split}-test.json"
     if not path.is_file():
-        result = evaluate(run_dir, prepare_corpus(P), split, part="test")
-        path.write_text(result.to_json())
+        evaluate(run_dir, prepare_corpus(P), split, part="test").save(path)
     return json.loads(path.read_text())
 
 
-def test_users(P: dict[str, Any]) -> list[str]:
+def test_users(P: Profile) -> list[str]:
     users = list(load_split(prepare_corpus(P), "generic").test_users)
-    limit = int(P["train"].get("personalize_users", 0))
+    limit = P.train.personalize_users
     return users[:limit] if limit else users
 
 
-def personalized(P: dict[str, Any], run_dir: Path, user: str) -> dict[str, Any]:
+def personalized(P: Profile, run_dir: Path, user: str) -> dict[str, Any]:
     """Fine-tune the generic run on ``user``'s own sessions; that user's test error rates."""
     data = prepare_corpus(P)
     splits = personal_splits(data)
     if user not in splits:
         raise KeyError(f"{data}/splits: no personalized split for test user {user!r}")
-    generic = load_run(run_dir)[1]
-    steps = int(P["train"]["personalize_steps"])
-    lr = generic.lr * float(P["train"]["personalize_lr_fraction"])
+    generic = run_config(run_dir)
+    steps = int(P.train.personalize_steps)
+    lr = generic.lr * float(P.train.personalize_lr_fraction)
     key = config_key(generic, {"user": user, "steps": steps, "lr": lr})
     out = run_dir.parent.parent / "personal" / f"{run_dir.name}-{splits[user]}-{key}"
     path = out / "eval.json"
     if not path.is_file():
         _, result = personalize(run_dir, data, splits[user], out, steps, lr, progress=False)
-        path.write_text(result.to_json())
+        result.save(path)
     return json.loads(path.read_text())
 
 
@@ -171,16 +163,16 @@ def _family(preset: str) -> str:
     return "tds" if preset.startswith("tds") else "transformer"
 
 
-def scaling(P: dict[str, Any]) -> pd.DataFrame:
+def scaling(P: Profile) -> pd.DataFrame:
     """Table 2: each ladder model and the baseline, cross-user and personalized CER."""
     users = test_users(P)
     rows = []
-    for preset in [*P["scaling"]["ladder"], P["scaling"]["baseline"]]:
+    for preset in [*P.scaling.ladder, P.scaling.baseline]:
         run_dir = run(P, train_config(P, preset))
         model, config = load_run(run_dir)
         generic = cross_user(P, run_dir)
         personal = [personalized(P, run_dir, user) for user in users]
-        paper = PAPER_TABLE2.get(preset, ("", None, None))
+        reported = paper.TABLE2.get(preset)
         rows.append(
             {
                 "preset": preset,
@@ -191,9 +183,9 @@ def scaling(P: dict[str, Any]) -> pd.DataFrame:
                 "cross-user CER %": round(generic["overall"]["CER"], 2),
                 "personalized CER %": round(pooled_cer(personal), 2),
                 "personalized users": len(users),
-                "params (paper)": paper[0],
-                "cross-user CER % (paper)": paper[1],
-                "personalized CER % (paper)": paper[2],
+                "params (paper)": reported.params if reported else "",
+                "cross-user CER % (paper)": reported.cross_user_cer if reported else None,
+                "personalized CER % (paper)": reported.personalized_cer if reported else None,
             }
         )
     return pd.DataFrame(rows)
@@ -238,12 +230,12 @@ def scaling_findings(table: pd.DataFrame) -> list[str]:
 
 
 def distilled_config(
-    P: dict[str, Any], teacher_run: Path, temperature: float, alpha: float
+    P: Profile, teacher_run: Path, temperature: float, alpha: float
 ) -> TrainConfig:
     """The student trained with the teacher's softened outputs, at the same budget as alone."""
     return train_config(
         P,
-        P["distill"]["student"],
+        P.distill.student,
         teacher=str(teacher_run),
         temperature=float(temperature),
         alpha=float(alpha),
@@ -251,29 +243,27 @@ def distilled_config(
     )
 
 
-def distilled_run(P: dict[str, Any], teacher_run: Path, temperature: float, alpha: float) -> Path:
+def distilled_run(P: Profile, teacher_run: Path, temperature: float, alpha: float) -> Path:
     return run(P, distilled_config(P, teacher_run, temperature, alpha))
 
 
-def planned_configs(P: dict[str, Any]) -> list[TrainConfig]:
+def planned_configs(P: Profile) -> list[TrainConfig]:
     """Every generic and distillation run of chapters 3 and 4, teachers before students.
 
     Personalization runs are left out: they start from these and are short."""
-    s, d = P["scaling"], P["distill"]
-    generic = {
-        p: train_config(P, p) for p in [*s["ladder"], s["baseline"], d["teacher"], d["student"]]
-    }
+    s, d = P.scaling, P.distill
+    generic = {p: train_config(P, p) for p in [*s.ladder, s.baseline, d.teacher, d.student]}
     configs = list(generic.values())
-    teacher = run_dir(P, generic[d["teacher"]])
-    pairs = [(d["temperature"], d["alpha"])]
-    pairs += [(t, d["alpha"]) for t in d["temperatures"]]
-    pairs += [(d["temperature"], a) for a in d["alphas"]]
+    teacher = run_dir(P, generic[d.teacher])
+    pairs = [(d.temperature, d.alpha)]
+    pairs += [(t, d.alpha) for t in d.temperatures]
+    pairs += [(d.temperature, a) for a in d.alphas]
     configs += [distilled_config(P, teacher, t, a) for t, a in pairs]
     unique = {config_key(c): c for c in configs}  # insertion order: teachers first
     return list(unique.values())
 
 
-def _row(P: dict[str, Any], role: str, run_dir: Path, **extra: Any) -> dict[str, Any]:
+def _row(P: Profile, role: str, run_dir: Path, **extra: Any) -> dict[str, Any]:
     model, config = load_run(run_dir)
     return {
         "role": role,
@@ -285,33 +275,31 @@ def _row(P: dict[str, Any], role: str, run_dir: Path, **extra: Any) -> dict[str,
     }
 
 
-def distillation(P: dict[str, Any]) -> dict[str, pd.DataFrame]:
+def distillation(P: Profile) -> dict[str, pd.DataFrame]:
     """Table 3 (teacher, student alone, student distilled) and the T and alpha sweeps."""
-    d = P["distill"]
-    teacher = run(P, train_config(P, d["teacher"]))
-    alone = run(P, train_config(P, d["student"]))
-    headline = distilled_run(P, teacher, d["temperature"], d["alpha"])
+    d = P.distill
+    teacher = run(P, train_config(P, d.teacher))
+    alone = run(P, train_config(P, d.student))
+    headline = distilled_run(P, teacher, d.temperature, d.alpha)
     table3 = pd.DataFrame(
         [
             _row(P, "teacher", teacher),
             _row(P, "student alone", alone),
-            _row(P, "student distilled", headline, temperature=d["temperature"], alpha=d["alpha"]),
+            _row(P, "student distilled", headline, temperature=d.temperature, alpha=d.alpha),
         ]
     )
-    table3["cross-user CER % (paper)"] = table3["role"].map(PAPER_TABLE3)
-    table3["params (paper)"] = table3["role"].map(
-        {"teacher": "109M", "student alone": "2.2M", "student distilled": "2.2M"}
-    )
+    table3["cross-user CER % (paper)"] = table3["role"].map(paper.TABLE3_CER)
+    table3["params (paper)"] = table3["role"].map(paper.TABLE3_PARAMS)
     temps = pd.DataFrame(
         [
             _row(
                 P,
                 "student distilled",
-                distilled_run(P, teacher, t, d["alpha"]),
+                distilled_run(P, teacher, t, d.alpha),
                 temperature=t,
-                alpha=d["alpha"],
+                alpha=d.alpha,
             )
-            for t in d["temperatures"]
+            for t in d.temperatures
         ]
     )
     alphas = pd.DataFrame(
@@ -319,11 +307,11 @@ def distillation(P: dict[str, Any]) -> dict[str, pd.DataFrame]:
             _row(
                 P,
                 "student distilled",
-                distilled_run(P, teacher, d["temperature"], a),
-                temperature=d["temperature"],
+                distilled_run(P, teacher, d.temperature, a),
+                temperature=d.temperature,
                 alpha=a,
             )
-            for a in d["alphas"]
+            for a in d.alphas
         ]
     )
     return {"table3_distillation": table3, "table3_temperature": temps, "table3_alpha": alphas}
@@ -338,9 +326,10 @@ def distillation_findings(table3: pd.DataFrame) -> list[str]:
     gap = s - t
     closed = (s - k) / gap if gap > 0 else float("nan")
     return [
-        f"teacher/student parameter ratio: {ratio:.0f}x (paper: ~50x)",
+        f"teacher/student parameter ratio: {ratio:.0f}x (paper: ~{paper.SIZE_RATIO}x)",
         f"teacher {t:.1f}, student alone {s:.1f}, distilled {k:.1f} (CER %, measured)",
-        f"distilled student is {k - t:+.1f} points from the teacher (paper: within 1.5)",
+        f"distilled student is {k - t:+.1f} points from the teacher "
+        f"(paper: within {paper.DISTILL_GAP})",
         (
             "distillation "
             + ("beats" if k < s else "does NOT beat")

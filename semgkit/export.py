@@ -18,13 +18,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from semgkit.format import BANDS, ELECTRODES, SAMPLE_RATE
+from semgkit.runs import load_run
+
 OPSET = 17
 
 
 def _example(model: nn.Module, seconds: float = 1.0, batch: int = 1) -> torch.Tensor:
     hop = int(getattr(model, "hop", 1))
-    samples = max(hop * 8, int(round(seconds * 2000)) // hop * hop)
-    return torch.randn(batch, samples, 2, 16, generator=torch.Generator().manual_seed(0))
+    samples = max(hop * 8, int(round(seconds * SAMPLE_RATE)) // hop * hop)
+    return torch.randn(
+        batch, samples, len(BANDS), ELECTRODES, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def export_onnx(model: nn.Module, out: str | Path, example: torch.Tensor | None = None) -> Path:
@@ -82,8 +87,6 @@ def max_abs_difference(model: nn.Module, path: str | Path, emg: torch.Tensor) ->
 
 def _load(args: argparse.Namespace) -> nn.Module:
     if args.run:
-        from semgkit.train import load_run
-
         return load_run(args.run)[0]
     from semgkit.models import build
 

@@ -23,9 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semgkit.charset import CHARSET
+from semgkit.format import CHANNELS, SAMPLE_RATE
 from semgkit.tds import TDSConfig, TDSConvNet, tds_flops_per_second
-
-SAMPLE_RATE = 2000
 
 
 class CTCHead(nn.Module):
@@ -119,7 +118,7 @@ PRESETS: dict[str, ModelConfig | TDSConfig] = {
 class Featurizer(nn.Module):
     """Strided convolutions from raw 2 kHz sEMG to feature frames."""
 
-    def __init__(self, config: ModelConfig, in_channels: int = 32) -> None:
+    def __init__(self, config: ModelConfig, in_channels: int = CHANNELS) -> None:
         super().__init__()
         self.convs = nn.ModuleList()
         self.pads = []
@@ -280,7 +279,7 @@ def flops_per_second(name_or_config: str | ModelConfig | TDSConfig, window_s: fl
     c = resolve(name_or_config)
     if isinstance(c, TDSConfig):
         return tds_flops_per_second(c)
-    macs, rate, c_in = 0.0, float(SAMPLE_RATE), 32
+    macs, rate, c_in = 0.0, float(SAMPLE_RATE), CHANNELS
     for c_out, k, s in zip(c.conv_channels, c.conv_kernels, c.conv_strides, strict=True):
         rate /= s
         macs += rate * c_in * c_out * k

@@ -1,18 +1,97 @@
-"""Book profiles: plain TOML files (``book/profiles/<name>.toml``) read into dicts.
+"""Book profiles: TOML files (``book/profiles/<name>.toml``) read into a typed `Profile`.
 
 A profile fixes everything a chapter needs to know about scale: the corpus, window
 lengths, training budgets, the model ladder and the distillation sweep. The book's
-chapters receive only the profile's name as a papermill parameter.
+chapters receive only the profile's name as a papermill parameter; `notebook.start`
+loads it once. Defaults live here and nowhere else; an unknown or missing key is an
+error naming the file and the key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 SEARCH_DIRS = (Path("profiles"), Path("book/profiles"))
-REQUIRED_SECTIONS = ("corpus", "window", "train", "scaling", "distill", "realtime")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    source: str = "synthetic"  # "synthetic" (semgkit.synth) or "emg2qwerty" (real data)
+    preset: str = "laptop"  # semgkit.synth.CORPUS_PRESETS name
+    path: str = ""  # empty: <build>/data/<preset>-seed<seed>
+
+
+@dataclass(frozen=True)
+class Window:  # seconds
+    window_s: float
+    past_s: float
+    future_s: float
+
+
+@dataclass(frozen=True)
+class Train:
+    steps: int
+    batch_size: int
+    lr: float
+    personalize_steps: int
+    personalize_lr_fraction: float  # of the generic run's peak lr
+    accumulate: int = 1
+    lr_width_product: float = 0.0  # 0: every preset gets `lr` (see experiments.peak_lr)
+    personalize_users: int = 0  # 0: every test user of the generic split
+    num_threads: int = 2
+
+
+@dataclass(frozen=True)
+class Scaling:
+    ladder: tuple[str, ...]
+    baseline: str
+
+
+@dataclass(frozen=True)
+class Distill:
+    teacher: str
+    student: str
+    temperature: float  # the headline run of Table 3
+    alpha: float
+    temperatures: tuple[float, ...]
+    alphas: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Realtime:
+    presets: tuple[str, ...]
+    chunk_ms: float
+    iterations: int
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    corpus: Corpus
+    window: Window
+    train: Train
+    scaling: Scaling
+    distill: Distill
+    realtime: Realtime
+    seed: int = 0
+    build_dir: Path = Path("build")  # where the book writes; set by notebook.start
+
+    def corpus_dir(self) -> Path:
+        """Where the corpus lives: ``corpus.path`` or ``<build>/data/<preset>-seed<seed>``."""
+        if self.corpus.path:
+            return Path(self.corpus.path).expanduser()
+        return self.build_dir / "data" / f"{self.corpus.preset}-seed{self.seed}"
+
+
+SECTION_TYPES = {
+    "corpus": Corpus, "window": Window, "train": Train, "scaling": Scaling,
+    "distill": Distill, "realtime": Realtime,
+}  # fmt: skip
 
 
 def find_profile(name_or_path: str | Path) -> Path:
@@ -31,23 +110,39 @@ def find_profile(name_or_path: str | Path) -> Path:
     raise FileNotFoundError(f"no profile named {name_or_path!r}; known profiles: {known}")
 
 
-def load_profile(name_or_path: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
+def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+    """``cls(**raw)`` with lists as tuples; unknown or missing keys named."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}")
+    required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+    missing = sorted(required - set(raw))
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+def load_profile(
+    name_or_path: str | Path,
+    data_dir: str | Path | None = None,
+    build_dir: str | Path = "build",
+) -> Profile:
     """Read a profile; ``data_dir`` overrides ``corpus.path`` (the real-data location)."""
     path = find_profile(name_or_path)
     with path.open("rb") as f:
-        profile = tomllib.load(f)
-    missing = [s for s in REQUIRED_SECTIONS if s not in profile]
+        raw = tomllib.load(f)
+    missing = [s for s in SECTION_TYPES if s not in raw]
     if missing:
         raise ValueError(f"profile {path}: missing section(s) {missing}")
-    profile.setdefault("name", path.stem)
+    sections = {
+        s: _build(cls, raw.pop(s), f"profile {path} [{s}]") for s, cls in SECTION_TYPES.items()
+    }
+    raw.setdefault("name", path.stem)
+    raw.setdefault("description", "")
+    profile = _build(Profile, {**raw, **sections}, f"profile {path}")
     if data_dir:
-        profile["corpus"]["path"] = str(data_dir)
-    return profile
-
-
-def corpus_dir(profile: dict[str, Any], build_dir: str | Path) -> Path:
-    """Where the profile's corpus lives: ``corpus.path`` or ``<build>/data/<preset>``."""
-    given = profile["corpus"].get("path") or ""
-    if given:
-        return Path(given).expanduser()
-    return Path(build_dir) / "data" / f"{profile['corpus']['preset']}-seed{profile.get('seed', 0)}"
+        profile = dataclasses.replace(
+            profile, corpus=dataclasses.replace(profile.corpus, path=str(data_dir))
+        )
+    return dataclasses.replace(profile, build_dir=Path(build_dir))

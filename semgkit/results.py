@@ -43,6 +43,17 @@ def git_revision() -> str:
     return rev + ("+dirty" if dirty else "")
 
 
+def library_modules(exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Every module of the ``semgkit`` package (sorted), less ``exclude``.
+
+    Cache keys hash these: a new or split module is in the key without anyone listing it,
+    so a refactor can never silently reuse a result computed by other code."""
+    unknown = sorted(set(exclude) - {p.stem for p in PACKAGE.glob("*.py")})
+    if unknown:
+        raise ValueError(f"library_modules: no module(s) {unknown} in {PACKAGE}")
+    return tuple(sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in exclude))
+
+
 def source_hash(modules: tuple[str, ...], salt: str = "") -> str:
     """SHA-256 (hex) of ``salt`` and the source of the named ``semgkit`` modules: a cache
     key part that changes exactly when the code deciding a cached result changes."""
@@ -52,11 +63,22 @@ def source_hash(modules: tuple[str, ...], salt: str = "") -> str:
     return h.hexdigest()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name() -> str:
     """The device the book trains on, in words."""
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    return f"CPU {cpu_model()} ({torch.get_num_threads()} threads)"
 
 
 def atomic_write(path: Path, text: str | bytes) -> None:
@@ -84,21 +106,31 @@ def write_table(
     self-describing; the Markdown file puts it in a header above the table.
     """
     meta = {
-        "profile": profile.get("name", ""),
-        "data_source": profile["corpus"].get("source", "synthetic"),
+        "profile": profile.name,
+        "data_source": profile.corpus.source,
         "device": device_name(),
         "wall_time_s": round(float(wall_time_s), 1),
-        "seed": profile.get("seed", 0),
+        "seed": profile.seed,
         "git_revision": git_revision(),
     }
-    out = Path(build_dir) / "results"
-    csv_path = out / f"{name}.csv"
+    csv_path = Path(build_dir) / "results" / f"{name}.csv"
+    return write_csv_md(df, csv_path, meta, title or name, notes)
+
+
+def write_csv_md(
+    df: pd.DataFrame,
+    csv_path: Path,
+    meta: dict[str, Any],
+    title: str,
+    notes: str = "",
+    floatfmt: str = "g",
+) -> Path:
+    """``csv_path`` with ``meta`` as extra columns on every row, and beside it a Markdown
+    file with ``meta`` as a header above the table; both written atomically."""
     atomic_write(csv_path, df.assign(**meta).to_csv(index=False))
-    header = [f"# {title or name}", ""]
-    header += [f"- {k}: {v}" for k, v in meta.items()]
+    header = [f"# {title}", ""] + [f"- {k}: {v}" for k, v in meta.items()]
     if notes:
         header += ["", notes]
-    atomic_write(
-        out / f"{name}.md", "\n".join(header) + "\n\n" + df.to_markdown(index=False) + "\n"
-    )
+    table = df.to_markdown(index=False, floatfmt=floatfmt)
+    atomic_write(csv_path.with_suffix(".md"), "\n".join(header) + "\n\n" + table + "\n")
     return csv_path

@@ -28,9 +28,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semgkit.charset import CHARSET
+from semgkit.decode import collapse
+from semgkit.format import SAMPLE_RATE
 from semgkit.models import SEMGTransformer
 
-SAMPLE_RATE = 2000  # Hz
 MAX_PROBE_SECONDS = 64.0  # longest signal used to look for the end of the receptive field
 
 
@@ -225,11 +226,9 @@ class Streamer:
         return StepOutput(log_probs, new_text)
 
     def _greedy(self, labels: list[int]) -> str:
-        kept = []
-        for label in labels:
-            if label != self.last_label and label != CHARSET.blank:
-                kept.append(label)
-            self.last_label = label
+        kept = collapse(labels, previous=self.last_label)
+        if labels:
+            self.last_label = labels[-1]
         return CHARSET.labels_to_text(kept)
 
 

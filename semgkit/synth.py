@@ -27,6 +27,7 @@ import csv
 import json
 import shutil
 import string
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,10 +39,11 @@ import yaml
 from tqdm.auto import tqdm
 
 from semgkit.charset import CHARSET
+from semgkit.format import ELECTRODES, EMG_FIELDS, GROUP, SAMPLE_RATE, TIME_FIELD, TIMESERIES
 
 ASSET = Path(__file__).resolve().parent / "assets" / "prompts.txt"
 MARKER = ".semgkit-corpus.json"
-EMG_DTYPE = np.dtype([("emg_left", "<f4", (16,)), ("emg_right", "<f4", (16,)), ("time", "<f8")])
+EMG_DTYPE = np.dtype([*((f, "<f4", (ELECTRODES,)) for f in EMG_FIELDS), (TIME_FIELD, "<f8")])
 START_TIME = 1.6e9  # unix seconds of the first session: real files carry wall-clock times
 FORMAT = 2  # bumped when the files change, so an older corpus on disk is rebuilt
 METADATA_COLUMNS = (
@@ -59,7 +61,7 @@ class SynthConfig:
     personal_sessions: tuple[int, int, int] = (2, 1, 2)  # test users: train, val, test
     test_users: int = 8
     session_s: float = 30.0
-    sample_rate: int = 2000
+    sample_rate: int = SAMPLE_RATE
     user_spread: float = 1.0  # scales every per-user difference (0: all users alike)
     noise_std: float = 0.05  # amplifier noise relative to a fully active muscle
 
@@ -289,11 +291,13 @@ def _motor_unit_noise(
 def write_session(path: Path, emg: np.ndarray, times: np.ndarray, attrs: dict[str, Any]) -> None:
     """One emg2qwerty HDF5 session, written to a temporary name and renamed."""
     data = np.empty(len(emg), dtype=EMG_DTYPE)
-    data["emg_left"], data["emg_right"], data["time"] = emg[:, 0], emg[:, 1], times
+    for band, field in enumerate(EMG_FIELDS):
+        data[field] = emg[:, band]
+    data[TIME_FIELD] = times
     tmp = path.with_name(path.name + ".tmp")
     with h5py.File(tmp, "w") as f:
-        group = f.create_group("emg2qwerty")
-        group.create_dataset("timeseries", data=data)
+        group = f.create_group(GROUP)
+        group.create_dataset(TIMESERIES, data=data)
         for key, value in attrs.items():
             group.attrs[key] = value
     tmp.replace(path)
@@ -437,15 +441,20 @@ def add_cli(subparsers: Any) -> None:
         "synth", help="write the synthetic sEMG typing corpus (emg2qwerty format)"
     )
     p.add_argument("--out", required=True, type=Path, help="corpus directory to write")
-    p.add_argument("--profile", default="laptop", help=f"corpus preset: {sorted(CORPUS_PRESETS)}")
+    p.add_argument("--preset", default="laptop", help=f"corpus preset: {sorted(CORPUS_PRESETS)}")
+    p.add_argument("--profile", dest="old_preset", help="deprecated alias of --preset")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-corpus directory")
     p.set_defaults(func=_cli)
 
 
 def _cli(args: argparse.Namespace) -> int:
-    if args.profile not in CORPUS_PRESETS:
-        raise ValueError(f"--profile {args.profile!r}: choose from {sorted(CORPUS_PRESETS)}")
-    out = generate(args.out, args.profile, args.seed, overwrite=args.overwrite)
+    flag, preset = "--preset", args.preset
+    if args.old_preset is not None:  # "profile" names a book profile everywhere else
+        print("semgkit synth: --profile is deprecated, use --preset", file=sys.stderr)
+        flag, preset = "--profile", args.old_preset
+    if preset not in CORPUS_PRESETS:
+        raise ValueError(f"{flag} {preset!r}: choose from {sorted(CORPUS_PRESETS)}")
+    out = generate(args.out, preset, args.seed, overwrite=args.overwrite)
     print(out)
     return 0

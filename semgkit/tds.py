@@ -29,7 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-BANDS, ELECTRODES = 2, 16
+from semgkit.format import BANDS as BAND_NAMES
+from semgkit.format import ELECTRODES, SAMPLE_RATE
+
+BANDS = len(BAND_NAMES)
 LOG_EPS = 1e-6  # added to the power before the log, as emg2qwerty's LogSpectrogram does
 
 
@@ -245,7 +248,7 @@ class TDSConvNet(nn.Module):
         return self.head(self.blocks(x)).log_softmax(dim=-1)
 
 
-def tds_flops_per_second(config: TDSConfig, sample_rate: float = 2000.0) -> float:
+def tds_flops_per_second(config: TDSConfig, sample_rate: float = SAMPLE_RATE) -> float:
     """Floating-point operations (multiply-adds x 2) per second of sEMG at `sample_rate`.
 
     Counts the spectrogram's windowed DFT (computed as a matrix product, not an FFT), the

@@ -14,7 +14,8 @@ import signal
 
 import torch
 
-from semgkit.train import TrainConfig, fit
+from semgkit.runs import TrainConfig
+from semgkit.train import fit
 
 
 def main() -> None:

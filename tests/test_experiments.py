@@ -1,9 +1,11 @@
 """The book's experiment recipe: per-preset learning rates and cache keys."""
 
+from dataclasses import replace
+
 import pytest
 
-from semgkit import experiments
-from semgkit.profiles import load_profile
+from semgkit import experiments, runs
+from semgkit.profiles import Corpus, find_profile, load_profile
 
 
 @pytest.fixture
@@ -12,7 +14,7 @@ def laptop():
 
 
 def test_peak_lr_falls_as_one_over_width_with_a_cap(laptop):
-    laptop["train"].update(lr=3e-3, lr_width_product=0.128)
+    laptop = replace(laptop, train=replace(laptop.train, lr=3e-3, lr_width_product=0.128))
     assert experiments.peak_lr(laptop, "lap-l") == pytest.approx(0.128 / 128)
     assert experiments.peak_lr(laptop, "lap-m") == pytest.approx(0.128 / 80)
     assert experiments.peak_lr(laptop, "lap-xxs") == pytest.approx(3e-3)  # capped
@@ -20,15 +22,13 @@ def test_peak_lr_falls_as_one_over_width_with_a_cap(laptop):
 
 
 def test_peak_lr_is_the_profile_lr_without_the_rule(laptop):
-    laptop["train"].pop("lr_width_product", None)
-    laptop["train"]["lr"] = 5e-4
+    laptop = replace(laptop, train=replace(laptop.train, lr=5e-4, lr_width_product=0.0))
     assert {experiments.peak_lr(laptop, p) for p in ("lap-l", "lap-xxs", "tds")} == {5e-4}
 
 
 def test_config_key_changes_with_the_learning_rate(laptop, tmp_path):
-    laptop["build_dir"] = str(tmp_path)
-    laptop["corpus"]["path"] = str(tmp_path / "corpus")  # not generated: train_config only names it
-    laptop["corpus"]["source"] = "real"
+    corpus = Corpus(source="real", path=str(tmp_path / "corpus"))  # train_config only names it
+    laptop = replace(laptop, build_dir=tmp_path, corpus=corpus)
     (tmp_path / "corpus" / "splits").mkdir(parents=True)
     (tmp_path / "corpus" / "splits" / "generic.yaml").write_text("{}\n")
     a = experiments.train_config(laptop, "lap-l")
@@ -51,22 +51,21 @@ def test_plan_lists_each_run_once_teachers_first_and_the_book_reuses_a_cli_run(
     from semgkit import train
     from semgkit.cli import main
 
-    P = load_profile("smoke")
-    P["build_dir"] = tmp_path
+    P = load_profile("smoke", build_dir=tmp_path)
     configs = experiments.planned_configs(P)
     keys = [experiments.config_key(c) for c in configs]
     assert len(keys) == len(set(keys))
-    teacher = experiments.run_dir(P, experiments.train_config(P, P["distill"]["teacher"]))
+    teacher = experiments.run_dir(P, experiments.train_config(P, P.distill.teacher))
     first_student = next(i for i, c in enumerate(configs) if c.teacher)
     assert all(c.teacher == str(teacher) for c in configs[first_student:])
     assert (
-        experiments.config_key(experiments.train_config(P, P["distill"]["teacher"]))
+        experiments.config_key(experiments.train_config(P, P.distill.teacher))
         in keys[:first_student]
     )
 
     assert book.main(["plan", "--profile", "smoke", "--build", str(tmp_path), "--nproc", "2"]) == 0
     spec = tmp_path / "cache" / "plan" / f"{experiments.run_dir(P, configs[0]).name}.json"
-    assert train.config_from_json(spec) == configs[0]
+    assert runs.config_from_json(spec) == configs[0]
     target = experiments.run_dir(P, configs[0])
     assert main(["train", "--config", str(spec), "--out", str(target)]) == 0
     assert json.loads((target / "done.json").read_text())["train_seconds"] > 0
@@ -79,12 +78,31 @@ def test_plan_lists_each_run_once_teachers_first_and_the_book_reuses_a_cli_run(
 
 
 def test_train_cli_rejects_an_unknown_config_field(tmp_path):
-    from semgkit import train
-
     bad = tmp_path / "config.json"
     bad.write_text('{"data_dir": "x", "preset": "lap-xxs", "stepz": 3}')
     with pytest.raises(ValueError, match="stepz"):
-        train.config_from_json(bad)
+        runs.config_from_json(bad)
+
+
+def test_profiles_are_typed_with_defaults_in_one_place_and_reject_unknown_keys(tmp_path):
+    smoke = load_profile("smoke")
+    assert smoke.seed == 0 and smoke.train.accumulate == 1 and smoke.train.lr_width_product == 0
+    assert isinstance(smoke.scaling.ladder, tuple)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(find_profile("smoke").read_text().replace("steps = 8", "stepz = 8"))
+    with pytest.raises(ValueError, match=r"\[train\].*stepz"):
+        load_profile(bad)
+
+
+def test_the_run_cache_key_covers_every_library_module_but_the_denylist():
+    """A module added (or split out) is in the key without anyone listing it."""
+    from semgkit.results import library_modules
+
+    keyed = library_modules(exclude=experiments.NOT_IN_RUN_KEY)
+    assert {"runs", "train", "evaluate", "format", "data", "models", "distill"} <= set(keyed)
+    assert not set(keyed) & {"bench", "notebook", "experiments"}
+    with pytest.raises(ValueError, match="nosuch"):
+        library_modules(exclude=("nosuch",))
 
 
 def test_every_test_user_finds_a_personal_split_in_the_release_layout(tmp_path):
@@ -92,9 +110,8 @@ def test_every_test_user_finds_a_personal_split_in_the_release_layout(tmp_path):
     the personalized column looks each generic test user up by its id, as on real data."""
     from semgkit.data import personal_splits
 
-    P = load_profile("smoke")
-    P["build_dir"] = tmp_path
-    P["train"]["personalize_users"] = 0
+    P = load_profile("smoke", build_dir=tmp_path)
+    P = replace(P, train=replace(P.train, personalize_users=0))
     users = experiments.test_users(P)
     splits = personal_splits(experiments.prepare_corpus(P))
     assert users and all(u.isdigit() for u in users)

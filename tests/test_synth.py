@@ -318,7 +318,7 @@ def test_unknown_preset_writes_nothing(tmp_path):
 
 def test_cli_writes_the_same_corpus_as_generate(corpora, tmp_path, capsys):
     out = tmp_path / "cli"
-    assert cli.main(["synth", "--out", str(out), "--profile", "smoke", "--seed", "0"]) == 0
+    assert cli.main(["synth", "--out", str(out), "--preset", "smoke", "--seed", "0"]) == 0
     assert str(out) in capsys.readouterr().out
     reference = sessions(corpora["a"])
     assert [p.name for p in sessions(out)] == [p.name for p in reference]
@@ -329,9 +329,16 @@ def test_cli_errors_are_reported_with_exit_code_2(tmp_path, capsys):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "x.txt").write_text("x")
-    assert cli.main(["synth", "--out", str(foreign), "--profile", "smoke"]) == 2
+    assert cli.main(["synth", "--out", str(foreign), "--preset", "smoke"]) == 2
     assert str(foreign) in capsys.readouterr().err
+    assert cli.main(["synth", "--out", str(tmp_path / "y"), "--preset", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--preset" in err and "smoke" in err
+    assert not (tmp_path / "y").exists()
+
+
+def test_cli_profile_is_a_deprecated_alias_of_preset(tmp_path, capsys):
     assert cli.main(["synth", "--out", str(tmp_path / "y"), "--profile", "nope"]) == 2
     err = capsys.readouterr().err
-    assert "--profile" in err and "smoke" in err
-    assert not (tmp_path / "y").exists()
+    assert "--profile is deprecated" in err
+    assert "--profile 'nope'" in err and "smoke" in err

@@ -22,8 +22,10 @@ import torch
 
 from semgkit import cli, synth, train
 from semgkit.data import Session, WindowedDataset, load_split
+from semgkit.evaluate import evaluate
 from semgkit.metrics import error_rates
-from semgkit.train import TrainConfig, evaluate, fit, load_run, personalize
+from semgkit.runs import TrainConfig, load_run, run_config
+from semgkit.train import fit, personalize
 
 WORKER = Path(__file__).resolve().parent / "_train_worker.py"
 RATE_KEYS = {"CER", "IER", "DER", "SER"}
@@ -167,7 +169,7 @@ def test_gradient_accumulation_matches_the_whole_batch(corpus, tmp_path):
 def test_fit_refuses_a_nonempty_run_directory(run):
     before = (run / "last.pt").stat().st_mtime_ns
     with pytest.raises(FileExistsError, match="not empty.*--resume"):
-        fit(load_run(run)[1], run, progress=False)
+        fit(run_config(run), run, progress=False)
     assert (run / "last.pt").stat().st_mtime_ns == before
 
 
@@ -281,7 +283,7 @@ def test_unknown_preset(corpus, tmp_path):
 
 def test_resume_with_a_different_config(run):
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
-    changed = tiny(load_run(run)[1].data_dir, lr=1e-3)
+    changed = tiny(run_config(run).data_dir, lr=1e-3)
     with pytest.raises(ValueError, match="config.json.*different config"):
         fit(changed, run, resume=True, progress=False)
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
@@ -335,7 +337,7 @@ def test_evaluate_reports_pooled_and_per_user_rates(corpus, run):
     rates = error_rates(table["prediction"].tolist(), table["target"].tolist())
     assert rates == pytest.approx({k: overall[k] for k in RATE_KEYS})
     # the target is every key pressed in the part of the session the windows tile
-    window = load_run(run)[1].samples(load_run(run)[1].window_s)
+    window = run_config(run).samples(run_config(run).window_s)
     for path, row in zip(split.test, table.itertuples(), strict=True):
         session = Session(path)
         assert row.session == session.session_name

@@ -153,9 +153,8 @@ def plan(profile: str, build: Path, data: str | None, nproc: int) -> int:
     from semgkit import experiments
     from semgkit.profiles import load_profile
 
-    P = load_profile(profile, data_dir=data)
-    P["build_dir"] = build.resolve()
-    folder = P["build_dir"] / "cache" / "plan"
+    P = load_profile(profile, data_dir=data, build_dir=build.resolve())
+    folder = P.build_dir / "cache" / "plan"
     folder.mkdir(parents=True, exist_ok=True)
     for config in experiments.planned_configs(P):
         target = experiments.run_dir(P, config)
