@@ -96,7 +96,7 @@ def _laptop(d_model: int, layers: int, heads: int, channels: tuple[int, ...]) ->
 
 
 PRESETS: dict[str, ModelConfig | TDSConfig] = {
-    # the paper's family (PAPER.md): tiny 2.2M, small 5.4M, large 109M, and sizes between
+    # the paper's family (semgkit/paper.py): tiny 2.2M, small 5.4M, large 109M, and sizes between
     "tiny": ModelConfig(d_model=128, layers=10),
     "small": ModelConfig(d_model=256, layers=6),
     "medium": ModelConfig(d_model=512, layers=6),

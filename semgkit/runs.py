@@ -110,12 +110,17 @@ def checkpoint_state(model: nn.Module, config: TrainConfig, resolved: Any) -> di
     }
 
 
-def load_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
-    """Load a checkpoint's weights, refusing one trained for another model or charset."""
+def load_weights(
+    model: nn.Module, path: Path, config: TrainConfig, resolved: Any | None = None
+) -> None:
+    """Load a checkpoint's weights, refusing one trained for another model or charset.
+
+    ``resolved`` is ``model_config(config)`` when the caller has it already."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     if state.get("charset") != CHARSET.chars:
         raise ValueError(f"{path}: checkpoint was trained with another character set")
-    if models.resolve(state["model_config"]) != model_config(config):
+    expected = model_config(config) if resolved is None else resolved
+    if models.resolve(state["model_config"]) != expected:
         raise ValueError(
             f"{path}: checkpoint is a {state['preset']!r} model, not {config.preset!r} "
             "with these model settings"

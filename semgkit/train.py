@@ -34,7 +34,6 @@ from semgkit.distill import DistillObjective, ctc_loss
 from semgkit.evaluate import EvalResult, evaluate, evaluate_model
 from semgkit.runs import (
     TrainConfig,
-    build_model,
     checkpoint_state,
     config_from_json,
     load_weights,
@@ -143,9 +142,9 @@ def fit(
     torch.manual_seed(config.seed)
     device = _device()
 
-    model = build_model(config).to(device)
+    model = models.build(resolved).to(device)
     if config.init and not resume:
-        load_weights(model, Path(config.init) / "best.pt", config)
+        load_weights(model, Path(config.init) / "best.pt", config, resolved)
     objective = DistillObjective(config) if config.teacher else ctc_objective
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from semgkit import models
+from semgkit import models, paper
 from semgkit.charset import CHARSET
 from semgkit.models import (
     PRESETS,
@@ -21,13 +21,9 @@ from semgkit.tds import TDSConfig
 
 torch.set_num_threads(1)
 
-# PAPER.md: Tiny 2.2M, Small 5.4M, Large 109M; emg2qwerty's TDS-ConvNet 5.3M.
-PAPER_PARAMS = {
-    "tiny": (2.2e6, 0.05),
-    "small": (5.4e6, 0.05),
-    "large": (109e6, 0.05),
-    "tds": (5.3e6, 0.10),
-}
+# The paper's Table 2 sizes (semgkit.paper), with the tolerance each count must meet.
+TOLERANCE = {"tiny": 0.05, "small": 0.05, "large": 0.05, "tds": 0.10}
+PAPER_PARAMS = {name: (paper.TABLE2[name].parameters, tol) for name, tol in TOLERANCE.items()}
 LADDER = ["lap-xxs", "lap-xs", "lap-s", "lap-m", "lap-l"]
 PAPER_FAMILY = ["tiny", "small", "medium", "base", "large"]
 TRANSFORMERS = [n for n, c in PRESETS.items() if isinstance(c, ModelConfig)]
