@@ -10,9 +10,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from semgkit import bench, evaluate, export, lm, synth, train
+from semgkit import bench, evaluate, export, lm, loader, synth, train
 
-COMMAND_MODULES = (synth, train, evaluate, bench, export, lm)  # train also registers `distill`
+COMMAND_MODULES = (
+    synth,
+    train,
+    evaluate,
+    bench,
+    loader,
+    export,
+    lm,
+)  # train also registers `distill`
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,9 @@ attributes) and split files listing ``{user, session}`` under ``dataset.train|va
 from __future__ import annotations
 
 import json
+import os
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -29,8 +31,61 @@ SHOW_MISSING = 5  # a split naming many absent sessions shows the first few and 
 TYPED_CONDITION = "on_keyboard"  # keystrokes are ground truth only when typed on a keyboard
 
 
+# Open files per process: a forked DataLoader worker must not share its parent's HDF5
+# handles, and a corpus of 1,000+ sessions must not hold 1,000+ open files.
+MAX_OPEN_FILES = 32
+_handles: OrderedDict[tuple[Path, tuple[int, int, int]], h5py.File] = OrderedDict()
+_handles_pid = os.getpid()
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """(inode, size, mtime): changes when a file is truncated, rewritten or replaced."""
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _open(path: Path, stamp: tuple[int, int, int]) -> h5py.File:
+    """This process's read-only handle on ``path`` as it is now (``stamp``); the least
+    recently used handles, and any on an older version of the file, are closed."""
+    global _handles, _handles_pid
+    if _handles_pid != os.getpid():  # forked: the inherited handles belong to the parent
+        _handles, _handles_pid = OrderedDict(), os.getpid()
+    handle = _handles.pop((path, stamp), None)
+    if handle is None:
+        for key in [k for k in _handles if k[0] == path]:
+            _handles.pop(key).close()
+        handle = h5py.File(path, "r")
+    _handles[path, stamp] = handle
+    while len(_handles) > MAX_OPEN_FILES:
+        _handles.popitem(last=False)[1].close()
+    return handle
+
+
+_buffers: dict[np.dtype, np.ndarray] = {}
+
+
+def _scratch(dtype: np.dtype, n: int) -> np.ndarray:
+    """A reused buffer of ``n`` records: a fresh 1 MB array per window costs page faults."""
+    if dtype not in _buffers or len(_buffers[dtype]) < n:
+        _buffers[dtype] = np.empty(n, dtype=dtype)
+    return _buffers[dtype][:n]
+
+
+def close_files() -> None:
+    """Close this process's session handles. Needed only to rewrite a session file in place
+    from the process that read it: HDF5 will not truncate a file that it holds open."""
+    while _handles:
+        _handles.popitem()[1].close()
+
+
 class Session:
-    """One emg2qwerty session file; the signal is read on first use and kept."""
+    """One emg2qwerty session file: metadata and key events in memory, the signal on disk.
+
+    Opening validates the layout and reads only the attributes it needs. ``window(lo, hi)``
+    reads one slice of the signal; ``emg`` and ``timestamps`` read the whole series on
+    every access (the expensive path, for inspection and tests; training never uses them).
+    Handles come from a small per-process cache, so a Session pickles and forks cheaply.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -41,15 +96,15 @@ class Session:
                 if GROUP not in f or DATASET not in f[GROUP]:
                     raise ValueError(f"{self.path}: no '{GROUP}/{DATASET}' dataset")
                 group = f[GROUP]
-                names = group[DATASET].dtype.names or ()
-                attrs = dict(group.attrs)
+                dtype, self._length = group[DATASET].dtype, len(group[DATASET])
+                attrs = {a: group.attrs[a] for a in ATTRS[:3] if a in group.attrs}
+                present = set(group.attrs)
         except OSError as err:
             raise ValueError(f"{self.path}: not a readable HDF5 file ({err})") from err
-        missing = [n for n in FIELDS if n not in names] + [a for a in ATTRS if a not in attrs]
+        names = dtype.names or ()
+        missing = [n for n in FIELDS if n not in names] + [a for a in ATTRS if a not in present]
         if missing:
             raise ValueError(f"{self.path}: not an emg2qwerty session, missing {missing}")
-        with h5py.File(self.path, "r") as f:
-            dtype = f[GROUP][DATASET].dtype
         for band in FIELDS[:2]:
             if dtype[band].shape != (ELECTRODES,):
                 raise ValueError(
@@ -59,66 +114,139 @@ class Session:
         self.session_name = str(attrs["session_name"])
         self.user = str(attrs["user"])
         self.condition = str(attrs["condition"])
-        self.keystrokes: list[dict] = json.loads(attrs["keystrokes"])
-        self.prompts: list[dict] = json.loads(attrs["prompts"])
+        self._stamp = _stamp(self.path)
 
-    @cached_property
-    def _series(self) -> np.ndarray:
-        with h5py.File(self.path, "r") as f:
-            series = f[GROUP][DATASET][()]
-        bad = ~np.isfinite(series["emg_left"]) | ~np.isfinite(series["emg_right"])
-        if bad.any():
-            first = int(np.argwhere(bad)[0][0])
+    def __len__(self) -> int:
+        return self._length
+
+    def _group(self) -> h5py.Group:
+        """The session's HDF5 group; an error naming the file if it was deleted, truncated
+        or rewritten since this Session opened it (a run must not train on a moving file)."""
+        try:
+            stamp = _stamp(self.path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.path}: session file disappeared while in use") from None
+        if stamp != self._stamp:
+            raise ValueError(
+                f"{self.path}: session file changed while in use (truncated or rewritten; "
+                f"{self._stamp[1]} bytes when opened, {stamp[1]} now)"
+            )
+        try:
+            return _open(self.path, stamp)[GROUP]
+        except OSError as err:
+            raise ValueError(f"{self.path}: not a readable HDF5 file ({err})") from err
+
+    def _read(self, rows: slice, field: str | None = None) -> np.ndarray:
+        """Records ``rows`` (one ``field`` of them if given); whole records are read into
+        this process's scratch buffer, and are valid until the next read."""
+        dataset = self._group()[DATASET]
+        try:
+            if field is not None:
+                return dataset.fields(field)[rows]
+            start, stop, _ = rows.indices(len(self))
+            out = _scratch(dataset.dtype, max(stop - start, 0))
+            if len(out):
+                dataset.read_direct(out, rows)
+            return out
+        except OSError as err:
+            raise ValueError(f"{self.path}: cannot read samples {rows} ({err})") from err
+
+    def window(self, lo: int, hi: int) -> np.ndarray:
+        """Samples ``lo:hi`` as float32 (hi - lo, 2, 16), band 0 = left; samples outside the
+        session are zeros (a window's context at the edges). One copy from the file's
+        records into the result: this is the hot path of training."""
+        a, b = min(max(lo, 0), len(self)), max(min(hi, len(self)), 0)
+        part = self._read(slice(a, max(a, b)))
+        emg = np.zeros((hi - lo, 2, ELECTRODES), dtype=np.float32)
+        emg[a - lo : a - lo + len(part), 0] = part["emg_left"]
+        emg[a - lo : a - lo + len(part), 1] = part["emg_right"]
+        if not np.isfinite(emg).all():
+            first = lo + int(np.argwhere(~np.isfinite(emg))[0][0])
             raise ValueError(f"{self.path}: non-finite sEMG samples (first at sample {first})")
-        steps = np.diff(series["time"])
-        if (steps < 0).any():  # a repeated timestamp is fine: emg2qwerty allows it too
-            first = int(np.argmax(steps < 0)) + 1
-            raise ValueError(f"{self.path}: field time goes backwards at sample {first}")
-        return series
+        return emg
 
-    @cached_property
+    @property
     def emg(self) -> np.ndarray:
-        """(T, 2, 16) float32, band 0 = left wrist."""
-        s = self._series
-        return np.stack([s["emg_left"], s["emg_right"]], axis=1).astype(np.float32)
+        """(T, 2, 16) float32, band 0 = left wrist: the whole session, read on every access."""
+        return self.window(0, len(self))
 
     @property
     def timestamps(self) -> np.ndarray:
-        return self._series["time"]
+        """Sample times (unix seconds) of the whole session, read on every access."""
+        t = self._read(slice(None), "time")
+        steps = np.diff(t)
+        if (steps < 0).any():  # a repeated timestamp is fine: emg2qwerty allows it too
+            first = int(np.argmax(steps < 0)) + 1
+            raise ValueError(f"{self.path}: field time goes backwards at sample {first}")
+        return t
 
     @cached_property
     def sample_rate(self) -> float:
-        t = self.timestamps
-        return float((len(t) - 1) / (t[-1] - t[0]))
+        ends = self._read(slice(0, len(self), max(len(self) - 1, 1)), "time")
+        return float((len(self) - 1) / (ends[-1] - ends[0]))
 
-    def __len__(self) -> int:
-        return len(self._series)
+    def _json(self, name: str) -> list[dict]:
+        try:
+            return json.loads(self._group().attrs[name])
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{self.path}: attribute {name} is not JSON ({err})") from err
 
-    def key_events(self) -> tuple[np.ndarray, str]:
-        """(sample index of each press, label string), keys outside the charset dropped."""
-        presses, chars = [], []
-        for k in self.keystrokes:
-            char = CHARSET.key_to_char(k["key"])
-            if char is not None:
-                presses.append(k["start"])
-                chars.append(char)
+    @property
+    def keystrokes(self) -> list[dict]:
+        """emg2qwerty's keystroke records, parsed from the file on every access."""
+        return self._json("keystrokes")
+
+    @property
+    def prompts(self) -> list[dict]:
+        """emg2qwerty's prompt records, parsed from the file on every access."""
+        return self._json("prompts")
+
+    @cached_property
+    def _events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(sample index, that sample's time, class label) of each key, by sample index."""
+        keys = [(k["start"], CHARSET.key_to_char(k["key"])) for k in self.keystrokes]
+        keys = [(start, char) for start, char in keys if char is not None]
+        presses = np.array([start for start, _ in keys], dtype=np.float64)
+        labels = np.array(CHARSET.text_to_labels("".join(c for _, c in keys)), dtype=np.int64)
         t = self.timestamps
-        presses = np.asarray(presses, dtype=np.float64)
         inside = (presses >= t[0]) & (presses <= t[-1])
         if not inside.all():
             warnings.warn(
                 f"{self.path}: {int((~inside).sum())} keystroke(s) outside the recording "
                 f"({t[0]:.3f}-{t[-1]:.3f} s) dropped",
-                stacklevel=2,
+                stacklevel=3,
             )
         index = np.searchsorted(t, presses[inside])
-        return index.astype(np.int64), "".join(c for c, i in zip(chars, inside, strict=True) if i)
+        order = np.argsort(index, kind="stable")
+        index = index[order].astype(np.int64)
+        return index, t[index], labels[inside][order]
+
+    def key_events(self) -> tuple[np.ndarray, str]:
+        """(sample index of each press, label string), keys outside the charset dropped.
+
+        The one labelling rule, shared by ``labels``, ``text`` and ``WindowedDataset``: a
+        key belongs to the first sample at or after its press, and the samples
+        ``[start, end)`` are labelled with the keys that belong to them, i.e. those pressed
+        in ``(t[start - 1], t[end - 1]]``. emg2qwerty labels a window with the keys pressed
+        in the inclusive span ``[t[start], t[end - 1]]``: the same keys, except one pressed
+        between the last sample of a window and the first of the next, which emg2qwerty
+        loses and this rule gives to the later window. Keys pressed outside the recording
+        are dropped with a warning. Computed once (reading the time column), then kept."""
+        index, _, labels = self._events
+        return index.copy(), CHARSET.labels_to_text(labels.tolist())
+
+    def labels(self, start: int, end: int) -> np.ndarray:
+        """Class labels of the keys that belong to samples ``[start, end)``."""
+        index, _, labels = self._events
+        lo, hi = np.searchsorted(index, [start, end])
+        return labels[lo:hi]
 
     def text(self, start_t: float, end_t: float) -> str:
-        """Label string of the keys pressed in [start_t, end_t) (unix seconds)."""
-        return CHARSET.keys_to_text(
-            [k["key"] for k in self.keystrokes if start_t <= k["start"] < end_t]
-        )
+        """Label string of the keys whose sample time lies in ``[start_t, end_t)`` (unix
+        seconds); for ``start_t, end_t = t[start], t[end]`` the keys of ``labels(start, end)``."""
+        _, times, labels = self._events
+        lo, hi = np.searchsorted(times, [start_t, end_t])
+        return CHARSET.labels_to_text(labels[lo:hi].tolist())
 
 
 @dataclass(frozen=True)
@@ -235,9 +363,8 @@ class WindowedDataset(Dataset):
         self.window, self.past, self.future = window, past, future
         self.train, self.transform, self.seed = train, transform, seed
         self.epoch = 0
-        self.events = [
-            (p, np.array(list(c), dtype=object)) for p, c in map(Session.key_events, self.sessions)
-        ]
+        for s in self.sessions:
+            s.key_events()  # read each time column once, here, not in a worker
         self.items: list[tuple[int, int]] = []  # (session, start of the central window)
         step = stride or window
         for i, s in enumerate(self.sessions):
@@ -252,29 +379,38 @@ class WindowedDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``index`` of the current epoch, or of ``epoch`` given as ``(epoch, index)``
+        (what a DataLoader worker receives: it cannot see ``set_epoch`` calls)."""
+        epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
         i, start = self.items[index]
         session = self.sessions[i]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, epoch, index])
         if self.train:
             start = int(rng.integers(0, max(1, len(session) - self.window + 1)))
         lo, hi = start - self.past, start + self.window + self.future
-        emg = session.emg[max(lo, 0) : min(hi, len(session))]
-        emg = np.pad(emg, ((max(-lo, 0), max(hi - len(session), 0)), (0, 0), (0, 0)))
+        emg = session.window(lo, hi)
         if self.transform is not None:
             emg = self.transform(emg, rng)
-        press, chars = self.events[i]
-        inside = (press >= start) & (press < start + self.window)
-        labels = CHARSET.text_to_labels("".join(chars[inside]))
-        return torch.from_numpy(np.ascontiguousarray(emg)), torch.tensor(labels, dtype=torch.long)
+        labels = torch.from_numpy(session.labels(start, start + self.window).copy())
+        return torch.from_numpy(np.ascontiguousarray(emg)), labels
 
 
 def collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Pad a list of (emg, labels) into the dict every objective and model consumes."""
     emgs, labels = zip(*batch, strict=True)
     return {
-        "emg": torch.nn.utils.rnn.pad_sequence(list(emgs), batch_first=True),
+        "emg": _pad(emgs),
         "input_lengths": torch.tensor([len(e) for e in emgs], dtype=torch.long),
-        "targets": torch.nn.utils.rnn.pad_sequence(list(labels), batch_first=True),
+        "targets": _pad(labels),
         "target_lengths": torch.tensor([len(t) for t in labels], dtype=torch.long),
     }
+
+
+def _pad(items: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Zero-padded stack along a new first axis (``pad_sequence``, which is several times
+    slower on large windows)."""
+    out = items[0].new_zeros((len(items), max(len(x) for x in items), *items[0].shape[1:]))
+    for row, x in zip(out, items, strict=True):
+        row[: len(x)] = x
+    return out

@@ -14,7 +14,9 @@ Three models stacked, each simple and each grounded in how the real signal arise
   per-user spectral peak) whose amplitude follows its activation, projected onto the 16
   electrodes of its wrist's band through a per-user spatial mixing (the band's rotation
   on the forearm, electrode gains), re-donned each session (small extra shifts), plus
-  powerline hum and amplifier noise, sampled at 2 kHz.
+  powerline hum and amplifier noise, sampled at 2 kHz. Sessions longer than 33 s build
+  each noise from a 33 s bank drawn for the session, cut at random offsets and joined by
+  equal-power cross-fades, so a session of emg2qwerty's length (18 minutes) takes seconds.
 
 Users differ in rhythm, muscle recruitment, band placement and spectrum, so a decoder
 trained on some users transfers imperfectly to others, the effect the paper studies.
@@ -29,7 +31,7 @@ import shutil
 import string
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,15 @@ CORPUS_PRESETS: dict[str, SynthConfig] = {
         session_s=12.0,
     ),
     "laptop": SynthConfig(train_users=24, train_sessions=2, val_sessions=1, session_s=30.0),
+    # the release's layout (8 test users with personal splits) and session length (about
+    # 18 minutes), with few training users: for scale tests of the data path, ~9 GB
+    "release-shaped": SynthConfig(
+        train_users=4,
+        train_sessions=1,
+        val_sessions=1,
+        personal_sessions=(1, 1, 1),
+        session_s=18 * 60.0,
+    ),
 }
 
 # QWERTY geometry: (row, column offset) of each unshifted key, row 0 = number row.
@@ -239,7 +250,8 @@ def session_signal(
     config: SynthConfig,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """(T, 2, 16) float32 sEMG for one session of typing."""
+    """(T, 2, 16) float32 sEMG for one session of typing (vectorised over time, in float32,
+    so an 18-minute session takes seconds)."""
     fs = config.sample_rate
     n = int(round(duration_s * fs))
     env_fs = 200
@@ -257,35 +269,88 @@ def session_signal(
         env = _envelope(te[lo:hi], k["start"], k["end"])
         act[lo:hi] += env[:, None, None] * pattern[None].astype(np.float32)
     act += 0.03  # resting tone
-    t = np.arange(n) / fs
-    amp = np.stack(
-        [np.interp(t, te, act[:, h, m]) for h in range(2) for m in range(MUSCLES_PER_HAND)], 1
-    )
-    carrier = _motor_unit_noise(n, 2 * MUSCLES_PER_HAND, fs, user.peak_hz, rng)
-    sources = (amp * carrier).reshape(n, 2, MUSCLES_PER_HAND)
-    emg = np.empty((n, 2, 16), dtype=np.float32)
+    act = act.reshape(len(te), -1).T  # channels first: every step below is a row operation
+    muscles = _motor_unit_noise(n, 2 * MUSCLES_PER_HAND, fs, user.peak_hz, rng)
+    mix = np.zeros((32, 2 * MUSCLES_PER_HAND), dtype=np.float32)  # electrode <- muscle
     for band in range(2):
         shift = rng.normal(0.0, 0.3)  # re-donning moves the band a little each session
         gains = user.gains[band] * np.exp(0.05 * rng.standard_normal(16))
-        emg[:, band] = sources[:, band] @ mixing(user.rotation[band] + shift, gains)
-    hum = rng.uniform(0.005, 0.03) * np.sin(2 * np.pi * user.powerline_hz * t + rng.uniform(0, 6))
-    emg += hum[:, None, None].astype(np.float32) * rng.uniform(0.5, 1.5, size=(1, 2, 16))
-    emg += config.noise_std * rng.standard_normal(emg.shape).astype(np.float32)
-    return emg
+        mix[
+            16 * band : 16 * (band + 1), MUSCLES_PER_HAND * band : MUSCLES_PER_HAND * (band + 1)
+        ] = mixing(user.rotation[band] + shift, gains).T
+    hum_level, hum_phase = rng.uniform(0.005, 0.03), rng.uniform(0, 6)
+    hum_gain = (hum_level * rng.uniform(0.5, 1.5, size=32)).astype(np.float32)
+    white = config.noise_std * rng.standard_normal((min(n, BANK), 32)).astype(np.float32)
+    amplifier = _Noise(np.ascontiguousarray(white.T), n, rng)
+    emg = np.empty((n, 32), dtype=np.float32)
+    for lo in range(0, n, BLOCK):  # blocks that stay in cache, not arrays of the session
+        hi = min(lo + BLOCK, n)
+        sources = _upsample(act, fs // env_fs, lo, hi) * muscles.read(lo, hi)
+        np.matmul(sources.T, mix.T, out=emg[lo:hi])
+        hum = np.sin(2 * np.pi * user.powerline_hz * np.arange(lo, hi) / fs + hum_phase)
+        emg[lo:hi] += hum.astype(np.float32)[:, None] * hum_gain
+        emg[lo:hi] += amplifier.read(lo, hi).T
+    return emg.reshape(n, 2, 16)
+
+
+def _upsample(x: np.ndarray, ratio: int, lo: int, hi: int) -> np.ndarray:
+    """Samples ``lo:hi`` of rows ``x`` linearly interpolated onto a grid ``ratio`` times
+    finer (``np.interp``'s result, in float32), the last value held past the end."""
+    first, last = lo // ratio, -(-hi // ratio)
+    part = x[:, first : last + 1]
+    part = np.concatenate([part, part[:, -1:].repeat(last + 1 - first - part.shape[1], 1)], 1)
+    frac = np.arange(ratio, dtype=np.float32) / ratio
+    out = part[:, :-1, None] + (part[:, 1:] - part[:, :-1])[:, :, None] * frac
+    return out.reshape(len(x), -1)[:, lo - first * ratio : hi - first * ratio]
+
+
+BANK = 1 << 16  # samples of noise drawn per session and channel; longer noise reuses them
+SEGMENT, FADE = 1 << 11, 1 << 7  # pieces of the bank and the cross-fade between them
+BLOCK = 16 * SEGMENT  # samples generated at a time
+
+
+class _Noise:
+    """``n`` samples of each row of ``bank`` (a stationary noise), made of pieces of it taken
+    at random offsets and joined by equal-power cross-fades, which keep the variance and the
+    spectrum: a long session without drawing and filtering all of its noise."""
+
+    def __init__(self, bank: np.ndarray, n: int, rng: np.random.Generator) -> None:
+        self.bank, self.starts = bank, None
+        if n > bank.shape[1]:
+            count = -(-n // SEGMENT)
+            self.starts = rng.integers(0, bank.shape[1] - SEGMENT - FADE, size=(len(bank), count))
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        """Samples ``lo:hi``; ``lo`` is a multiple of ``SEGMENT``."""
+        if self.starts is None:
+            return self.bank[:, lo:hi]
+        first, last = lo // SEGMENT, -(-hi // SEGMENT)
+        rows = np.arange(len(self.bank))[:, None]
+        windows = np.lib.stride_tricks.sliding_window_view(self.bank, SEGMENT, axis=1)
+        pieces = windows[rows, self.starts[:, first:last]]  # (channels, pieces, SEGMENT)
+        fades = np.lib.stride_tricks.sliding_window_view(self.bank, FADE, axis=1)
+        skip = 1 if first == 0 else 0  # the session's first piece fades in from nothing
+        tails = fades[rows, self.starts[:, first + skip - 1 : last - 1] + SEGMENT]
+        ramp = np.sin(0.5 * np.pi * (np.arange(FADE) + 0.5) / FADE).astype(np.float32)
+        pieces[:, skip:, :FADE] *= ramp
+        pieces[:, skip:, :FADE] += tails * ramp[::-1]
+        return pieces.reshape(len(self.bank), -1)[:, : hi - lo]
 
 
 def _motor_unit_noise(
     n: int, channels: int, fs: int, peak_hz: float, rng: np.random.Generator
-) -> np.ndarray:
+) -> _Noise:
     """Unit-variance noise shaped like a surface EMG spectrum: 20-450 Hz, peak at peak_hz."""
-    white = rng.standard_normal((n, channels)).astype(np.float32)
-    freqs = np.fft.rfftfreq(n, 1.0 / fs)
+    m = min(n, BANK)
+    white = rng.standard_normal((m, channels)).astype(np.float32)  # drawn as before banks
+    freqs = np.fft.rfftfreq(m, 1.0 / fs)
     f = np.clip(freqs, 1e-3, None)
     shape = (f / peak_hz) ** 2 / (1 + (f / peak_hz) ** 4)  # a resonance around peak_hz
     shape *= (freqs > 20) & (freqs < 450)
     spectrum = np.fft.rfft(white, axis=0) * np.sqrt(shape)[:, None]
-    out = np.fft.irfft(spectrum, n=n, axis=0).astype(np.float32)
-    return out / out.std(axis=0, keepdims=True).clip(1e-8)
+    bank = np.fft.irfft(spectrum, n=m, axis=0).astype(np.float32)
+    bank = np.ascontiguousarray((bank / bank.std(axis=0, keepdims=True).clip(1e-8)).T)
+    return _Noise(bank, n, rng)
 
 
 def write_session(path: Path, emg: np.ndarray, times: np.ndarray, attrs: dict[str, Any]) -> None:
@@ -444,6 +509,9 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--preset", default="laptop", help=f"corpus preset: {sorted(CORPUS_PRESETS)}")
     p.add_argument("--profile", dest="old_preset", help="deprecated alias of --preset")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument(
+        "--session-minutes", type=float, help="length of every session (default: the preset's)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a non-corpus directory")
     p.set_defaults(func=_cli)
 
@@ -455,6 +523,11 @@ def _cli(args: argparse.Namespace) -> int:
         flag, preset = "--profile", args.old_preset
     if preset not in CORPUS_PRESETS:
         raise ValueError(f"{flag} {preset!r}: choose from {sorted(CORPUS_PRESETS)}")
-    out = generate(args.out, preset, args.seed, overwrite=args.overwrite)
+    config = CORPUS_PRESETS[preset]
+    if args.session_minutes is not None:
+        if not 0.1 <= args.session_minutes <= 24 * 60:
+            raise ValueError(f"--session-minutes {args.session_minutes}: need 0.1 to 1440")
+        config = replace(config, session_s=60.0 * args.session_minutes)
+    out = generate(args.out, config, args.seed, overwrite=args.overwrite)
     print(out)
     return 0

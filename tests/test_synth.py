@@ -342,3 +342,31 @@ def test_cli_profile_is_a_deprecated_alias_of_preset(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--profile is deprecated" in err
     assert "--profile 'nope'" in err and "smoke" in err
+
+
+def test_session_length_option_and_release_shaped_preset(tmp_path, capsys):
+    out = tmp_path / "short"
+    assert (
+        cli.main(["synth", "--out", str(out), "--preset", "smoke", "--session-minutes", "0.1"]) == 0
+    )
+    assert {len(Session(p)) for p in out.glob("*.hdf5")} == {12_000}  # 6 s at 2 kHz
+    assert cli.main(["synth", "--out", str(out), "--session-minutes", "0"]) == 2
+    assert "--session-minutes" in capsys.readouterr().err
+    release = CORPUS_PRESETS["release-shaped"]
+    assert release.session_s == 18 * 60 and release.test_users == 8
+
+
+def test_long_noise_keeps_its_variance_and_spectrum():
+    """Beyond one bank, noise is pieced from the bank: same spread, same band, no clicks."""
+    n, fs = 5 * synth.BANK + 123, 2000
+    rng = np.random.default_rng(0)
+    noise = synth._motor_unit_noise(n, 3, fs, 120.0, rng).read(0, n)
+    assert noise.shape == (3, n) and noise.dtype == np.float32
+    np.testing.assert_allclose(noise.std(axis=1), 1.0, atol=0.05)
+    power = np.abs(np.fft.rfft(noise, axis=1)) ** 2
+    freqs = np.fft.rfftfreq(n, 1 / fs)
+    in_band = power[:, (freqs > 15) & (freqs < 500)].sum(1) / power.sum(1)
+    assert (in_band > 0.99).all()
+    step = np.abs(np.diff(noise, axis=1))  # joins are no rougher than the rest
+    joins = step[:, synth.SEGMENT - 1 :: synth.SEGMENT]
+    assert joins.mean() < 1.2 * step.mean()

@@ -1,0 +1,208 @@
+"""Windows to a model through ``torch.utils.data.DataLoader`` worker processes, and its speed.
+
+A run stays a pure function of (seed, step) with any number of workers: the batch sampler
+asks ``train.batch_indices`` for each step's indices and hands the dataset ``(epoch, index)``
+pairs, so a worker needs no state from the main process (``set_epoch`` would not reach a
+persistent worker), and a resumed run starts the sampler at its step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from semgkit.data import WindowedDataset, collate, load_split
+from semgkit.results import atomic_write
+from semgkit.train import batch_indices
+
+
+class StepBatches(Sampler[list[tuple[int, int]]]):
+    """Micro-batches of global steps ``start .. steps - 1`` for one of ``world`` ranks.
+
+    Each step's global batch is ``batch_indices(step, batch_size, n, seed)``; this rank takes
+    every ``world``-th index from ``rank`` and yields them in ``accumulate`` micro-batches of
+    ``(epoch, index)`` pairs, exactly the windows the in-process loop reads."""
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        steps: int,
+        start: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        accumulate: int = 1,
+    ) -> None:
+        if batch_size % (world * accumulate):
+            raise ValueError(
+                f"batch_size {batch_size} must divide by processes x accumulate "
+                f"({world} x {accumulate})"
+            )
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.start, self.steps = start, steps
+        self.rank, self.world, self.accumulate = rank, world, accumulate
+
+    def __len__(self) -> int:
+        return max(self.steps - self.start, 0) * self.accumulate
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        micro = self.batch_size // (self.world * self.accumulate)
+        for step in range(self.start, self.steps):
+            epoch, indices = batch_indices(step, self.batch_size, self.n, self.seed)
+            mine = indices[self.rank :: self.world]
+            for k in range(self.accumulate):
+                yield [(epoch, i) for i in mine[k * micro : (k + 1) * micro]]
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed a worker's global generators from its torch seed (a function of the loader's
+    generator and the worker id), and keep it to one thread: workers are processes."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    torch.set_num_threads(1)
+
+
+def train_loader(
+    dataset: WindowedDataset,
+    batch_sampler: Sampler,
+    num_workers: int = 0,
+    seed: int = 0,
+    pin_memory: bool = False,
+    prefetch_factor: int = 4,
+) -> DataLoader:
+    """A DataLoader over ``batch_sampler`` with persistent, prefetching workers.
+
+    Worker seeds come from a generator seeded with ``seed``, not from torch's global
+    generator, so creating the loader (again, on resume) leaves the training RNG alone."""
+    if num_workers < 0:
+        raise ValueError(f"num_workers={num_workers}: must be >= 0")
+    workers = num_workers > 0
+    return DataLoader(
+        dataset,
+        batch_sampler=batch_sampler,
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        worker_init_fn=seed_worker,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=workers,
+        prefetch_factor=prefetch_factor if workers else None,
+    )
+
+
+# ---------------------------------------------------------------- throughput benchmark
+
+_PROBE = """
+import json, resource, sys
+from semgkit.loader import measure
+row = measure(**json.loads(sys.argv[1]))
+row["peak_rss_main_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+children = resource.getrusage(resource.RUSAGE_CHILDREN)
+row["peak_rss_worker_mb"] = children.ru_maxrss / 1024
+row["cpu_s"] += children.ru_utime + children.ru_stime  # the workers, joined by now
+row["cpu_ms_per_window"] = 1e3 * row["cpu_s"] / row["windows"]
+print(json.dumps(row))
+"""
+
+
+def measure(
+    data_dir: str,
+    split: str,
+    sessions: int | None,
+    window: int,
+    past: int,
+    future: int,
+    batch_size: int,
+    batches: int,
+    num_workers: int,
+) -> dict[str, float]:
+    """Windows/s and MB/s of training batches read through ``train_loader`` (the first
+    batches, which include the workers' start, are timed too: a run pays for them).
+    CPU seconds are reported beside wall time: on a busy machine they tell what a free
+    core would do."""
+    paths = load_split(data_dir, split).train[:sessions]
+    dataset = WindowedDataset(paths, window, past, future, train=True)
+    sampler = StepBatches(len(dataset), batch_size, seed=0, steps=batches)
+    start, cpu = time.perf_counter(), time.process_time()
+    windows = nbytes = 0
+    for batch in train_loader(dataset, sampler, num_workers):
+        windows += len(batch["emg"])
+        nbytes += batch["emg"].numel() * 4
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {
+        "workers": num_workers,
+        "sessions": len(dataset.sessions),
+        "window_samples": past + window + future,
+        "windows": windows,
+        "seconds": seconds,
+        "windows_per_s": windows / seconds,
+        "windows_per_s_per_worker": windows / seconds / max(num_workers, 1),
+        "mb_per_s": nbytes / seconds / 1e6,
+        "cpu_s": cpu,  # this process; the probe adds its workers'
+    }
+
+
+def bench_loader(workers: list[int], **settings: object) -> pd.DataFrame:
+    """One row per worker count, each measured in a fresh process so its peak resident
+    memory (main process, and the largest worker) and CPU time are its own."""
+    rows = []
+    for n in workers:
+        args = json.dumps({**settings, "num_workers": n})
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, args], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"loader benchmark with {n} worker(s) failed:\n{done.stderr[-2000:]}"
+            )
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return pd.DataFrame(rows)
+
+
+def _cli(args: argparse.Namespace) -> int:
+    if args.out.suffix != ".csv":
+        raise ValueError(f"--out {args.out}: expected a file name ending in .csv")
+    if min(args.workers) < 0 or args.batches < 1 or args.batch_size < 1:
+        raise ValueError("--workers must be >= 0, --batches and --batch-size >= 1")
+    samples = lambda s: int(round(s * args.sample_rate))  # noqa: E731
+    df = bench_loader(
+        args.workers,
+        data_dir=str(args.data), split=args.split, sessions=args.sessions,
+        window=samples(args.window_s), past=samples(args.past_s), future=samples(args.future_s),
+        batch_size=args.batch_size, batches=args.batches,
+    )  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(args.out, df.to_csv(index=False))
+    print(df.to_markdown(index=False, floatfmt=".4g"))
+    return 0
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bench-data", help="loader throughput (windows/s, MB/s) and peak memory per worker count"
+    )
+    p.add_argument("--data", required=True, type=Path, help="corpus directory")
+    p.add_argument("--split", default="generic", help="split whose train part is read")
+    p.add_argument("--sessions", type=int, help="read only the first N training sessions")
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="worker counts")
+    p.add_argument("--window-s", type=float, default=4.0, help="central window, seconds")
+    p.add_argument("--past-s", type=float, default=0.9, help="past context, seconds")
+    p.add_argument("--future-s", type=float, default=0.1, help="future context, seconds")
+    p.add_argument("--sample-rate", type=int, default=2000, help="Hz")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batches", type=int, default=50, help="batches read per worker count")
+    p.add_argument("--out", type=Path, default=Path("build/results/bench-data.csv"))
+    p.set_defaults(func=_cli)

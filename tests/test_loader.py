@@ -1,0 +1,72 @@
+"""The DataLoader path: the same batches as the in-process loop for any number of workers."""
+
+import pandas as pd
+import pytest
+import torch
+
+from semgkit.cli import main
+from semgkit.data import WindowedDataset, collate, load_split
+from semgkit.loader import StepBatches, train_loader
+from semgkit.synth import generate
+from semgkit.train import batch_indices
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("loader") / "smoke", "smoke", seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def dataset(corpus):
+    return WindowedDataset(load_split(corpus, "generic").train, 1000, 200, 50, train=True, seed=3)
+
+
+def test_step_batches_follow_batch_indices_per_rank_and_micro_batch():
+    n, size, seed = 13, 8, 4
+    for world, accumulate in [(1, 1), (2, 1), (2, 2), (1, 4)]:
+        for rank in range(world):
+            got = list(StepBatches(n, size, seed, steps=5, start=2, rank=rank, world=world,
+                                   accumulate=accumulate))  # fmt: skip
+            assert len(got) == 3 * accumulate
+            for s, step in enumerate(range(2, 5)):
+                epoch, idx = batch_indices(step, size, n, seed)
+                mine = [
+                    pair for micro in got[s * accumulate : (s + 1) * accumulate] for pair in micro
+                ]
+                assert mine == [(epoch, i) for i in idx[rank::world]]
+    with pytest.raises(ValueError, match="batch_size 8"):
+        StepBatches(n, 8, seed, steps=1, world=3)
+
+
+def test_an_epoch_pair_reads_that_epochs_window(dataset):
+    dataset.set_epoch(2)
+    emg, labels = dataset[5]
+    dataset.set_epoch(0)
+    again = dataset[(2, 5)]
+    assert torch.equal(emg, again[0]) and torch.equal(labels, again[1])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_loader_batches_equal_the_in_process_loop(dataset, workers):
+    sampler = StepBatches(len(dataset), 4, seed=1, steps=4, accumulate=2)
+    rng = torch.get_rng_state()
+    batches = list(train_loader(dataset, sampler, workers, seed=1))
+    assert torch.equal(torch.get_rng_state(), rng)  # the training generator is left alone
+    assert len(batches) == 8
+    for batch, micro in zip(batches, sampler, strict=True):
+        want = collate([dataset[pair] for pair in micro])
+        assert batch.keys() == want.keys()
+        assert all(torch.equal(batch[k], want[k]) for k in want)
+
+
+def test_bench_data_writes_a_row_per_worker_count(corpus, tmp_path, capsys):
+    out = tmp_path / "loader.csv"
+    args = ["bench-data", "--data", str(corpus), "--workers", "0", "1", "--batches", "2",
+            "--batch-size", "4", "--window-s", "0.5", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    df = pd.read_csv(out)
+    assert df["workers"].tolist() == [0, 1]
+    assert (df["windows"] == 8).all() and (df["windows_per_s"] > 0).all()
+    assert (df["peak_rss_main_mb"] > 0).all() and (df["window_samples"] == 1000 + 1800 + 200).all()
+    assert main([*args[:-1], str(tmp_path / "loader.txt")]) == 2
+    assert "loader.txt" in capsys.readouterr().err
