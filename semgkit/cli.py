@@ -12,15 +12,8 @@ import sys
 
 from semgkit import bench, evaluate, export, lm, loader, synth, train
 
-COMMAND_MODULES = (
-    synth,
-    train,
-    evaluate,
-    bench,
-    loader,
-    export,
-    lm,
-)  # train also registers `distill`
+# train also registers `distill`
+COMMAND_MODULES = (synth, train, evaluate, bench, loader, export, lm)
 
 
 def build_parser() -> argparse.ArgumentParser:
