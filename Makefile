@@ -11,8 +11,10 @@ TORCH  ?= torch==2.13.0
 PROFILE ?= laptop
 DATA   ?=
 BUILD  ?= build
+# CPU kernels for `make test-outcome` (torch's ATEN_CPU_CAPABILITY: default, avx2, avx512)
+CAPABILITY ?= default
 
-.PHONY: setup book html test lint clean
+.PHONY: setup book html test test-outcome lint clean
 
 setup: $(STAMP)
 
@@ -31,6 +33,11 @@ html: book
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The tests that assert what training produces, rerun on other CPU kernels: they must hold
+# whatever kernels the CPU selects (see README, Reproducibility).
+test-outcome: setup
+	ATEN_CPU_CAPABILITY=$(CAPABILITY) $(BIN)/python -m pytest -q -m outcome
 
 lint: setup
 	$(BIN)/ruff check semgkit data_download tests tools

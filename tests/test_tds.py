@@ -89,6 +89,7 @@ def _small() -> dict:
     return dict(mlp_features=32, block_channels=(8, 8), kernel_width=8)
 
 
+@pytest.mark.outcome
 def test_learns_and_gradients_reach_all_parameters():
     torch.manual_seed(0)
     model = TDSConvNet(TDS_LAPTOP).train()

@@ -148,6 +148,7 @@ def test_fit_writes_a_complete_run_directory(corpus, tmp_path):
     assert loaded == config and not model.training
 
 
+@pytest.mark.outcome
 def test_same_config_and_seed_give_identical_weights(corpus, tmp_path):
     config = tiny(corpus, steps=4)
     a = fit(config, tmp_path / "a", progress=False)
@@ -160,6 +161,7 @@ def test_same_config_and_seed_give_identical_weights(corpus, tmp_path):
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)  # the seed matters
 
 
+@pytest.mark.outcome
 def test_gradient_accumulation_matches_the_whole_batch(corpus, tmp_path):
     whole = fit(tiny(corpus, steps=3, **DECOUPLED), tmp_path / "whole", progress=False)
     split = fit(tiny(corpus, steps=3, accumulate=2, **DECOUPLED), tmp_path / "acc", progress=False)
@@ -176,6 +178,7 @@ def test_fit_refuses_a_nonempty_run_directory(run):
 # --- resume after SIGKILL --------------------------------------------------------------
 
 
+@pytest.mark.outcome
 @pytest.mark.parametrize("kill_after", [3, 5])
 def test_sigkill_then_resume_ends_like_an_uninterrupted_run(corpus, tmp_path, kill_after):
     # the default model and recipe: dropout, time masks and augmentation all draw
@@ -207,6 +210,7 @@ def test_sigkill_then_resume_ends_like_an_uninterrupted_run(corpus, tmp_path, ki
 # --- DistributedDataParallel -------------------------------------------------------------
 
 
+@pytest.mark.outcome
 def test_two_gloo_processes_match_one_process_on_the_same_global_batch(corpus, tmp_path):
     config = tiny(corpus, steps=4, batch_size=4, **DECOUPLED)
     one = fit(config, tmp_path / "one", progress=False)
@@ -403,21 +407,23 @@ def test_personalize_fine_tunes_on_one_users_split(corpus, run, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.outcome
 def test_a_short_personalization_lowers_the_users_cer(tmp_path):
     """Fine-tuning on a user's own sessions beats the generic model on that user's test set.
 
-    The smoke corpus is too small for this: one 12 s personal training session and a
-    40-character test session, where the gain of 150-300 steps measured from -2.5 to
-    +17 CER points across seeds. So this corpus has the smoke corpus's generic users and
-    one test user with 3 training and 2 test sessions (82 test characters). Measured on
-    this recipe (lap-xs generic, 800 steps; 300 personalization steps at lr 5e-3), CER
-    generic -> personalized: seed 0 67.1 -> 48.8, seed 1 62.2 -> 52.4, seed 2 90.2 -> 97.6
-    (a generic model that has barely left the all-blank stage is not rescued). The test
-    keeps the project's seed 0, where the margin is 18 points; about 60 s on one thread."""
+    An outcome of training: the CPU's kernels (AVX-512, AVX2, scalar) round differently
+    and training amplifies that, so the effect must be large by construction, not a margin
+    measured on one machine. With 3 personal training sessions the personalized CER moved
+    from 43.9 to 57.3 across CPU kernels (issue 19); so the test user here has 6 training
+    sessions (72 s, more than any generic user) and 4 test sessions (158 characters).
+    Measured CER generic -> personalized (lap-xs, 800 steps; 300 steps at lr 5e-3):
+    seed 0 73.4 -> 35.4 (AVX-512), see the README's "Reproducibility" for the other
+    kernels and seeds. The test asserts a 20-point gain; personalizing at lr 0 (the
+    weights unchanged) gains 0 and fails it. About 70 s on one thread."""
     corpus = synth.generate(
         tmp_path / "corpus",
         synth.SynthConfig(
-            train_users=4, train_sessions=1, val_sessions=1, personal_sessions=(3, 1, 2),
+            train_users=4, train_sessions=1, val_sessions=1, personal_sessions=(6, 1, 4),
             test_users=1, session_s=12.0,
         ),
         progress=False,
@@ -430,9 +436,10 @@ def test_a_short_personalization_lowers_the_users_cer(tmp_path):
     generic = fit(config, tmp_path / "generic", progress=False)
     before = evaluate(generic, corpus, "user0")
     _, after = personalize(generic, corpus, "user0", tmp_path / "user0", 300, 5e-3, progress=False)
-    assert before.overall["chars"] == after.overall["chars"] > 50
-    assert before.overall["CER"] < 90  # the generic model decodes something for this user
-    assert after.overall["CER"] <= before.overall["CER"] - 10
+    cer = before.overall["CER"], after.overall["CER"]
+    print(f"user0 CER generic {cer[0]:.2f} -> personalized {cer[1]:.2f}")
+    assert before.overall["chars"] == after.overall["chars"] > 150
+    assert cer[1] <= cer[0] - 20
 
 
 # --- CLI -----------------------------------------------------------------------------------
