@@ -1,5 +1,7 @@
-# semgkit: `make book` runs the executable book, `make test` the test suite.
-# Both create ./.venv first (see `setup`); a second `make setup` is a no-op.
+# semgkit: `make book` runs the executable book, `make html` renders the last book run
+# (whatever its profile) as a static site without executing anything, `make lab` opens
+# editable copies of the chapters in JupyterLab, `make test` runs the test suite.
+# All create ./.venv first (see `setup`); a second `make setup` is a no-op.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -12,7 +14,7 @@ PROFILE ?= laptop
 DATA   ?=
 BUILD  ?= build
 
-.PHONY: setup book html test lint clean
+.PHONY: setup book html lab test lint clean
 
 setup: $(STAMP)
 
@@ -26,8 +28,11 @@ $(STAMP): pyproject.toml
 book: setup
 	$(BIN)/python tools/book.py run --profile $(PROFILE) --build $(BUILD) $(if $(DATA),--data $(DATA))
 
-html: book
+html: setup
 	$(BIN)/python tools/book.py html --build $(BUILD)
+
+lab: setup
+	$(BIN)/python tools/book.py lab --build $(BUILD)
 
 test: setup
 	$(BIN)/python -m pytest -q
