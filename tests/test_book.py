@@ -156,3 +156,38 @@ def test_show_in_sets_widget_outputs_without_capture():
     assert len(out.outputs) == 1
     figure = out.outputs[0]["data"]["application/vnd.plotly.v1+json"]
     assert list(figure["data"][0]["y"]) == [3, 4]
+
+
+@pytest.mark.slow
+def test_lab_opens_chapters_as_notebooks(tmp_path):
+    """`book.py lab` starts JupyterLab whose settings open the chapters as notebooks."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "tools/book.py", "lab", "--build", str(tmp_path), "--no-browser"]
+    command += [f"--port={port}", "--IdentityProvider.token=t", "--allow-root"]
+    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token=t", timeout=5)
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "JupyterLab did not start in 120 s"
+                time.sleep(1)
+        url = f"{base}/lab/api/settings/@jupyterlab/docmanager-extension:plugin?token=t"
+        schema = json.load(urllib.request.urlopen(url, timeout=30))["schema"]
+        assert schema["properties"]["defaultViewers"]["default"]["myst"] == "Jupytext Notebook"
+        url = f"{base}/api/contents/03_scaling.md?type=notebook&token=t"
+        assert json.load(urllib.request.urlopen(url, timeout=30))["type"] == "notebook"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
