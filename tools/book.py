@@ -125,12 +125,15 @@ WIDGET_NOTE = (
 
 
 def _static_outputs(nb) -> int:
-    """Plotly outputs -> HTML drawn by the local plotly.js; widget views -> a short note."""
+    """Plotly outputs -> HTML drawn by the local plotly.js. Widget views need a kernel:
+    in a `hide-input` cell (the playground's widgets) they become a short note, elsewhere
+    (progress bars) they are dropped."""
     import plotly.graph_objects as go
     import plotly.io as pio
 
     count = 0
     for cell in nb.cells:
+        outputs = []
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if PLOTLY_MIME in data:
@@ -139,7 +142,12 @@ def _static_outputs(nb) -> int:
                 output["data"] = {"text/html": html}
                 count += 1
             elif WIDGET_MIME in data:
+                if "hide-input" not in cell.metadata.get("tags", []):
+                    continue
                 output["data"] = {"text/html": WIDGET_NOTE}
+            outputs.append(output)
+        if cell.cell_type == "code":
+            cell.outputs = outputs
     return count
 
 
