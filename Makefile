@@ -13,6 +13,7 @@ TORCH  ?= torch==2.13.0
 PROFILE ?= laptop
 DATA   ?=
 BUILD  ?= build
+LAB_ARGS ?=
 
 .PHONY: setup book html lab test lint clean
 
@@ -31,8 +32,9 @@ book: setup
 html: setup
 	$(BIN)/python tools/book.py html --build $(BUILD)
 
+# Extra JupyterLab options, e.g. LAB_ARGS="--no-browser --port 8890" (or --allow-root)
 lab: setup
-	$(BIN)/python tools/book.py lab --build $(BUILD)
+	$(BIN)/python tools/book.py lab --build $(BUILD) $(LAB_ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q
