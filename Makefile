@@ -1,5 +1,7 @@
-# semgkit: `make book` runs the executable book, `make test` the test suite.
-# Both create ./.venv first (see `setup`); a second `make setup` is a no-op.
+# semgkit: `make book` runs the executable book, `make html` renders the last book run
+# (whatever its profile) as a static site without executing anything, `make lab` opens
+# editable copies of the chapters in JupyterLab, `make test` runs the test suite.
+# All create ./.venv first (see `setup`); a second `make setup` is a no-op.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -13,8 +15,9 @@ DATA   ?=
 BUILD  ?= build
 # CPU kernels for `make test-outcome` (torch's ATEN_CPU_CAPABILITY: default, avx2, avx512)
 CAPABILITY ?= default
+LAB_ARGS ?=
 
-.PHONY: setup book html test test-outcome lint clean
+.PHONY: setup book html lab test test-outcome lint clean
 
 setup: $(STAMP)
 
@@ -28,8 +31,12 @@ $(STAMP): pyproject.toml
 book: setup
 	$(BIN)/python tools/book.py run --profile $(PROFILE) --build $(BUILD) $(if $(DATA),--data $(DATA))
 
-html: book
+html: setup
 	$(BIN)/python tools/book.py html --build $(BUILD)
+
+# Extra JupyterLab options, e.g. LAB_ARGS="--no-browser --port 8890" (or --allow-root)
+lab: setup
+	$(BIN)/python tools/book.py lab --build $(BUILD) $(LAB_ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -7,6 +7,8 @@ seed, git revision) so a table separated from the book still says what it measur
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
 import os
 import platform
 import subprocess
@@ -134,3 +136,38 @@ def write_csv_md(
     table = df.to_markdown(index=False, floatfmt=floatfmt)
     atomic_write(csv_path.with_suffix(".md"), "\n".join(header) + "\n\n" + table + "\n")
     return csv_path
+
+
+def tidy_number(value: Any) -> str:
+    """A table cell as a reader wants it: ``–`` for missing, whole numbers without ``.0``
+    (thousands separated), at most two decimals, two significant digits below 1."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return str(value)
+    if float(value).is_integer():
+        return f"{int(value):,}" if abs(value) >= 10_000 else str(int(value))
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{value:.2g}"
+
+
+def tidy_html(df: pd.DataFrame) -> str:
+    """HTML of ``df`` with every number through `tidy_number`; a plain 0..n-1 index is
+    left out. The book registers it as the notebook's DataFrame display."""
+    plain_index = isinstance(df.index, pd.RangeIndex) and df.index.start == 0
+    shown = df.map(
+        lambda v: tidy_number(v) if v is None or v is pd.NA or isinstance(v, numbers.Real) else v
+    )
+    return shown.to_html(index=not plain_index, border=0, na_rep="–")
+
+
+def show_tables_tidily() -> None:
+    """In IPython, display every DataFrame through `tidy_html` (JupyterLab and HTML alike)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, tidy_html)

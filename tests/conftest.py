@@ -11,11 +11,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def smoke_book(tmp_path_factory) -> Path:
     """The whole book executed once with the smoke profile; returns its build directory."""
     build = tmp_path_factory.mktemp("book-build")
+    # Per-cell and whole-run limits: a stuck kernel fails the suite instead of stalling CI.
     proc = subprocess.run(
-        [sys.executable, "tools/book.py", "run", "--profile", "smoke", "--build", str(build)],
+        [sys.executable, "tools/book.py", "run", "--profile", "smoke", "--build", str(build)]
+        + ["--cell-timeout", "600"],
         cwd=ROOT,
         capture_output=True,
         text=True,
+        timeout=1800,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return build

@@ -4,6 +4,7 @@ One execution serves every check here: each chapter runs top to bottom, the resu
 files exist with their promised columns, and a failing cell fails the build by name.
 """
 
+import json
 import sys
 from pathlib import Path
 
@@ -60,21 +61,133 @@ def test_results_have_promised_columns(smoke_book, name):
     assert (smoke_book / "results" / f"{name}.md").is_file()
 
 
-def test_failing_cell_names_chapter_and_cell(tmp_path, monkeypatch, capsys):
-    """A chapter whose cell raises stops the build with the chapter and cell named."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    import book as book_tool
+sys.path.insert(0, str(ROOT / "tools"))
+import book as book_tool  # noqa: E402
 
-    bad = tmp_path / "book"
-    bad.mkdir()
-    (bad / "99_broken.md").write_text(
+
+def one_chapter_book(folder: Path, code: str) -> Path:
+    """A book of one chapter, ``99_broken.md``, whose second cell is ``code``."""
+    folder.mkdir()
+    (folder / "99_broken.md").write_text(
         (ROOT / "book" / "00_introduction.md").read_text().split("\n---\n", 1)[0]
         + "\n---\n\n# Broken\n\n```{code-cell} ipython3\n:tags: [parameters]\n\nprofile = 'smoke'\n"
-        "build_dir = ''\ndata_dir = ''\n```\n\n"
-        "```{code-cell} ipython3\nraise RuntimeError('deliberate failure')\n```\n"
+        f"build_dir = ''\ndata_dir = ''\n```\n\n```{{code-cell}} ipython3\n{code}\n```\n"
     )
+    return folder
+
+
+def test_failing_cell_names_chapter_and_cell(tmp_path, monkeypatch, capsys):
+    """A chapter whose cell raises stops the build with the chapter and cell named."""
+    bad = one_chapter_book(tmp_path / "book", "raise RuntimeError('deliberate failure')")
     monkeypatch.setattr(book_tool, "BOOK", bad)
     code = book_tool.run("smoke", tmp_path / "build", None, None)
     assert code == 1
     err = capsys.readouterr().err
     assert "99_broken.md" in err and "RuntimeError: deliberate failure" in err
+
+
+def test_cell_past_its_timeout_fails_the_build(tmp_path, monkeypatch, capsys):
+    """A cell that does not finish stops the build instead of hanging it."""
+    stuck = one_chapter_book(tmp_path / "book", "import time\ntime.sleep(600)")
+    monkeypatch.setattr(book_tool, "BOOK", stuck)
+    code = book_tool.run("smoke", tmp_path / "build", None, None, cell_timeout=2)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "99_broken.md" in err and "--cell-timeout 2" in err
+
+
+def test_relative_paths_resolve_against_the_invoking_directory(tmp_path, monkeypatch):
+    """The chapters run in book/; DATA=, BUILD= and a profile file path given relative to
+    where make ran must not be read against book/."""
+    monkeypatch.chdir(tmp_path)
+    params = book_tool.chapter_parameters("mine.toml", Path("out"), "data/emg2qwerty")
+    assert params == {
+        "profile": str(tmp_path / "mine.toml"),
+        "build_dir": str(tmp_path / "out"),
+        "data_dir": str(tmp_path / "data" / "emg2qwerty"),
+    }
+    assert book_tool.chapter_parameters("laptop", tmp_path, None)["profile"] == "laptop"
+    assert book_tool.chapter_parameters("laptop", tmp_path, None)["data_dir"] == ""
+
+
+def test_lab_copies_follow_the_last_run_and_keep_edits(tmp_path):
+    import jupytext
+
+    build = tmp_path / "build"
+    (build / "book").mkdir(parents=True)
+    params = book_tool.chapter_parameters("smoke", build, None)
+    (build / "book" / "run.json").write_text(json.dumps(params))
+    sources = {p.name: p.read_text() for p in (ROOT / "book").glob("*.md")}
+    folder = book_tool.lab_copies(build)
+    copies = sorted(folder.glob("[0-9][0-9]_*.md"))
+    assert [c.name for c in copies] == sorted(n for n in sources if n[:2].isdigit())
+    for copy in copies:
+        nb = jupytext.read(copy)
+        cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(cells) == 1 and f'build_dir = "{build.resolve()}"' in cells[0].source
+        assert 'profile = "smoke"' in cells[0].source
+    settings = json.loads(
+        (folder / ".jupyter/labconfig/default_setting_overrides.json").read_text()
+    )
+    viewers = settings["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]
+    assert viewers["markdown"] == viewers["myst"] == "Jupytext Notebook"
+    # a student's edit survives the next `make lab`, which follows a new profile
+    copies[0].write_text(copies[0].read_text() + "\nA note of mine.\n")
+    params["profile"] = "laptop"
+    (build / "book" / "run.json").write_text(json.dumps(params))
+    book_tool.lab_copies(build)
+    assert "A note of mine." in copies[0].read_text()
+    assert 'profile = "laptop"' in copies[0].read_text()
+    assert {p.name: p.read_text() for p in (ROOT / "book").glob("*.md")} == sources
+
+
+def test_show_in_sets_widget_outputs_without_capture():
+    """The playground's widgets update their figure without `with out:` (see show_in)."""
+    import ipywidgets as widgets
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from semgkit.notebook import show_in
+
+    pio.renderers.default = "plotly_mimetype"
+    out = widgets.Output()
+    for y in ([1, 2], [3, 4]):
+        show_in(out, go.Figure(go.Scatter(y=y)))
+    assert len(out.outputs) == 1
+    figure = out.outputs[0]["data"]["application/vnd.plotly.v1+json"]
+    assert list(figure["data"][0]["y"]) == [3, 4]
+
+
+@pytest.mark.slow
+def test_lab_opens_chapters_as_notebooks(tmp_path):
+    """`book.py lab` starts JupyterLab whose settings open the chapters as notebooks."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "tools/book.py", "lab", "--build", str(tmp_path), "--no-browser"]
+    command += [f"--port={port}", "--IdentityProvider.token=t", "--allow-root"]
+    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token=t", timeout=5)
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "JupyterLab did not start in 120 s"
+                time.sleep(1)
+        url = f"{base}/lab/api/settings/@jupyterlab/docmanager-extension:plugin?token=t"
+        schema = json.load(urllib.request.urlopen(url, timeout=30))["schema"]
+        assert schema["properties"]["defaultViewers"]["default"]["myst"] == "Jupytext Notebook"
+        url = f"{base}/api/contents/03_scaling.md?type=notebook&token=t"
+        assert json.load(urllib.request.urlopen(url, timeout=30))["type"] == "notebook"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -2,18 +2,20 @@
 
     python tools/book.py run  --profile smoke|laptop|paper [--data DIR] [--build build]
     python tools/book.py html [--build build]
+    python tools/book.py lab  [--build build]
     python tools/book.py plan --profile paper --data DIR [--nproc 8]
 
 `run` writes the unexecuted notebooks to build/book/src/, the executed ones to
-build/book/, and per-chapter wall times to build/book/timings.csv. A failing cell stops
-the build and names the chapter, the cell and the error.
+build/book/, per-chapter wall times to build/book/timings.csv and the run's parameters
+to build/book/run.json (which `html` and `lab` follow). A failing cell stops the build
+and names the chapter, the cell and the error; so does a cell that runs past
+`--cell-timeout`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import time
@@ -33,19 +35,47 @@ def chapters(only: list[str] | None = None) -> list[Path]:
     return found
 
 
-def run(profile: str, build: Path, data: str | None, only: list[str] | None) -> int:
+def chapter_parameters(profile: str, build: Path, data: str | None) -> dict[str, str]:
+    """The papermill parameters of every chapter, with paths made absolute here.
+
+    The chapters run in book/, so a relative ``--data`` or profile path would otherwise
+    be read against book/ rather than the directory the command was started from."""
+    if profile.endswith(".toml"):
+        profile = str(Path(profile).expanduser().resolve())
+    return {
+        "profile": profile,
+        "build_dir": str(build.resolve()),
+        "data_dir": str(Path(data).expanduser().resolve()) if data else "",
+    }
+
+
+# A cell that runs longer than this fails the build instead of hanging it (laptop
+# chapters' longest cell: about 15 minutes on 2 cores).
+CELL_TIMEOUT_S = 3600
+
+
+def run(
+    profile: str,
+    build: Path,
+    data: str | None,
+    only: list[str] | None,
+    cell_timeout: int = CELL_TIMEOUT_S,
+) -> int:
     import jupytext
     import papermill
+    from nbclient.exceptions import CellTimeoutError
     from papermill.exceptions import PapermillExecutionError
+
+    from semgkit.results import atomic_write
 
     src_dir, out_dir = build / "book" / "src", build / "book"
     src_dir.mkdir(parents=True, exist_ok=True)
+    params = chapter_parameters(profile, build, data)
     timings = []
     for chapter in chapters(only):
         notebook = src_dir / f"{chapter.stem}.ipynb"
         jupytext.write(jupytext.read(chapter), notebook)
         executed = out_dir / f"{chapter.stem}.ipynb"
-        params = {"profile": profile, "build_dir": str(build.resolve()), "data_dir": data or ""}
         print(f"book: {chapter.name} (profile {profile})", flush=True)
         start = time.perf_counter()
         try:
@@ -57,6 +87,7 @@ def run(profile: str, build: Path, data: str | None, only: list[str] | None) -> 
                 kernel_name="python3",
                 progress_bar=False,
                 log_output=False,
+                execution_timeout=cell_timeout or None,
             )
         except PapermillExecutionError as err:
             print(
@@ -65,28 +96,44 @@ def run(profile: str, build: Path, data: str | None, only: list[str] | None) -> 
                 file=sys.stderr,
             )
             return 1
+        except CellTimeoutError as err:
+            print(
+                f"book: FAILED {chapter.name}: a cell ran past --cell-timeout {cell_timeout} s "
+                f"({str(err).splitlines()[0]})",
+                file=sys.stderr,
+            )
+            return 1
         elapsed = time.perf_counter() - start
         timings.append((chapter.stem, elapsed))
         print(f"book: {chapter.name} done in {elapsed:.1f} s", flush=True)
     lines = ["chapter,seconds,profile"] + [f"{c},{s:.1f},{profile}" for c, s in timings]
     (out_dir / "timings.csv").write_text("\n".join(lines) + "\n")
+    atomic_write(out_dir / "run.json", json.dumps(params, indent=1) + "\n")
     print(f"book: {len(timings)} chapter(s) in {sum(s for _, s in timings):.1f} s -> {out_dir}")
     return 0
 
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
-# The lab template loads require.js and MathJax from a CDN; the offline edition needs
-# neither (figures are drawn by a local plotly.min.js, without require.js).
-CDN_SCRIPT = re.compile(r"<script[^>]*src=\"https?://[^>]*>\s*</script>\s*", re.S)
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+TEMPLATE = Path(__file__).resolve().parent / "book_template"
+# MathJax 2 as shipped by the jupyter-server-mathjax package: maths renders offline.
+MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+WIDGET_NOTE = (
+    '<p class="book-widget-note">An interactive widget: it runs in JupyterLab '
+    "(<code>make lab</code>). The static edition shows a kernel-free version further down.</p>"
+)
 
 
-def _static_figures(nb) -> int:
-    """Replace each plotly mimetype output by plain HTML that calls the local plotly.js."""
+def _static_outputs(nb) -> int:
+    """Plotly outputs -> HTML drawn by the local plotly.js. Widget views need a kernel:
+    in a `hide-input` cell (the playground's widgets) they become a short note, elsewhere
+    (progress bars) they are dropped."""
     import plotly.graph_objects as go
     import plotly.io as pio
 
     count = 0
     for cell in nb.cells:
+        outputs = []
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if PLOTLY_MIME in data:
@@ -94,14 +141,50 @@ def _static_figures(nb) -> int:
                 html = pio.to_html(fig, include_plotlyjs=False, full_html=False)
                 output["data"] = {"text/html": html}
                 count += 1
+            elif WIDGET_MIME in data:
+                if "hide-input" not in cell.metadata.get("tags", []):
+                    continue
+                output["data"] = {"text/html": WIDGET_NOTE}
+            outputs.append(output)
+        if cell.cell_type == "code":
+            cell.outputs = outputs
     return count
 
 
+def _title(nb, fallback: str) -> str:
+    """The chapter's first level-1 heading."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("# "):
+            return cell.source[2:].splitlines()[0].strip()
+    return fallback
+
+
+def _exporter():
+    """nbconvert's lab template plus book navigation (tools/book_template), no CDN."""
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+    from traitlets.config import Config
+
+    config = Config()
+    # papermill's injected cell and the chapter's own defaults: noise for a reader
+    config.TagRemovePreprocessor.remove_cell_tags = {"parameters", "injected-parameters"}
+    exporter = HTMLExporter(
+        config=config,
+        template_name="book_template",
+        extra_template_basedirs=[str(TEMPLATE.parent)],
+        mathjax_url=MATHJAX_URL,
+        exclude_anchor_links=True,
+    )
+    exporter.register_preprocessor(TagRemovePreprocessor(config=config), enabled=True)
+    return exporter
+
+
 def html(build: Path) -> int:
-    """Static, offline HTML of the executed notebooks, with plotly.js shipped beside them."""
+    """Static, offline HTML of the executed notebooks of the last `run`, whatever its
+    profile; executes nothing. plotly.js and MathJax are copied beside the pages."""
+    import jupyter_server_mathjax
     import nbformat
     import plotly
-    from nbconvert import HTMLExporter
 
     executed = sorted((build / "book").glob("[0-9][0-9]_*.ipynb"))
     if not executed:
@@ -113,34 +196,99 @@ def html(build: Path) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", out)
-    exporter = HTMLExporter(template_name="lab")
-    links = []
-    for nb_path in executed:
-        nb = nbformat.read(nb_path, as_version=4)
-        title = next(
-            (
-                c.source.lstrip("# ").splitlines()[0]
-                for c in nb.cells
-                if c.cell_type == "markdown" and c.source.startswith("# ")
-            ),
-            nb_path.stem,
+    mathjax = Path(jupyter_server_mathjax.__file__).parent / "static"
+    shutil.copytree(mathjax, out / "mathjax", ignore=shutil.ignore_patterns("localization"))
+    shutil.copy(TEMPLATE / "book.css", out)
+    notebooks = [nbformat.read(p, as_version=4) for p in executed]
+    pages = [
+        {"href": f"{p.stem}.html", "title": _title(nb, p.stem)}
+        for p, nb in zip(executed, notebooks, strict=True)
+    ]
+    exporter = _exporter()
+    for i, (nb, page) in enumerate(zip(notebooks, pages, strict=True)):
+        figures = _static_outputs(nb)
+        nav = {
+            "pages": pages,
+            "current": i,
+            "prev": pages[i - 1] if i > 0 else None,
+            "next": pages[i + 1] if i + 1 < len(pages) else None,
+        }
+        body, _ = exporter.from_notebook_node(
+            nb, resources={"metadata": {"name": page["title"]}, "book": nav}
         )
-        figures = _static_figures(nb)
-        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
-        body = CDN_SCRIPT.sub("", body)
-        body = body.replace("</head>", '<script src="plotly.min.js"></script>\n</head>', 1)
-        (out / f"{nb_path.stem}.html").write_text(body)
-        print(f"book: {nb_path.stem}.html ({figures} figure(s))")
-        links.append(f'<li><a href="{nb_path.stem}.html">{title}</a></li>')
-    index = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>semgkit book</title></head><body>"
-        "<h1>semgkit: Scaling and Distilling Transformer Models for sEMG</h1><ol>"
-        + "".join(links)
-        + "</ol></body></html>"
-    )
-    (out / "index.html").write_text(index)
-    print(f"book: {len(executed)} chapter(s) -> {out}")
+        (out / page["href"]).write_text(body)
+        print(f"book: {page['href']} ({figures} figure(s))")
+    (out / "index.html").write_text(_index(pages, build))
+    print(f"book: {len(pages)} chapter(s) -> {out}")
     return 0
+
+
+def _index(pages: list[dict[str, str]], build: Path) -> str:
+    """The contents page, saying which profile produced the pages."""
+    import html as html_lib
+
+    run_file = build / "book" / "run.json"
+    profile = json.loads(run_file.read_text())["profile"] if run_file.is_file() else "?"
+    items = "".join(
+        f'<li><a href="{p["href"]}">{html_lib.escape(p["title"])}</a></li>' for p in pages
+    )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>semgkit book</title><link rel='stylesheet' href='book.css'></head>"
+        "<body class='book-index'><main><h1>semgkit: Scaling and Distilling Transformer "
+        f"Models for sEMG</h1><p>Executed with the <code>{html_lib.escape(Path(profile).stem)}"
+        f"</code> profile.</p><ol class='book-contents'>{items}</ol></main></body></html>"
+    )
+
+
+def last_run(build: Path) -> dict[str, str]:
+    """The parameters of the last `run` into ``build`` (laptop, the default, if none)."""
+    run_file = build / "book" / "run.json"
+    if run_file.is_file():
+        return json.loads(run_file.read_text())
+    print(f"book: no {run_file} yet (`make book` writes it); using the laptop profile")
+    return chapter_parameters("laptop", build, None)
+
+
+def lab_copies(build: Path) -> Path:
+    """Copies of the chapters in ``build/lab`` for students to edit, their parameters cell
+    set to the last run's profile; JupyterLab settings there open them as notebooks.
+
+    An existing copy keeps the student's edits: only its parameters cell is refreshed."""
+    import jupytext
+
+    params = last_run(build)
+    folder = build / "lab"
+    folder.mkdir(parents=True, exist_ok=True)
+    source = "\n".join(f"{k} = {json.dumps(v)}" for k, v in params.items())
+    for chapter in chapters(None):
+        copy = folder / chapter.name
+        nb = jupytext.read(copy if copy.is_file() else chapter)
+        for cell in nb.cells:
+            if "parameters" in cell.metadata.get("tags", []):
+                cell.source = source
+        jupytext.write(nb, copy, fmt="md:myst")
+    # jupytext's own setting: Markdown and MyST files open as notebooks on double-click
+    viewers = {kind: "Jupytext Notebook" for kind in ("markdown", "myst")}
+    settings = {"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": viewers}}
+    labconfig = folder / ".jupyter" / "labconfig" / "default_setting_overrides.json"
+    labconfig.parent.mkdir(parents=True, exist_ok=True)
+    labconfig.write_text(json.dumps(settings, indent=2) + "\n")
+    return folder
+
+
+def lab(build: Path, extra: list[str]) -> int:
+    """JupyterLab on the students' copies of the chapters (see `lab_copies`)."""
+    import os
+    import subprocess
+
+    folder = lab_copies(build)
+    env = dict(os.environ)
+    config_path = [str(folder / ".jupyter"), env.get("JUPYTER_CONFIG_PATH", "")]
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in config_path if p)
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}", *extra]
+    print(f"book: JupyterLab on {folder} (profile {Path(last_run(build)['profile']).stem})")
+    return subprocess.call(command, env=env)
 
 
 def plan(profile: str, build: Path, data: str | None, nproc: int) -> int:
@@ -180,18 +328,30 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--data", default=None, help="real data directory (paper profile)")
     p_run.add_argument("--build", type=Path, default=ROOT / "build")
     p_run.add_argument("--only", nargs="*", help="chapter prefixes to run, e.g. 00 03")
+    p_run.add_argument(
+        "--cell-timeout",
+        type=int,
+        default=CELL_TIMEOUT_S,
+        help=f"seconds a cell may run before the build fails (0: no limit; default {CELL_TIMEOUT_S})",
+    )
     p_html = sub.add_parser("html", help="static HTML edition of the executed book")
     p_html.add_argument("--build", type=Path, default=ROOT / "build")
+    p_lab = sub.add_parser("lab", help="JupyterLab on editable copies of the chapters")
+    p_lab.add_argument("--build", type=Path, default=ROOT / "build")
     p_plan = sub.add_parser("plan", help="torchrun commands that pre-train the book's runs")
     p_plan.add_argument("--profile", default="paper")
     p_plan.add_argument("--data", default=None, help="real data directory (paper profile)")
     p_plan.add_argument("--build", type=Path, default=ROOT / "build")
     p_plan.add_argument("--nproc", type=int, default=8, help="GPUs per node")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "lab":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "run":
-        return run(args.profile, args.build, args.data, args.only)
+        return run(args.profile, args.build, args.data, args.only, args.cell_timeout)
     if args.command == "plan":
         return plan(args.profile, args.build, args.data, args.nproc)
+    if args.command == "lab":
+        return lab(args.build, extra)
     return html(args.build)
 
 
