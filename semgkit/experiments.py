@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from semgkit import models, paper, synth
+from semgkit import lm, models, paper, synth
 from semgkit.data import load_split, personal_splits
-from semgkit.evaluate import evaluate
+from semgkit.evaluate import Decoder, evaluate, evaluate_decoders, model_and_paths
 from semgkit.profiles import Profile
 from semgkit.results import library_modules, source_hash
 from semgkit.runs import TrainConfig, load_run, run_config
@@ -133,22 +133,84 @@ def test_users(P: Profile) -> list[str]:
     return users[:limit] if limit else users
 
 
-def personalized(P: Profile, run_dir: Path, user: str) -> dict[str, Any]:
-    """Fine-tune the generic run on ``user``'s own sessions; that user's test error rates."""
-    data = prepare_corpus(P)
-    splits = personal_splits(data)
+def personal_split(P: Profile, user: str) -> str:
+    splits = personal_splits(prepare_corpus(P))
     if user not in splits:
-        raise KeyError(f"{data}/splits: no personalized split for test user {user!r}")
+        raise KeyError(f"{prepare_corpus(P)}/splits: no personalized split for test user {user!r}")
+    return splits[user]
+
+
+def personal_dir(P: Profile, run_dir: Path, user: str) -> Path:
+    """Where the book keeps the generic run fine-tuned on ``user``'s own sessions."""
     generic = run_config(run_dir)
     steps = int(P.train.personalize_steps)
     lr = generic.lr * float(P.train.personalize_lr_fraction)
     key = config_key(generic, {"user": user, "steps": steps, "lr": lr})
-    out = run_dir.parent.parent / "personal" / f"{run_dir.name}-{splits[user]}-{key}"
+    return run_dir.parent.parent / "personal" / f"{run_dir.name}-{personal_split(P, user)}-{key}"
+
+
+def personalized(P: Profile, run_dir: Path, user: str) -> dict[str, Any]:
+    """Fine-tune the generic run on ``user``'s own sessions; that user's test error rates."""
+    out = personal_dir(P, run_dir, user)
     path = out / "eval.json"
     if not path.is_file():
-        _, result = personalize(run_dir, data, splits[user], out, steps, lr, progress=False)
+        generic = run_config(run_dir)
+        steps = int(P.train.personalize_steps)
+        lr = generic.lr * float(P.train.personalize_lr_fraction)
+        data, split = prepare_corpus(P), personal_split(P, user)
+        _, result = personalize(run_dir, data, split, out, steps, lr, progress=False)
         result.save(path)
     return json.loads(path.read_text())
+
+
+# Table 2's decoders beside greedy: emg2qwerty's beam search (width 50, LM weight 2,
+# insertion bonus 2), without and with the shipped character 6-gram.
+TABLE2_DECODERS = {
+    "beam": Decoder("beam", beam=50),
+    "beam+LM": Decoder("beam", beam=50, lm="default"),
+}
+
+
+def decoder_key(decoder: Decoder) -> str:
+    """Names a decoder's cached results: its settings and its LM file's content (the code
+    that decodes is already in the key of the run directory the results sit in)."""
+    lm_file = {"none": None, "default": lm.DEFAULT_ASSET}.get(decoder.lm, Path(decoder.lm))
+    lm_hash = hashlib.sha256(lm_file.read_bytes()).hexdigest() if lm_file else ""
+    payload = json.dumps([decoder.settings(), lm_hash], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def decoded(P: Profile, run_dir: Path, split: str, decoders: list[Decoder]) -> list[dict[str, Any]]:
+    """``run_dir``'s test error rates under each decoder, cached beside its greedy eval.
+
+    The decoders missing from the cache share one pass of the model over the test set."""
+    paths = [run_dir / f"eval-{split}-test-{decoder_key(d)}.json" for d in decoders]
+    missing = [(d, p) for d, p in zip(decoders, paths, strict=True) if not p.is_file()]
+    if missing:
+        model, sessions, config = model_and_paths(run_dir, prepare_corpus(P), split, "test")
+        results = evaluate_decoders(model, sessions, config, [d for d, _ in missing])
+        for (_, path), result in zip(missing, results, strict=True):
+            result.save(path)
+    return [json.loads(p.read_text()) for p in paths]
+
+
+def decoder_columns(P: Profile, run_dir: Path, users: list[str]) -> dict[str, float]:
+    """Table 2's CER under :data:`TABLE2_DECODERS`, cross-user and personalized, and the
+    seconds each takes per minute of sEMG on the cross-user test set (one thread)."""
+    names, decoders = list(TABLE2_DECODERS), list(TABLE2_DECODERS.values())
+    generic = decoded(P, run_dir, "generic", decoders)
+    personal = [
+        decoded(P, personal_dir(P, run_dir, user), personal_split(P, user), decoders)
+        for user in users
+    ]
+    out: dict[str, float] = {}
+    for k, name in enumerate(names):
+        out[f"cross-user CER % {name}"] = round(generic[k]["overall"]["CER"], 2)
+        out[f"personalized CER % {name}"] = round(pooled_cer([p[k] for p in personal]), 2)
+    for k, name in enumerate(names):
+        t = generic[k]["decoding"]
+        out[f"{name} s per sEMG min"] = round(t["seconds"] / max(t["semg_minutes"], 1e-9), 2)
+    return out
 
 
 def pooled_cer(results: list[dict[str, Any]]) -> float:
@@ -182,6 +244,7 @@ def scaling(P: Profile) -> pd.DataFrame:
                 "train s": round(train_seconds(run_dir), 1),
                 "cross-user CER %": round(generic["overall"]["CER"], 2),
                 "personalized CER %": round(pooled_cer(personal), 2),
+                **decoder_columns(P, run_dir, users),
                 "personalized users": len(users),
                 "params (paper)": reported.params if reported else "",
                 "cross-user CER % (paper)": reported.cross_user_cer if reported else None,
