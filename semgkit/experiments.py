@@ -171,6 +171,11 @@ TABLE2_DECODERS = {
 }
 
 
+def cer_column(setting: str, decoder: str) -> str:
+    """Table 2's column of ``setting`` (cross-user, personalized) CER under ``decoder``."""
+    return f"{setting} CER %" if decoder == "greedy" else f"{setting} CER % {decoder}"
+
+
 def decoder_key(decoder: Decoder) -> str:
     """Names a decoder's cached results: its settings and its LM file's content (the code
     that decodes is already in the key of the run directory the results sit in)."""
@@ -205,8 +210,8 @@ def decoder_columns(P: Profile, run_dir: Path, users: list[str]) -> dict[str, fl
     ]
     out: dict[str, float] = {}
     for k, name in enumerate(names):
-        out[f"cross-user CER % {name}"] = round(generic[k]["overall"]["CER"], 2)
-        out[f"personalized CER % {name}"] = round(pooled_cer([p[k] for p in personal]), 2)
+        out[cer_column("cross-user", name)] = round(generic[k]["overall"]["CER"], 2)
+        out[cer_column("personalized", name)] = round(pooled_cer([p[k] for p in personal]), 2)
     for k, name in enumerate(names):
         t = generic[k]["decoding"]
         out[f"{name} s per sEMG min"] = round(t["seconds"] / max(t["semg_minutes"], 1e-9), 2)
@@ -288,6 +293,26 @@ def scaling_findings(table: pd.DataFrame) -> list[str]:
             f"the transformer closest in size ({nearest['preset']}, {nearest['parameters']:,} params, "
             f"{nearest['cross-user CER %']:.1f}) {verdict} the TDS-ConvNet ({t['parameters']:,} params, "
             f"{t['cross-user CER %']:.1f}) cross-user"
+        )
+    return out
+
+
+def decoder_findings(table: pd.DataFrame) -> list[str]:
+    """What beam search, and the LM on top of it, changed in Table 2, computed from it."""
+    out = []
+    for new, old in [("beam", "greedy"), ("beam+LM", "beam")]:
+        for setting in ("cross-user", "personalized"):
+            delta = (table[cer_column(setting, new)] - table[cer_column(setting, old)]).to_numpy()
+            out.append(
+                f"{new} against {old}, {setting}: CER lower for {int((delta < 0).sum())} of "
+                f"{len(delta)} models, higher for {int((delta > 0).sum())} (mean change "
+                f"{delta.mean():+.1f} points, from {delta.min():+.1f} to {delta.max():+.1f})"
+            )
+    for name in TABLE2_DECODERS:
+        speed = table[f"{name} s per sEMG min"]
+        out.append(
+            f"{name} decoding: {speed.median():.1f} s per minute of sEMG (median over models, "
+            f"slowest {speed.max():.1f}; one thread, wall clock)"
         )
     return out
 
