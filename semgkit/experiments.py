@@ -164,10 +164,14 @@ def personalized(P: Profile, run_dir: Path, user: str) -> dict[str, Any]:
 
 
 # Table 2's decoders beside greedy: emg2qwerty's beam search (width 50, LM weight 2,
-# insertion bonus 2), without and with the shipped character 6-gram.
+# insertion bonus 2), without and with the shipped character 6-gram. Keys below log p -8
+# on a frame are not tried: on untrained-model output that saves nothing (about 2.5 CPU
+# s per sEMG minute either way), on trained-like output it cuts beam+LM from 2.4 to 0.25 s
+# per minute with the same text (tools/bench_beam.py's "peaky" emissions, 2 seeds).
+TABLE2_MIN_LOG_PROB = -8.0
 TABLE2_DECODERS = {
-    "beam": Decoder("beam", beam=50),
-    "beam+LM": Decoder("beam", beam=50, lm="default"),
+    "beam": Decoder("beam", beam=50, min_log_prob=TABLE2_MIN_LOG_PROB),
+    "beam+LM": Decoder("beam", beam=50, lm="default", min_log_prob=TABLE2_MIN_LOG_PROB),
 }
 
 
