@@ -145,3 +145,23 @@ def test_the_book_decodes_a_run_once_per_decoder_and_reuses_the_cache(
     monkeypatch.setattr(experiments, "evaluate_decoders", no_decoding)
     assert experiments.decoded(P, run, "generic", [BEAM_LM, BEAM]) == first[::-1]
     assert math.isfinite(first[1]["decoding"]["seconds"])
+
+
+def test_decoder_findings_are_computed_from_the_table():
+    import pandas as pd
+
+    table = pd.DataFrame({
+        "cross-user CER %": [50.0, 40.0], "personalized CER %": [30.0, 20.0],
+        "cross-user CER % beam": [49.0, 41.0], "personalized CER % beam": [29.0, 19.0],
+        "cross-user CER % beam+LM": [45.0, 42.0], "personalized CER % beam+LM": [25.0, 19.0],
+        "beam s per sEMG min": [0.5, 0.7], "beam+LM s per sEMG min": [0.8, 1.2],
+    })  # fmt: skip
+    lines = experiments.decoder_findings(table)
+    assert lines[0] == (
+        "beam against greedy, cross-user: CER lower for 1 of 2 models, higher for 1 "
+        "(mean change +0.0 points, from -1.0 to +1.0)"
+    )
+    assert lines[3].startswith(
+        "beam+LM against beam, personalized: CER lower for 1 of 2 models, higher for 0"
+    )
+    assert "1.0 s per minute of sEMG (median over models, slowest 1.2" in lines[5]
