@@ -205,7 +205,7 @@ def decoded(P: Profile, run_dir: Path, split: str, decoders: list[Decoder]) -> l
 
 def decoder_columns(P: Profile, run_dir: Path, users: list[str]) -> dict[str, float]:
     """Table 2's CER under :data:`TABLE2_DECODERS`, cross-user and personalized, and the
-    seconds each takes per minute of sEMG on the cross-user test set (one thread)."""
+    CPU seconds each takes per minute of sEMG on the cross-user test set (one thread)."""
     names, decoders = list(TABLE2_DECODERS), list(TABLE2_DECODERS.values())
     generic = decoded(P, run_dir, "generic", decoders)
     personal = [
@@ -218,7 +218,9 @@ def decoder_columns(P: Profile, run_dir: Path, users: list[str]) -> dict[str, fl
         out[cer_column("personalized", name)] = round(pooled_cer([p[k] for p in personal]), 2)
     for k, name in enumerate(names):
         t = generic[k]["decoding"]
-        out[f"{name} s per sEMG min"] = round(t["seconds"] / max(t["semg_minutes"], 1e-9), 2)
+        out[f"{name} CPU s per sEMG min"] = round(
+            t["cpu_seconds"] / max(t["semg_minutes"], 1e-9), 2
+        )
     return out
 
 
@@ -313,10 +315,10 @@ def decoder_findings(table: pd.DataFrame) -> list[str]:
                 f"{delta.mean():+.1f} points, from {delta.min():+.1f} to {delta.max():+.1f})"
             )
     for name in TABLE2_DECODERS:
-        speed = table[f"{name} s per sEMG min"]
+        speed = table[f"{name} CPU s per sEMG min"]
         out.append(
-            f"{name} decoding: {speed.median():.1f} s per minute of sEMG (median over models, "
-            f"slowest {speed.max():.1f}; one thread, wall clock)"
+            f"{name} decoding: {speed.median():.1f} CPU s per minute of sEMG (median over models, "
+            f"slowest {speed.max():.1f}; CPU time of one thread)"
         )
     return out
 

@@ -26,7 +26,7 @@ PROMISED = {
         "personalized CER % beam",
         "cross-user CER % beam+LM",
         "personalized CER % beam+LM",
-        "beam+LM s per sEMG min",
+        "beam+LM CPU s per sEMG min",
         "cross-user CER % (paper)",
         "personalized CER % (paper)",
     },
