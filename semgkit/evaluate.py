@@ -65,6 +65,10 @@ class Decoder:
         """What a result records about its decoder (the beam settings only for beam)."""
         return {"kind": "greedy"} if self.kind == "greedy" else asdict(self)
 
+    def language_model(self) -> lm.CharLM | None:
+        """The LM, loaded once per process (a few seconds for the default)."""
+        return None if self.lm == "none" else _load_lm(self.lm)
+
     def __call__(self, log_probs: Tensor) -> str:
         """(frames, classes) log-probabilities of one session -> its text."""
         if self.kind == "greedy":
@@ -72,7 +76,7 @@ class Decoder:
         return decode.beam_search(
             log_probs[None],
             beam=self.beam,
-            lm=None if self.lm == "none" else _load_lm(self.lm),
+            lm=self.language_model(),
             lm_weight=self.lm_weight,
             insertion_bonus=self.insertion_bonus,
             min_log_prob=self.min_log_prob,
@@ -142,6 +146,8 @@ def evaluate_decoders(
     and the CPU seconds it took to decode how many minutes of sEMG (on one thread)."""
     if not decoders:
         raise ValueError("evaluate_decoders: give at least one decoder")
+    for decoder in decoders:
+        decoder.language_model()  # loaded here, not inside the decoding time
     model.eval()
     device = next(model.parameters()).device
     data = WindowedDataset(
