@@ -134,18 +134,24 @@ def test_users(P: Profile) -> list[str]:
 
 
 def personal_split(P: Profile, user: str) -> str:
-    splits = personal_splits(prepare_corpus(P))
+    """The name of test user ``user``'s personalized split."""
+    data = prepare_corpus(P)
+    splits = personal_splits(data)
     if user not in splits:
-        raise KeyError(f"{prepare_corpus(P)}/splits: no personalized split for test user {user!r}")
+        raise KeyError(f"{data}/splits: no personalized split for test user {user!r}")
     return splits[user]
+
+
+def personal_recipe(P: Profile, run_dir: Path) -> tuple[int, float]:
+    """(steps, learning rate) of fine-tuning the generic run ``run_dir`` on one user."""
+    lr = run_config(run_dir).lr * float(P.train.personalize_lr_fraction)
+    return int(P.train.personalize_steps), lr
 
 
 def personal_dir(P: Profile, run_dir: Path, user: str) -> Path:
     """Where the book keeps the generic run fine-tuned on ``user``'s own sessions."""
-    generic = run_config(run_dir)
-    steps = int(P.train.personalize_steps)
-    lr = generic.lr * float(P.train.personalize_lr_fraction)
-    key = config_key(generic, {"user": user, "steps": steps, "lr": lr})
+    steps, lr = personal_recipe(P, run_dir)
+    key = config_key(run_config(run_dir), {"user": user, "steps": steps, "lr": lr})
     return run_dir.parent.parent / "personal" / f"{run_dir.name}-{personal_split(P, user)}-{key}"
 
 
@@ -154,11 +160,9 @@ def personalized(P: Profile, run_dir: Path, user: str) -> dict[str, Any]:
     out = personal_dir(P, run_dir, user)
     path = out / "eval.json"
     if not path.is_file():
-        generic = run_config(run_dir)
-        steps = int(P.train.personalize_steps)
-        lr = generic.lr * float(P.train.personalize_lr_fraction)
-        data, split = prepare_corpus(P), personal_split(P, user)
-        _, result = personalize(run_dir, data, split, out, steps, lr, progress=False)
+        steps, lr = personal_recipe(P, run_dir)
+        split = personal_split(P, user)
+        _, result = personalize(run_dir, prepare_corpus(P), split, out, steps, lr, progress=False)
         result.save(path)
     return json.loads(path.read_text())
 
