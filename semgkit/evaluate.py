@@ -1,25 +1,95 @@
-"""Evaluation: decode a run's model over whole sessions and pool the edits, per user too."""
+"""Evaluation: decode a run's model over whole sessions and pool the edits, per user too.
+
+A :class:`Decoder` says how a session's log-probabilities become text: greedy (the
+paper's numbers) or a CTC beam search, with or without a character language model."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-from dataclasses import dataclass
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from semgkit import decode, lm
 from semgkit.charset import CHARSET
 from semgkit.data import WindowedDataset, collate, load_split
-from semgkit.decode import collapse
+from semgkit.format import SAMPLE_RATE
 from semgkit.metrics import per_user, pooled_counts, rates
 from semgkit.results import atomic_write
 from semgkit.runs import TrainConfig, load_run
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """Greedy decoding, or a CTC prefix beam search of width ``beam`` scored with the
+    character LM ``lm``: "none", "default" (:func:`semgkit.lm.default`) or an ARPA file.
+    ``min_log_prob`` skips keys below that log-probability on a frame (faster search)."""
+
+    kind: str = "greedy"
+    beam: int = 50
+    lm: str = "none"
+    lm_weight: float = 2.0
+    insertion_bonus: float = 2.0
+    min_log_prob: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("greedy", "beam"):
+            raise ValueError(f"decoder {self.kind!r}: choose greedy or beam")
+        if self.kind == "greedy" and self.lm != "none":
+            raise ValueError(f"lm {self.lm!r}: a language model needs the beam decoder")
+        if self.beam < 1:
+            raise ValueError(f"beam {self.beam}: must be at least 1")
+        if self.lm not in ("none", "default") and not Path(self.lm).is_file():
+            raise FileNotFoundError(f"lm {self.lm}: no such language model file")
+
+    @property
+    def name(self) -> str:
+        """A short label: "greedy", "beam 50", "beam 50 + LM"."""
+        if self.kind == "greedy":
+            return "greedy"
+        lm_name = {"none": "", "default": " + LM"}.get(self.lm, f" + LM {Path(self.lm).name}")
+        return f"beam {self.beam}{lm_name}"
+
+    def settings(self) -> dict[str, Any]:
+        """What a result records about its decoder (the beam settings only for beam)."""
+        return {"kind": "greedy"} if self.kind == "greedy" else asdict(self)
+
+    def language_model(self) -> lm.CharLM | None:
+        """The LM, loaded once per process (a few seconds for the default)."""
+        return None if self.lm == "none" else _load_lm(self.lm)
+
+    def __call__(self, log_probs: Tensor) -> str:
+        """(frames, classes) log-probabilities of one session -> its text."""
+        if self.kind == "greedy":
+            return decode.greedy(log_probs[None])[0]
+        return decode.beam_search(
+            log_probs[None],
+            beam=self.beam,
+            lm=self.language_model(),
+            lm_weight=self.lm_weight,
+            insertion_bonus=self.insertion_bonus,
+            min_log_prob=self.min_log_prob,
+        )[0]
+
+
+GREEDY = Decoder()
+ROW_FIELDS = ("session", "user", "prediction", "target")
+
+
+@functools.cache
+def _load_lm(name: str) -> lm.CharLM:
+    return lm.default() if name == "default" else lm.CharLM.load(Path(name))
 
 
 @dataclass
@@ -29,17 +99,19 @@ class EvalResult:
     overall: dict[str, float]
     per_user: pd.DataFrame
     predictions: pd.DataFrame
+    decoder: dict[str, Any] = field(default_factory=GREEDY.settings)
+    decoding: dict[str, float] = field(default_factory=dict)  # cpu_seconds, semg_minutes
 
     def to_json(self) -> str:
         users = self.per_user.set_index("user").to_dict(orient="index")
-        return json.dumps({"overall": self.overall, "per_user": users}, indent=1)
+        payload = {"overall": self.overall, "per_user": users, "decoder": self.decoder}
+        return json.dumps({**payload, "decoding": self.decoding}, indent=1)
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`to_json` atomically: a reader never sees half a result."""
         atomic_write(Path(path), self.to_json())
 
 
-@torch.no_grad()
 def evaluate_model(
     model: nn.Module,
     paths: list[Path],
@@ -47,12 +119,35 @@ def evaluate_model(
     max_windows: int | None = None,
     batch_size: int = 16,
     progress: bool = False,
+    decoder: Decoder = GREEDY,
 ) -> EvalResult:
     """Decode each session window by window (with past/future context) and pool the edits.
 
-    Each window's central frames are concatenated per session and collapsed once, so a
+    Each window's central frames are concatenated per session and decoded once, so a
     key that straddles a window edge is not counted twice; the target is every key
     pressed in the tiled part of the session."""
+    return evaluate_decoders(model, paths, config, [decoder], max_windows, batch_size, progress)[0]
+
+
+@torch.no_grad()
+def evaluate_decoders(
+    model: nn.Module,
+    paths: list[Path],
+    config: TrainConfig,
+    decoders: Sequence[Decoder],
+    max_windows: int | None = None,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> list[EvalResult]:
+    """:func:`evaluate_model` with several decoders over one pass of the model.
+
+    A session is decoded as soon as its last window is through the model, so only the
+    sessions in flight are held in memory. Each result records its decoder's settings
+    and the CPU seconds it took to decode how many minutes of sEMG (on one thread)."""
+    if not decoders:
+        raise ValueError("evaluate_decoders: give at least one decoder")
+    for decoder in decoders:
+        decoder.language_model()  # loaded here, not inside the decoding time
     model.eval()
     device = next(model.parameters()).device
     data = WindowedDataset(
@@ -67,43 +162,63 @@ def evaluate_model(
     hop = model.hop
     lo = config.samples(config.past_s) // hop
     hi = lo + config.samples(config.window_s) // hop
-    frames: dict[int, list] = {}
-    targets: dict[int, list] = {}
+    left = Counter(data.items[i][0] for i in order)  # windows still to come, per session
+    pieces: dict[int, list] = {s: [] for s in left}  # (window, log-probs, target)
+    rows: list[dict[int, dict]] = [{} for _ in decoders]  # per decoder: session -> row
+    seconds, frames_decoded = [0.0] * len(decoders), 0
     for b in tqdm(range(0, len(order), batch_size), desc="eval", disable=not progress):
         ids = sorted(order[b : b + batch_size])
         batch = collate([data[i] for i in ids])
         log_probs = model(batch["emg"].to(device), batch["input_lengths"].to(device))
-        best = log_probs[:, lo:hi].argmax(-1).cpu()
+        central = log_probs[:, lo:hi].float().cpu()
         for j, i in enumerate(ids):
-            frames.setdefault(data.items[i][0], []).append(best[j])
-            targets.setdefault(data.items[i][0], []).append(
-                batch["targets"][j, : batch["target_lengths"][j]]
-            )
-    rows = []
-    for s in sorted(frames):
-        labels = collapse(torch.cat(frames[s]).tolist())
-        rows.append({
-            "session": data.sessions[s].session_name,
-            "user": data.sessions[s].user,
-            "prediction": CHARSET.labels_to_text(labels),
-            "target": CHARSET.labels_to_text(torch.cat(targets[s]).tolist()),
-        })  # fmt: skip
-    table = pd.DataFrame(rows)
+            s = data.items[i][0]
+            target = batch["targets"][j, : batch["target_lengths"][j]]
+            pieces[s].append((i, central[j], target))
+            left[s] -= 1
+            if left[s] == 0:  # the session is complete: decode it, let its frames go
+                done = sorted(pieces.pop(s), key=lambda piece: piece[0])
+                frames = torch.cat([p for _, p, _ in done])
+                target = CHARSET.labels_to_text(torch.cat([t for _, _, t in done]).tolist())
+                frames_decoded += len(frames)
+                for k, decoder in enumerate(decoders):
+                    start = time.thread_time()  # CPU: contention does not inflate it
+                    text = decoder(frames)
+                    seconds[k] += time.thread_time() - start
+                    user, name = data.sessions[s].user, data.sessions[s].session_name
+                    rows[k][s] = {
+                        "session": name,
+                        "user": user,
+                        "prediction": text,
+                        "target": target,
+                    }
+    minutes = frames_decoded * hop / SAMPLE_RATE / 60
+    return [
+        _result(
+            pd.DataFrame([r[s] for s in sorted(r)], columns=ROW_FIELDS),
+            decoder,
+            {"cpu_seconds": round(t, 3), "semg_minutes": round(minutes, 3)},
+        )
+        for r, decoder, t in zip(rows, decoders, seconds, strict=True)
+    ]
+
+
+def _result(table: pd.DataFrame, decoder: Decoder, decoding: dict[str, float]) -> EvalResult:
     preds, truth = table["prediction"].tolist(), table["target"].tolist()
     counts = pooled_counts(preds, truth)
     overall = {**rates(counts), **counts, "sessions": len(table)}
-    return EvalResult(overall, per_user(preds, truth, table["user"].tolist()), table)
+    users = per_user(preds, truth, table["user"].tolist())
+    return EvalResult(overall, users, table, decoder.settings(), decoding)
 
 
-def evaluate(
+def model_and_paths(
     run_or_model: str | Path | nn.Module,
     data_dir: str | Path,
     split: str = "generic",
     part: str = "test",
     config: TrainConfig | None = None,
-    progress: bool = False,
-) -> EvalResult:
-    """A run (or a model with its config) on one part of a split: overall and per user."""
+) -> tuple[nn.Module, list[Path], TrainConfig]:
+    """A run's model (or a bare model with its config) and the sessions of one part of a split."""
     if isinstance(run_or_model, nn.Module):
         if config is None:
             raise ValueError("evaluate: a bare model needs its TrainConfig (window lengths)")
@@ -115,7 +230,21 @@ def evaluate(
     paths = getattr(load_split(data_dir, split), part)
     if not paths:
         raise ValueError(f"split {split!r} has no {part} sessions")
-    return evaluate_model(model, paths, config, progress=progress)
+    return model, paths, config
+
+
+def evaluate(
+    run_or_model: str | Path | nn.Module,
+    data_dir: str | Path,
+    split: str = "generic",
+    part: str = "test",
+    config: TrainConfig | None = None,
+    progress: bool = False,
+    decoder: Decoder = GREEDY,
+) -> EvalResult:
+    """A run (or a model with its config) on one part of a split: overall and per user."""
+    model, paths, config = model_and_paths(run_or_model, data_dir, split, part, config)
+    return evaluate_model(model, paths, config, progress=progress, decoder=decoder)
 
 
 def add_cli(subparsers: Any) -> None:
@@ -124,9 +253,32 @@ def add_cli(subparsers: Any) -> None:
     e.add_argument("--run", required=True, type=Path, help="run directory")
     e.add_argument("--split", default="generic", help="split name")
     e.add_argument("--part", default="test", choices=["train", "val", "test"])
+    e.add_argument(
+        "--decoder", default="greedy", choices=["greedy", "beam"],
+        help="greedy (best class per frame; the paper's numbers) or CTC beam search",
+    )  # fmt: skip
+    e.add_argument("--beam", type=int, default=None, help="beam width (default 50)")
+    e.add_argument(
+        "--lm", default=None,
+        help="character LM for --decoder beam: an ARPA file, 'default' (the shipped English "
+        "6-gram; the default for beam) or 'none'",
+    )  # fmt: skip
+    e.add_argument(
+        "--min-log-prob", type=float, default=None,
+        help="beam: skip keys below this log-probability on a frame (faster)",
+    )  # fmt: skip
     e.set_defaults(func=_cli)
 
 
 def _cli(args: argparse.Namespace) -> int:
-    print(evaluate(args.run, args.data, args.split, args.part).to_json())
+    if args.decoder == "greedy":
+        if args.beam is not None or args.lm not in (None, "none") or args.min_log_prob is not None:
+            raise ValueError("--beam, --lm and --min-log-prob need --decoder beam")
+        decoder = GREEDY
+    else:
+        decoder = Decoder(
+            "beam", 50 if args.beam is None else args.beam, args.lm or "default",
+            min_log_prob=args.min_log_prob,
+        )  # fmt: skip
+    print(evaluate(args.run, args.data, args.split, args.part, decoder=decoder).to_json())
     return 0

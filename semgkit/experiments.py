@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from semgkit import models, paper, synth
+from semgkit import lm, models, paper, synth
 from semgkit.data import load_split, personal_splits
-from semgkit.evaluate import evaluate
+from semgkit.evaluate import Decoder, evaluate, evaluate_decoders, model_and_paths
 from semgkit.profiles import Profile
 from semgkit.results import library_modules, source_hash
 from semgkit.runs import TrainConfig, load_run, run_config
@@ -133,22 +133,99 @@ def test_users(P: Profile) -> list[str]:
     return users[:limit] if limit else users
 
 
-def personalized(P: Profile, run_dir: Path, user: str) -> dict[str, Any]:
-    """Fine-tune the generic run on ``user``'s own sessions; that user's test error rates."""
+def personal_split(P: Profile, user: str) -> str:
+    """The name of test user ``user``'s personalized split."""
     data = prepare_corpus(P)
     splits = personal_splits(data)
     if user not in splits:
         raise KeyError(f"{data}/splits: no personalized split for test user {user!r}")
-    generic = run_config(run_dir)
-    steps = int(P.train.personalize_steps)
-    lr = generic.lr * float(P.train.personalize_lr_fraction)
-    key = config_key(generic, {"user": user, "steps": steps, "lr": lr})
-    out = run_dir.parent.parent / "personal" / f"{run_dir.name}-{splits[user]}-{key}"
+    return splits[user]
+
+
+def personal_recipe(P: Profile, run_dir: Path) -> tuple[int, float]:
+    """(steps, learning rate) of fine-tuning the generic run ``run_dir`` on one user."""
+    lr = run_config(run_dir).lr * float(P.train.personalize_lr_fraction)
+    return int(P.train.personalize_steps), lr
+
+
+def personal_dir(P: Profile, run_dir: Path, user: str) -> Path:
+    """Where the book keeps the generic run fine-tuned on ``user``'s own sessions."""
+    steps, lr = personal_recipe(P, run_dir)
+    key = config_key(run_config(run_dir), {"user": user, "steps": steps, "lr": lr})
+    return run_dir.parent.parent / "personal" / f"{run_dir.name}-{personal_split(P, user)}-{key}"
+
+
+def personalized(P: Profile, run_dir: Path, user: str) -> dict[str, Any]:
+    """Fine-tune the generic run on ``user``'s own sessions; that user's test error rates."""
+    out = personal_dir(P, run_dir, user)
     path = out / "eval.json"
     if not path.is_file():
-        _, result = personalize(run_dir, data, splits[user], out, steps, lr, progress=False)
+        steps, lr = personal_recipe(P, run_dir)
+        split = personal_split(P, user)
+        _, result = personalize(run_dir, prepare_corpus(P), split, out, steps, lr, progress=False)
         result.save(path)
     return json.loads(path.read_text())
+
+
+# Table 2's decoders beside greedy: emg2qwerty's beam search (width 50, LM weight 2,
+# insertion bonus 2), without and with the shipped character 6-gram. Keys below log p -8
+# on a frame are not tried: on untrained-model output that saves nothing (about 2.5 CPU
+# s per sEMG minute either way), on trained-like output it cuts beam+LM from 2.4 to 0.25 s
+# per minute with the same text (tools/bench_beam.py's "peaky" emissions, 2 seeds).
+TABLE2_MIN_LOG_PROB = -8.0
+TABLE2_DECODERS = {
+    "beam": Decoder("beam", beam=50, min_log_prob=TABLE2_MIN_LOG_PROB),
+    "beam+LM": Decoder("beam", beam=50, lm="default", min_log_prob=TABLE2_MIN_LOG_PROB),
+}
+
+
+def cer_column(setting: str, decoder: str) -> str:
+    """Table 2's column of ``setting`` (cross-user, personalized) CER under ``decoder``."""
+    return f"{setting} CER %" if decoder == "greedy" else f"{setting} CER % {decoder}"
+
+
+def decoder_key(decoder: Decoder) -> str:
+    """Names a decoder's cached results: its settings and its LM file's content (the code
+    that decodes is already in the key of the run directory the results sit in)."""
+    lm_file = {"none": None, "default": lm.DEFAULT_ASSET}.get(decoder.lm, Path(decoder.lm))
+    lm_hash = hashlib.sha256(lm_file.read_bytes()).hexdigest() if lm_file else ""
+    payload = json.dumps([decoder.settings(), lm_hash], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def decoded(P: Profile, run_dir: Path, split: str, decoders: list[Decoder]) -> list[dict[str, Any]]:
+    """``run_dir``'s test error rates under each decoder, cached beside its greedy eval.
+
+    The decoders missing from the cache share one pass of the model over the test set."""
+    paths = [run_dir / f"eval-{split}-test-{decoder_key(d)}.json" for d in decoders]
+    missing = [(d, p) for d, p in zip(decoders, paths, strict=True) if not p.is_file()]
+    if missing:
+        model, sessions, config = model_and_paths(run_dir, prepare_corpus(P), split, "test")
+        results = evaluate_decoders(model, sessions, config, [d for d, _ in missing])
+        for (_, path), result in zip(missing, results, strict=True):
+            result.save(path)
+    return [json.loads(p.read_text()) for p in paths]
+
+
+def decoder_columns(P: Profile, run_dir: Path, users: list[str]) -> dict[str, float]:
+    """Table 2's CER under :data:`TABLE2_DECODERS`, cross-user and personalized, and the
+    CPU seconds each takes per minute of sEMG on the cross-user test set (one thread)."""
+    names, decoders = list(TABLE2_DECODERS), list(TABLE2_DECODERS.values())
+    generic = decoded(P, run_dir, "generic", decoders)
+    personal = [
+        decoded(P, personal_dir(P, run_dir, user), personal_split(P, user), decoders)
+        for user in users
+    ]
+    out: dict[str, float] = {}
+    for k, name in enumerate(names):
+        out[cer_column("cross-user", name)] = round(generic[k]["overall"]["CER"], 2)
+        out[cer_column("personalized", name)] = round(pooled_cer([p[k] for p in personal]), 2)
+    for k, name in enumerate(names):
+        t = generic[k]["decoding"]
+        out[f"{name} CPU s per sEMG min"] = round(
+            t["cpu_seconds"] / max(t["semg_minutes"], 1e-9), 2
+        )
+    return out
 
 
 def pooled_cer(results: list[dict[str, Any]]) -> float:
@@ -182,6 +259,7 @@ def scaling(P: Profile) -> pd.DataFrame:
                 "train s": round(train_seconds(run_dir), 1),
                 "cross-user CER %": round(generic["overall"]["CER"], 2),
                 "personalized CER %": round(pooled_cer(personal), 2),
+                **decoder_columns(P, run_dir, users),
                 "personalized users": len(users),
                 "params (paper)": reported.params if reported else "",
                 "cross-user CER % (paper)": reported.cross_user_cer if reported else None,
@@ -225,6 +303,26 @@ def scaling_findings(table: pd.DataFrame) -> list[str]:
             f"the transformer closest in size ({nearest['preset']}, {nearest['parameters']:,} params, "
             f"{nearest['cross-user CER %']:.1f}) {verdict} the TDS-ConvNet ({t['parameters']:,} params, "
             f"{t['cross-user CER %']:.1f}) cross-user"
+        )
+    return out
+
+
+def decoder_findings(table: pd.DataFrame) -> list[str]:
+    """What beam search, and the LM on top of it, changed in Table 2, computed from it."""
+    out = []
+    for new, old in [("beam", "greedy"), ("beam+LM", "beam")]:
+        for setting in ("cross-user", "personalized"):
+            delta = (table[cer_column(setting, new)] - table[cer_column(setting, old)]).to_numpy()
+            out.append(
+                f"{new} against {old}, {setting}: CER lower for {int((delta < 0).sum())} of "
+                f"{len(delta)} models, higher for {int((delta > 0).sum())} (mean change "
+                f"{delta.mean():+.1f} points, from {delta.min():+.1f} to {delta.max():+.1f})"
+            )
+    for name in TABLE2_DECODERS:
+        speed = table[f"{name} CPU s per sEMG min"]
+        out.append(
+            f"{name} decoding: {speed.median():.1f} CPU s per minute of sEMG (median over models, "
+            f"slowest {speed.max():.1f}; CPU time of one thread)"
         )
     return out
 

@@ -465,7 +465,7 @@ def test_cli_train_then_eval_round_trip(corpus, tmp_path, capsys):
     rc = cli.main(["eval", "--data", str(corpus), "--run", str(out), "--split", "user0"])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report) == {"overall", "per_user"}
+    assert set(report) == {"overall", "per_user", "decoder", "decoding"}
     assert report["overall"] == pytest.approx(evaluate(out, corpus, "user0").overall)
     assert list(report["per_user"]) == [load_split(corpus, "user0").test_users[0]]
 
