@@ -300,6 +300,8 @@ def write_bench(df: pd.DataFrame, out: str | Path, info: dict, cfg: BenchConfig)
 def _cli(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise ValueError(f"--threads {args.threads}: must be >= 1")
+    if args.iterations < 1:
+        raise ValueError(f"--iterations {args.iterations}: must be >= 1")
     cfg = BenchConfig(
         presets=tuple(args.presets), threads=args.threads, iterations=args.iterations,
         onnx=not args.no_onnx, memory=not args.no_memory,

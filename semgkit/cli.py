@@ -28,9 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
-        print(f"semgkit {args.command}: error: {err}", file=sys.stderr)
+    except (OSError, ValueError, ArithmeticError) as err:
+        # OSError(errno, message) carries its whole message in strerror
+        plain = isinstance(err, OSError) and err.strerror and err.filename is None
+        print(f"semgkit {args.command}: error: {err.strerror if plain else err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # training saved a checkpoint and says how to resume
+        print(f"semgkit {args.command}: {err or 'interrupted'}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

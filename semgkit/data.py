@@ -9,6 +9,7 @@ attributes) and split files listing ``{user, session}`` under ``dataset.train|va
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from collections import OrderedDict
@@ -29,6 +30,7 @@ from semgkit.format import TIMESERIES as DATASET
 
 SHOW_MISSING = 5  # a split naming many absent sessions shows the first few and the count
 TYPED_CONDITION = "on_keyboard"  # keystrokes are ground truth only when typed on a keyboard
+KEYSTROKE_FIELDS = {"key": "text", "start": "number"}  # what semgkit reads of a keystroke
 
 
 # Open files per process: a forked DataLoader worker must not share its parent's HDF5
@@ -105,12 +107,7 @@ class Session:
         missing = [n for n in FIELDS if n not in names] + [a for a in ATTRS if a not in present]
         if missing:
             raise ValueError(f"{self.path}: not an emg2qwerty session, missing {missing}")
-        for band in FIELDS[:2]:
-            if dtype[band].shape != (ELECTRODES,):
-                raise ValueError(
-                    f"{self.path}: field {band} has shape {dtype[band].shape} per sample, "
-                    f"expected ({ELECTRODES},)"
-                )
+        check_fields(self.path, dtype, self._length)
         self.session_name = str(attrs["session_name"])
         self.user = str(attrs["user"])
         self.condition = str(attrs["condition"])
@@ -185,21 +182,18 @@ class Session:
         ends = self._read(slice(0, len(self), max(len(self) - 1, 1)), "time")
         return float((len(self) - 1) / (ends[-1] - ends[0]))
 
-    def _json(self, name: str) -> list[dict]:
-        try:
-            return json.loads(self._group().attrs[name])
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{self.path}: attribute {name} is not JSON ({err})") from err
+    def _json(self, name: str, fields: dict[str, str]) -> list[dict]:
+        return json_list(self.path, self._group().attrs, name, fields)
 
     @property
     def keystrokes(self) -> list[dict]:
         """emg2qwerty's keystroke records, parsed from the file on every access."""
-        return self._json("keystrokes")
+        return self._json("keystrokes", KEYSTROKE_FIELDS)
 
     @property
     def prompts(self) -> list[dict]:
         """emg2qwerty's prompt records, parsed from the file on every access."""
-        return self._json("prompts")
+        return self._json("prompts", {})
 
     @cached_property
     def _events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -247,6 +241,50 @@ class Session:
         _, times, labels = self._events
         lo, hi = np.searchsorted(times, [start_t, end_t])
         return CHARSET.labels_to_text(labels[lo:hi].tolist())
+
+
+def check_fields(path: Path, dtype: np.dtype, samples: int) -> None:
+    """Refuse fields that are not numbers of the expected shape, and series too short to
+    give a sample rate. Integer sEMG (raw ADC counts) is read as float32 unscaled, with a
+    warning: emg2qwerty stores floats, and a model trained on those sees another scale."""
+    for band in FIELDS[:2]:
+        base = dtype[band].base
+        if base.kind not in "fiu":
+            raise ValueError(f"{path}: field {band} holds {base} values, not numbers")
+        if dtype[band].shape != (ELECTRODES,):
+            raise ValueError(
+                f"{path}: field {band} has shape {dtype[band].shape} per sample, "
+                f"expected ({ELECTRODES},)"
+            )
+    if any(dtype[band].base.kind != "f" for band in FIELDS[:2]):
+        warnings.warn(
+            f"{path}: field emg_left is {dtype['emg_left'].base} (emg_right "
+            f"{dtype['emg_right'].base}): read as float32 without scaling (emg2qwerty stores "
+            "floating-point sEMG)",
+            stacklevel=3,
+        )
+    if dtype["time"].kind != "f" or dtype["time"].shape != ():
+        raise ValueError(f"{path}: field time holds {dtype['time']} values, not float seconds")
+    if samples < 2:
+        raise ValueError(f"{path}: {DATASET} has {samples} sample(s); a session needs at least 2")
+
+
+def json_list(path: Path, attrs: dict, name: str, fields: dict[str, str]) -> list[dict]:
+    """Attribute ``name``, a JSON list of objects, each with ``fields`` (name -> "text" or
+    "number"); errors name the file and the attribute."""
+    try:
+        value = json.loads(attrs[name])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: attribute {name} is not valid JSON ({err})") from None
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ValueError(f"{path}: attribute {name} must be a JSON list of objects")
+    for i, item in enumerate(value):
+        for key, kind in fields.items():
+            v = item.get(key)
+            number = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            if not (isinstance(v, str) if kind == "text" else number):
+                raise ValueError(f"{path}: attribute {name}[{i}] {key!r} is not a {kind}: {v!r}")
+    return value
 
 
 @dataclass(frozen=True)

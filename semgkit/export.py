@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from semgkit.format import BANDS, ELECTRODES, SAMPLE_RATE
+from semgkit.results import publish
 from semgkit.runs import load_run
 
 OPSET = 17
@@ -58,7 +59,7 @@ def export_onnx(model: nn.Module, out: str | Path, example: torch.Tensor | None 
                 },
                 opset_version=OPSET,
             )
-        os.replace(tmp, out)
+        publish(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

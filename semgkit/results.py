@@ -83,13 +83,26 @@ def device_name() -> str:
     return f"CPU {cpu_model()} ({torch.get_num_threads()} threads)"
 
 
+def publish(tmp: str | Path, path: Path) -> None:
+    """Rename temporary file ``tmp`` to ``path`` with the mode a plain ``open`` would give
+    (0666 less the umask): ``mkstemp`` makes files private (0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    os.replace(tmp, path)
+
+
 def atomic_write(path: Path, text: str | bytes) -> None:
     """Write ``text`` to ``path`` through a temporary file: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
+            f.write(text)
+        publish(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def write_table(

@@ -3,13 +3,26 @@
 A run is a directory: ``config.json`` (the full resolved :class:`TrainConfig`),
 ``metrics.jsonl``, ``last.pt`` and ``best.pt``, and ``done.json`` once finished. Every
 file is written through a temporary name, so a run killed at any point leaves no half
-file behind. Reading a run's recipe (:func:`run_config`) never loads its weights.
+file behind. One process at a time owns a run directory (:func:`open_run` holds a lock
+on ``.lock``), and Ctrl-C ends a run at a step boundary with a checkpoint
+(:class:`StopOnInterrupt`). Reading a run's recipe (:func:`run_config`) never loads its
+weights.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import io
 import json
+import math
 import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -56,17 +69,205 @@ class TrainConfig:
         return int(round(seconds * SAMPLE_RATE))
 
 
+LOCK = ".lock"
+RUN_FILES = {"config.json", "metrics.jsonl", "last.pt", "best.pt", "done.json", LOCK}
+FLAGS = {"steps": "--steps", "batch_size": "--batch-size", "lr": "--lr", "window_s": "--window-s",
+         "checkpoint_every": "--checkpoint-every"}  # fmt: skip
+CHECKPOINT_S = 600.0  # default time between periodic checkpoints (besides checkpoint_every)
+
+
+def check_config(config: TrainConfig) -> None:
+    """Refuse values that cannot train, naming the field (and its CLI flag), before any work."""
+
+    def need(name: str, ok: bool, what: str) -> None:
+        if not ok:
+            flag = FLAGS.get(name)
+            where = f"{flag} {getattr(config, name)}" if flag else f"{name}={getattr(config, name)}"
+            raise ValueError(f"{where}: must be {what}")
+
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    for name in ("steps", "batch_size", "accumulate", "val_windows"):
+        need(name, whole(getattr(config, name)) and getattr(config, name) >= 1, "an integer >= 1")
+    for name in ("checkpoint_every", "val_every", "num_threads", "seed"):
+        need(name, whole(getattr(config, name)) and getattr(config, name) >= 0, "an integer >= 0")
+    for name in ("lr", "window_s", "grad_clip"):
+        v = getattr(config, name)
+        need(name, isinstance(v, int | float) and math.isfinite(v) and v > 0, "a number > 0")
+    for name in ("past_s", "future_s", "weight_decay"):
+        v = getattr(config, name)
+        need(name, isinstance(v, int | float) and math.isfinite(v) and v >= 0, "a number >= 0")
+    need("warmup_frac", 0 <= config.warmup_frac <= 1, "in [0, 1]")
+
+
+def write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path`` through a synced temporary file, then rename it in place.
+
+    A kill or a full disk never leaves half a file at ``path``: the previous file stays
+    whole, the temporary is removed, and the error names the file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        kept = f"; the previous {path.name} is intact" if path.exists() else ""
+        full = " (disk full)" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        raise OSError(err.errno, f"{path}: cannot write{full}: {err.strerror}{kept}") from err
+
+
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` through a temporary file: a kill never leaves half a checkpoint."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)  # serialized first, so a disk error is a plain OSError
+    write_bytes(path, buffer.getbuffer())
 
 
 def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
+    write_bytes(path, json.dumps(obj, indent=1, default=str).encode())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's contents; a damaged file is an error naming it and what to do."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, ValueError, OSError, ImportError, AttributeError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        other = {"last.pt": "best.pt", "best.pt": "last.pt"}.get(path.name)
+        hint = f" or copy {other} over it" if other and (path.parent / other).is_file() else ""
+        raise ValueError(
+            f"{path}: damaged or truncated checkpoint ({str(err).splitlines()[0]}); "
+            f"delete it{hint}, then rerun"
+        ) from err
+
+
+def config_diff(saved: dict[str, Any], config: TrainConfig) -> list[str]:
+    """``field: saved -> new`` for every field where ``config`` differs from ``saved``."""
+    new = json.loads(json.dumps(asdict(config)))
+    return [
+        f"{k}: {saved.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}"
+        for k in sorted(set(saved) | set(new))
+        if saved.get(k) != new.get(k)
+    ]
+
+
+class RunInUse(OSError):
+    """Another live process holds the run directory."""
+
+
+@contextlib.contextmanager
+def open_run(out: Path, config: TrainConfig, resume: bool) -> Iterator[bool]:
+    """Own run directory ``out`` for one run; yields whether to resume from ``last.pt``.
+
+    A lock (``fcntl.flock`` on ``out/.lock``, released by the kernel when its holder dies,
+    so a crashed run leaves no stale lock) refuses a second writer. A directory without
+    ``last.pt`` holds nothing worth keeping (a run killed or stopped before its first
+    checkpoint): its run files are cleared and training starts over, with or without
+    ``resume``. Files that are not a run's are never touched: the directory is refused."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"run directory {out} is a file")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = (out / LOCK).open("a+")
+    except OSError as err:
+        raise OSError(err.errno, f"run directory {out}: cannot write ({err.strerror})") from err
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunInUse(
+                f"run directory {out} is in use by another process (pid {holder}); "
+                "wait for it to end or stop it"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        for debris in out.glob(".*.tmp"):  # a write cut by a kill
+            debris.unlink()
+        names = {p.name for p in out.iterdir()}
+        if "last.pt" in names:
+            if not resume:
+                raise FileExistsError(
+                    f"run directory {out} is not empty; pass --resume to continue it"
+                )
+            saved = json.loads((out / "config.json").read_text())
+            diff = config_diff(saved, config)
+            if diff:
+                raise ValueError(
+                    f"--resume: {out / 'config.json'} holds a different config than this "
+                    f"run ({'; '.join(diff)})"
+                )
+        elif names - RUN_FILES:
+            raise FileExistsError(
+                f"run directory {out} holds files that are not a run's "
+                f"({sorted(names - RUN_FILES)[:3]}); choose an empty or new directory"
+            )
+        else:
+            for name in names - {LOCK}:
+                (out / name).unlink()
+        yield "last.pt" in names
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run after saving its checkpoint; the message says how to resume."""
+
+
+class StopOnInterrupt:
+    """Turn the first Ctrl-C (SIGINT) into a request to stop at the next step boundary.
+
+    The training loop checks :meth:`requested`, saves ``last.pt`` and raises
+    :class:`Interrupted`. A second Ctrl-C interrupts at once (the last checkpoint stays
+    intact). Outside the main thread signals cannot be caught, and Ctrl-C acts as usual."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self.previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.flag = True
+        signal.signal(signal.SIGINT, self.previous)
+        print("\nstopping after this step (Ctrl-C again to abort at once)", file=sys.stderr)
+
+    def __enter__(self) -> StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None and not self.flag:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def requested(self, device: torch.device, world: int) -> bool:
+        """Whether to stop; under DDP, true on every process as soon as one was interrupted."""
+        if world == 1:
+            return self.flag
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(self.flag)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+
+class Every:
+    """A timer that is due once ``seconds`` have passed since it was last reset."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.reset()
+
+    def reset(self) -> None:
+        self.start = time.monotonic()
+
+    def due(self) -> bool:
+        return time.monotonic() - self.start >= self.seconds
 
 
 def trim_log(path: Path, step: int) -> None:
@@ -84,11 +285,6 @@ def trim_log(path: Path, step: int) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(keep))
     os.replace(tmp, path)
-
-
-def same_config(path: Path, config: TrainConfig) -> bool:
-    """Whether the run's ``config.json`` at ``path`` holds exactly ``config``."""
-    return json.loads(path.read_text()) == json.loads(json.dumps(asdict(config)))
 
 
 def model_config(config: TrainConfig) -> Any:
@@ -116,7 +312,7 @@ def load_weights(
     """Load a checkpoint's weights, refusing one trained for another model or charset.
 
     ``resolved`` is ``model_config(config)`` when the caller has it already."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(path)
     if state.get("charset") != CHARSET.chars:
         raise ValueError(f"{path}: checkpoint was trained with another character set")
     expected = model_config(config) if resolved is None else resolved

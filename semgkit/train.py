@@ -11,10 +11,10 @@ global batch. Run directories and checkpoints are :mod:`semgkit.runs`; evaluatio
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -33,13 +33,19 @@ from semgkit.data import WindowedDataset, collate, load_split
 from semgkit.distill import DistillObjective, ctc_loss
 from semgkit.evaluate import EvalResult, evaluate, evaluate_model
 from semgkit.runs import (
+    CHECKPOINT_S,
+    Every,
+    Interrupted,
+    StopOnInterrupt,
     TrainConfig,
+    check_config,
     checkpoint_state,
     config_from_json,
+    load_checkpoint,
     load_weights,
     model_config,
+    open_run,
     run_config,
-    same_config,
     save_atomic,
     trim_log,
     write_json,
@@ -112,14 +118,18 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     on_step: Callable[[int], None] | None = None,
+    checkpoint_s: float = CHECKPOINT_S,
 ) -> Path:
     """Train ``config`` into ``out_dir`` (a run directory); returns it.
 
-    ``resume`` continues from ``last.pt``; the run directory's config must match.
+    ``resume`` continues from ``last.pt``; the run directory's config must match. Without
+    a checkpoint there is nothing to continue and the run starts over. Besides every
+    ``config.checkpoint_every`` steps, ``last.pt`` is written every ``checkpoint_s``
+    seconds, and on Ctrl-C (then :class:`semgkit.runs.Interrupted` is raised).
     ``on_step(step)`` is called after every optimizer step (tests use it to kill a run)."""
     out = Path(out_dir)
-    start = time.perf_counter()
     rank, world = _distributed()
+    check_config(config)
     _check_inputs(config)
     resolved = model_config(config)  # raises on an unknown preset or field
     if config.batch_size % (world * config.accumulate):
@@ -127,16 +137,41 @@ def fit(
             f"batch_size {config.batch_size} must divide by processes x accumulate "
             f"({world} x {config.accumulate})"
         )
-    saved_config = out / "config.json"
-    if resume:
-        if not (out / "last.pt").is_file():
-            raise FileNotFoundError(f"--resume: {out / 'last.pt'} does not exist")
-        if not same_config(saved_config, config):
-            raise ValueError(f"--resume: {saved_config} holds a different config than this run")
-    elif out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"run directory {out} is not empty; pass --resume to continue it")
-    if world > 1:
-        dist.barrier()  # every rank has checked the run directory before rank 0 writes to it
+    if config.teacher:
+        _check_frame_rates(config, resolved)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"run directory {out} is a file")
+    owned = open_run(out, config, resume) if rank == 0 else contextlib.nullcontext(None)
+    with owned as resume_here, StopOnInterrupt() as stop:
+        if world > 1:  # rank 0 has checked and prepared the run directory
+            dist.barrier()
+        resume = resume_here if rank == 0 else (out / "last.pt").is_file()
+        return _fit(config, out, resume, progress, on_step, checkpoint_s, stop, resolved)
+
+
+def _check_frame_rates(config: TrainConfig, resolved: Any) -> None:
+    """Distillation pairs frames: refuse a teacher at another frame rate before any work."""
+    teacher = model_config(run_config(config.teacher))
+    if teacher.hop != resolved.hop:
+        raise ValueError(
+            f"--teacher {config.teacher}: distillation needs teacher and student at the same "
+            f"frame rate; the teacher hops {teacher.hop} samples per frame, the student "
+            f"preset {config.preset!r} {resolved.hop}"
+        )
+
+
+def _fit(
+    config: TrainConfig,
+    out: Path,
+    resume: bool,
+    progress: bool,
+    on_step: Callable[[int], None] | None,
+    checkpoint_s: float,
+    stop: StopOnInterrupt,
+    resolved: Any,
+) -> Path:
+    start = time.perf_counter()
+    rank, world = _distributed()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
@@ -160,7 +195,7 @@ def fit(
     )
     step, best = 0, float("inf")
     if resume:
-        state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+        state = load_checkpoint(out / "last.pt")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -169,8 +204,7 @@ def fit(
         if rank == 0:
             trim_log(out / "metrics.jsonl", step)
     elif rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(saved_config, asdict(config))
+        write_json(out / "config.json", asdict(config))
     net = model
     if world > 1:
         # some parameters sit out whole runs (the time-mask embedding when masking is off)
@@ -193,7 +227,16 @@ def fit(
                disable=not progress or rank != 0)  # fmt: skip
     micro = config.batch_size // (world * config.accumulate)
     autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda")
+    timer = Every(checkpoint_s)
     while step < config.steps:
+        if stop.requested(device, world):
+            if rank == 0:
+                log.flush()
+                checkpoint("last.pt")
+            raise Interrupted(
+                f"interrupted at step {step} of {config.steps}; {out / 'last.pt'} is saved: "
+                "rerun the same command with --resume to continue"
+            )
         tic = time.perf_counter()
         model.train()
         epoch, idx = batch_indices(step, config.batch_size, len(train_set), config.seed)
@@ -234,12 +277,15 @@ def fit(
                 checkpoint("best.pt")
         ending = step == config.steps
         if rank == 0 and (
-            ending or (config.checkpoint_every and step % config.checkpoint_every == 0)
+            ending
+            or (config.checkpoint_every and step % config.checkpoint_every == 0)
+            or timer.due()
         ):
             if not (out / "best.pt").exists() and ending:
                 checkpoint("best.pt")
             log.flush()
             checkpoint("last.pt")
+            timer.reset()
         if on_step:
             on_step(step)
     bar.close()
@@ -255,14 +301,13 @@ def fit(
 def fit_or_resume(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> Path:
     """Train into ``out_dir`` to the end, resuming from ``last.pt`` when a checkpoint exists.
 
-    A run killed before its first checkpoint holds nothing worth keeping; it starts over.
-    ``done.json`` (written by ``fit``) marks a finished run and records its training time."""
+    A run killed before its first checkpoint holds nothing worth keeping; ``fit`` starts
+    it over. ``done.json`` (written by ``fit``) marks a finished run and records its
+    training time."""
     out = Path(out_dir)
     if (out / "done.json").is_file():
         return out
-    if out.is_dir() and not (out / "last.pt").is_file():
-        shutil.rmtree(out)
-    return fit(config, out, resume=(out / "last.pt").is_file(), progress=progress)
+    return fit(config, out, resume=True, progress=progress)
 
 
 def personalize(
@@ -304,7 +349,7 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--window-s", type=float, default=None, help="window length, seconds")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint period, steps")
-    p.add_argument("--resume", action="store_true", help="continue OUT from last.pt")
+    _add_run_flags(p)
     p.set_defaults(func=_train_cli)
     _add_distill_cli(subparsers)
 
@@ -324,8 +369,26 @@ def _train_cli(args: argparse.Namespace) -> int:
         config = TrainConfig(**overrides)
     if not Path(config.data_dir).is_dir():
         raise FileNotFoundError(f"--data {config.data_dir}: no such directory")
-    print(fit(config, args.out, resume=args.resume))
+    print(fit(config, args.out, resume=args.resume, checkpoint_s=_checkpoint_s(args)))
     return 0
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--resume", action="store_true",
+        help="continue OUT from last.pt (starts over when OUT holds no checkpoint)",
+    )  # fmt: skip
+    p.add_argument(
+        "--checkpoint-minutes", type=float, default=CHECKPOINT_S / 60,
+        help="also write OUT/last.pt this often (default %(default)g), so a killed run "
+        "resumes from at most this far back",
+    )  # fmt: skip
+
+
+def _checkpoint_s(args: argparse.Namespace) -> float:
+    if not args.checkpoint_minutes > 0:  # also NaN
+        raise ValueError(f"--checkpoint-minutes {args.checkpoint_minutes}: must be > 0")
+    return args.checkpoint_minutes * 60
 
 
 def _add_distill_cli(subparsers: Any) -> None:
@@ -343,7 +406,7 @@ def _add_distill_cli(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help="the student's run directory")
     p.add_argument("--split", default=None, help="split name (default: the teacher's)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: teacher's)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    _add_run_flags(p)
     p.add_argument(
         "--teacher-cache",
         action="store_true",
@@ -368,5 +431,5 @@ def _distill_cli(args: argparse.Namespace) -> int:
     if args.steps is not None:
         overrides["steps"] = args.steps
     config = replace(run_config(args.teacher), **overrides)
-    print(fit(config, args.out, resume=args.resume))
+    print(fit(config, args.out, resume=args.resume, checkpoint_s=_checkpoint_s(args)))
     return 0
