@@ -142,11 +142,11 @@ def fit(
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"run directory {out} is a file")
     owned = open_run(out, config, resume) if rank == 0 else contextlib.nullcontext(None)
-    with owned as resume_here, StopOnInterrupt() as stop:
+    with owned as resume_here, StopOnInterrupt() as stop, contextlib.ExitStack() as closing:
         if world > 1:  # rank 0 has checked and prepared the run directory
             dist.barrier()
         resume = resume_here if rank == 0 else (out / "last.pt").is_file()
-        return _fit(config, out, resume, progress, on_step, checkpoint_s, stop, resolved)
+        return _fit(config, out, resume, progress, on_step, checkpoint_s, stop, resolved, closing)
 
 
 def _check_frame_rates(config: TrainConfig, resolved: Any) -> None:
@@ -169,6 +169,7 @@ def _fit(
     checkpoint_s: float,
     stop: StopOnInterrupt,
     resolved: Any,
+    closing: contextlib.ExitStack,
 ) -> Path:
     start = time.perf_counter()
     rank, world = _distributed()
@@ -222,9 +223,10 @@ def _fit(
         }
         save_atomic(state, out / name)
 
-    log = (out / "metrics.jsonl").open("a") if rank == 0 else None
-    bar = tqdm(total=config.steps, initial=step, desc=f"train {config.preset}",
-               disable=not progress or rank != 0)  # fmt: skip
+    # closed on any exit, so an error message never lands inside the progress bar
+    log = closing.enter_context((out / "metrics.jsonl").open("a")) if rank == 0 else None
+    bar = closing.enter_context(tqdm(total=config.steps, initial=step,
+        desc=f"train {config.preset}", disable=not progress or rank != 0))  # fmt: skip
     micro = config.batch_size // (world * config.accumulate)
     autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda")
     timer = Every(checkpoint_s)

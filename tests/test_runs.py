@@ -71,12 +71,22 @@ def worker(config: TrainConfig, out: Path, *flags: str, **popen) -> subprocess.P
     return subprocess.Popen(cmd, env=ENV, text=True, **popen)
 
 
+def last_line(err: str) -> str:
+    """The message after any progress bar, which must end on a line of its own."""
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert lines and sum("semgkit" in line for line in lines) == 1, err
+    return lines[-1]
+
+
 def one_line_error(capsys, rc: int, *needles: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    line = last_line(err)
+    assert line.startswith("semgkit "), err
     for needle in needles:
-        assert needle in err, err
-    return err
+        assert needle in line, err
+    return line
 
 
 # --- one writer per run directory --------------------------------------------------------
@@ -160,9 +170,9 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(
     argv = ["train", "--config", str(recipe), "--out", str(out)]
     handler = signal.getsignal(signal.SIGINT)
     assert cli.main(argv) == 130
-    err = capsys.readouterr().err.strip().splitlines()
-    assert "Traceback" not in "\n".join(err)
-    assert err[-1] == (
+    err = capsys.readouterr().err
+    assert "stopping after this step" in err  # said at once, on the first Ctrl-C
+    assert last_line(err) == (
         f"semgkit train: interrupted at step 3 of 6; {out / 'last.pt'} is saved: "
         "rerun the same command with --resume to continue"
     )
@@ -274,9 +284,11 @@ def test_a_full_tmpfs_fails_cleanly_and_resumes_after_space_is_freed(corpus, ref
         f"cp -a {mnt}/run {tmp_path}/resumed\n"
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    err = (tmp_path / "err").read_text().strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert "last.pt: cannot write (disk full)" in err and "previous last.pt is intact" in err
+    err = last_line((tmp_path / "err").read_text())
+    assert err.startswith("semgkit train: error: ") and err.endswith(
+        f"{mnt}/run/last.pt: cannot write (disk full): No space left on device; "
+        "the previous last.pt is intact"
+    )
     assert state(tmp_path / "after-full")["step"] == 2
     assert not list((tmp_path / "after-full").glob(".*.tmp"))
     assert_same_weights(reference, tmp_path / "resumed")
@@ -291,9 +303,9 @@ def test_a_read_only_run_directory_is_a_one_line_error(corpus, tmp_path):
         " || echo rc=$?"
     )
     assert "rc=2" in proc.stdout, proc.stderr[-3000:]
-    err = proc.stderr.strip()
-    assert len(err.splitlines()) == 1, err
-    assert f"run directory {ro}/run: cannot write (Read-only file system)" in err
+    assert last_line(proc.stderr) == (
+        f"semgkit train: error: run directory {ro}/run: cannot write (Read-only file system)"
+    )
 
 
 @pytest.mark.parametrize("which", ["last", "best"])
