@@ -141,12 +141,20 @@ def fit(
         _check_frame_rates(config, resolved)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"run directory {out} is a file")
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    torch.manual_seed(config.seed)
+    model = models.build(resolved)  # built (and the init and teacher runs read) before any write
+    if config.init:
+        load_weights(model, Path(config.init) / "best.pt", config, resolved)
+    objective = DistillObjective(config) if config.teacher else ctc_objective
     owned = open_run(out, config, resume) if rank == 0 else contextlib.nullcontext(None)
     with owned as resume_here, StopOnInterrupt() as stop, contextlib.ExitStack() as closing:
         if world > 1:  # rank 0 has checked and prepared the run directory
             dist.barrier()
         resume = resume_here if rank == 0 else (out / "last.pt").is_file()
-        return _fit(config, out, resume, progress, on_step, checkpoint_s, stop, resolved, closing)
+        return _fit(config, out, resume, progress, on_step, checkpoint_s, stop, closing,
+                    resolved, model, objective)  # fmt: skip
 
 
 def _check_frame_rates(config: TrainConfig, resolved: Any) -> None:
@@ -168,20 +176,15 @@ def _fit(
     on_step: Callable[[int], None] | None,
     checkpoint_s: float,
     stop: StopOnInterrupt,
-    resolved: Any,
     closing: contextlib.ExitStack,
+    resolved: Any,
+    model: nn.Module,
+    objective: Callable,
 ) -> Path:
     start = time.perf_counter()
     rank, world = _distributed()
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    torch.manual_seed(config.seed)
     device = _device()
-
-    model = models.build(resolved).to(device)
-    if config.init and not resume:
-        load_weights(model, Path(config.init) / "best.pt", config, resolved)
-    objective = DistillObjective(config) if config.teacher else ctc_objective
+    model = model.to(device)
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
     split = load_split(config.data_dir, config.split)

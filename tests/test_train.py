@@ -127,9 +127,9 @@ def test_fit_writes_a_complete_run_directory(corpus, tmp_path):
     config = tiny(corpus, warmup_frac=0.5)
     out = fit(config, tmp_path / "run", progress=False)
     assert out == tmp_path / "run"
-    # nothing else: no temporary files left behind by the atomic writes
+    # nothing else (the lock file aside): no temporary files left behind by the atomic writes
     assert sorted(p.name for p in out.iterdir()) == [
-        "best.pt", "config.json", "done.json", "last.pt", "metrics.jsonl"
+        ".lock", "best.pt", "config.json", "done.json", "last.pt", "metrics.jsonl"
     ]  # fmt: skip
     assert json.loads((out / "config.json").read_text()) == asdict(config)
     rows = log_rows(out)
@@ -286,16 +286,16 @@ def test_unknown_preset(corpus, tmp_path):
 
 
 def test_resume_with_a_different_config(run):
-    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.name != ".lock"}
     changed = tiny(run_config(run).data_dir, lr=1e-3)
     with pytest.raises(ValueError, match="config.json.*different config"):
         fit(changed, run, resume=True, progress=False)
-    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.name != ".lock"} == before
 
 
-def test_resume_without_a_checkpoint(corpus, tmp_path):
-    with pytest.raises(FileNotFoundError, match="last.pt"):
-        fit(tiny(corpus), tmp_path / "empty", resume=True, progress=False)
+def test_resume_without_a_checkpoint_starts_over(corpus, tmp_path):
+    out = fit(tiny(corpus, steps=2), tmp_path / "empty", resume=True, progress=False)
+    assert checkpoint(out)["step"] == 2
 
 
 def test_init_from_a_run_of_another_preset(corpus, run, tmp_path):
