@@ -374,3 +374,24 @@ def test_resume_with_another_config_lists_the_fields_that_differ(reference):
 
 def test_bench_iterations_zero_is_a_one_line_error(capsys):
     one_line_error(capsys, cli.main(["bench", "--iterations", "0"]), "--iterations 0")
+
+
+# --- written outputs are as readable as any file the user creates --------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_written_outputs_honour_the_umask(tmp_path, umask):
+    from semgkit.export import export_onnx
+    from semgkit.models import build
+    from semgkit.results import atomic_write
+
+    old = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "table.csv", "a,b\n")
+        export_onnx(build("lap-xxs"), tmp_path / "model.onnx")
+        runs.write_json(tmp_path / "done.json", {})
+    finally:
+        os.umask(old)
+    for name in ("table.csv", "model.onnx", "done.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done.json", "model.onnx", "table.csv"]
