@@ -139,8 +139,6 @@ def fit(
         )
     if config.teacher:
         _check_frame_rates(config, resolved)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"run directory {out} is a file")
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)

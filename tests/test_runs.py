@@ -2,6 +2,8 @@
 writer, kills and Ctrl-C at chosen steps, a full or read-only disk, damaged checkpoints,
 values that cannot train. Each case is a line of docs/RELIABILITY.md."""
 
+# ruff: noqa: F811 (the corpus and one_thread fixtures come from tests/test_train.py)
+
 import errno
 import json
 import os
@@ -15,33 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from semgkit import cli, runs, synth, train
+from semgkit import cli, runs, train
 from semgkit.runs import Interrupted, RunInUse, TrainConfig, load_run, run_config
 from semgkit.train import fit
+from tests.test_train import corpus, one_thread, tiny  # noqa: F401 (fixtures)
 
 WORKER = Path(__file__).resolve().parent / "_train_worker.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return synth.generate(tmp_path_factory.mktemp("corpus") / "smoke", "smoke", progress=False)
-
-
-def tiny(corpus: Path, **overrides) -> TrainConfig:
-    base = dict(
-        data_dir=str(corpus), preset="lap-student", steps=6, batch_size=4,
-        window_s=1.0, past_s=0.2, future_s=0.05, num_threads=1,
-    )  # fmt: skip
-    return TrainConfig(**{**base, **overrides})
 
 
 @pytest.fixture(scope="module")
