@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RESAMPLES = 2000  # percentile bounds steady to about 0.1 point at 8 groups
+# Monte Carlo error of the bounds, 8 groups with CERs of 40-90 %, sd over 20 bootstrap
+# seeds: 0.13 / 0.19 points (lower / upper) at 10000 resamples, 0.26 / 0.44 at 2000.
+RESAMPLES = 10000
 LEVEL = 0.95
 VERDICTS = ("holds", "does not hold", "within noise")
 

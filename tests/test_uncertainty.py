@@ -93,3 +93,26 @@ def test_a_finding_is_within_noise_when_the_intervals_overlap():
     )
     assert "holds for 1 of 3 models, within noise for 2, does not hold for 0" in lines[2]
     assert lines[3].endswith("cross-user: within noise")
+
+
+def test_distillation_findings_judge_table3_and_the_sweeps():
+    def row(role, parameters, e, **extra):
+        return {"role": role, "parameters": parameters, "seeds": e.seeds, **extra,
+                **columns("cross-user", e)}  # fmt: skip
+
+    table3 = pd.DataFrame([
+        row("teacher", 50000, Estimate(40, 37, 43, math.nan, 1)),
+        row("student alone", 1000, Estimate(70, 66, 74, 2.0, 3)),
+        row("student distilled", 1000, Estimate(64, 60, 68, 5.0, 3)),
+    ])  # fmt: skip
+    temps = pd.DataFrame([
+        row("student distilled", 1000, Estimate(64.6, 61, 68, math.nan, 1), temperature=2.0),
+        row("student distilled", 1000, Estimate(67.0, 63, 71, math.nan, 1), temperature=8.0),
+    ])  # fmt: skip
+    lines = experiments.distillation_findings(table3, {"temperature": temps})
+    assert lines[0].startswith("teacher/student parameter ratio: 50x")
+    assert lines[2].endswith("teacher: does not hold (+24.0 points)")
+    assert lines[3] == "distillation beats training the student alone: within noise (+6.0 points)"
+    assert lines[4] == "distillation closes 20 % of the teacher-student gap"
+    assert lines[5].startswith("the best temperature (2: 64.6 [61.0, 68.0])")
+    assert lines[5].endswith("within noise")
