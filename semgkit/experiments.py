@@ -250,9 +250,9 @@ def cross_user_groups(P: Profile, run_dir: Path) -> dict[str, dict[str, int]]:
     return {u: _edits(c) for u, c in cross_user(P, run_dir)["per_user"].items()}
 
 
-def seeded_runs(P: Profile, preset: str, seeds: tuple[int, ...], **overrides: Any) -> list[Path]:
+def seeded_runs(P: Profile, preset: str, seeds: tuple[int, ...]) -> list[Path]:
     """One run of ``preset`` per training seed; the corpus stays the profile's."""
-    return [run(P, train_config(P, preset, seed=s, **overrides)) for s in seeds]
+    return [run(P, train_config(P, preset, seed=s)) for s in seeds]
 
 
 def _family(preset: str) -> str:
@@ -427,7 +427,7 @@ def distillation(P: Profile) -> dict[str, pd.DataFrame]:
     """Table 3 (teacher, student alone, student distilled) and the T and alpha sweeps."""
     d = P.distill
     teachers = seeded_runs(P, d.teacher, P.model_seeds(d.teacher))
-    teacher = run(P, teacher_config(P))
+    teacher = teachers[0]  # = run_dir(P, teacher_config(P)): the students' teacher
     alone = seeded_runs(P, d.student, P.student_seeds())
     headline = distilled_runs(P, teacher, d.temperature, d.alpha, P.student_seeds())
     table3 = pd.DataFrame(
