@@ -296,6 +296,18 @@ def _overall(verdicts: list[str]) -> str:
     return "holds" if all(v == "holds" for v in verdicts) else "within noise"
 
 
+def _one_seed_note(table: pd.DataFrame) -> list[str]:
+    """What a verdict on a one-seed row leaves out: the seed's own noise is unmeasured."""
+    single = int((table["seeds"] < 2).sum())
+    if not single:
+        return []
+    return [
+        f"{single} of {len(table)} rows come from one training seed: their verdicts weigh "
+        "the test users' noise only, not the training seed's, which can be larger (see the "
+        "introduction's Reproducibility section)"
+    ]
+
+
 def scaling_findings(table: pd.DataFrame) -> list[str]:
     """Table 2's claims judged against its intervals and seed spread: each line ends its
     claim with "holds", "does not hold" or "within noise" (see `uncertainty.judge`)."""
@@ -340,7 +352,7 @@ def scaling_findings(table: pd.DataFrame) -> list[str]:
             f"{describe(a)}) beats the TDS-ConvNet ({t['parameters']:,} params, {describe(b)}) "
             f"cross-user: {judge(a, b)}"
         )
-    return out
+    return out + _one_seed_note(table)
 
 
 def decoder_findings(table: pd.DataFrame) -> list[str]:
@@ -498,4 +510,4 @@ def distillation_findings(
             "that distillation closes is not reported"
         )
     out += [sweep_finding(table, knob) for knob, table in (sweeps or {}).items()]
-    return out
+    return out + _one_seed_note(pd.concat([table3, *(sweeps or {}).values()]))

@@ -93,6 +93,7 @@ def test_a_finding_is_within_noise_when_the_intervals_overlap():
     )
     assert "holds for 1 of 3 models, within noise for 2, does not hold for 0" in lines[2]
     assert lines[3].endswith("cross-user: within noise")
+    assert lines[4].startswith("3 of 3 rows come from one training seed")
 
 
 def test_distillation_findings_judge_table3_and_the_sweeps():
@@ -116,3 +117,4 @@ def test_distillation_findings_judge_table3_and_the_sweeps():
     assert lines[4] == "distillation closes 20 % of the teacher-student gap"
     assert lines[5].startswith("the best temperature (2: 64.6 [61.0, 68.0])")
     assert lines[5].endswith("within noise")
+    assert lines[6].startswith("3 of 5 rows come from one training seed")
