@@ -487,7 +487,7 @@ def distillation_findings(
 ) -> list[str]:
     """Table 3's claims judged against its intervals and seed spread ("holds", "does not
     hold", "within noise"); ``sweeps`` ({"temperature": table, "alpha": table}) adds
-    whether each knob's best setting beats its worst."""
+    whether each knob's best setting beats its worst (for sweeps of two settings or more)."""
     rows = {r["role"]: r for _, r in table3.iterrows()}
     t, s, k = (
         from_row(rows[r], "cross-user") for r in ("teacher", "student alone", "student distilled")
@@ -509,5 +509,5 @@ def distillation_findings(
             f"the teacher beats the student alone: {judge(t, s)}, so the share of the gap "
             "that distillation closes is not reported"
         )
-    out += [sweep_finding(table, knob) for knob, table in (sweeps or {}).items()]
+    out += [sweep_finding(t, knob) for knob, t in (sweeps or {}).items() if t[knob].nunique() > 1]
     return out + _one_seed_note(pd.concat([table3, *(sweeps or {}).values()]))

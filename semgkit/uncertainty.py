@@ -131,10 +131,10 @@ def judge(a: Estimate, b: Estimate, margin: float = 0.0) -> str:
 
 
 def describe(e: Estimate) -> str:
-    """``48.0 [45.1, 51.2]`` or, with seeds, ``48.0 [45.1, 51.2], 3 seeds range 1.9``."""
+    """``48.0 [45.1, 51.2]`` or, with seeds, ``48.0 [45.1, 51.2] (3 seeds, range 1.9)``."""
     text = f"{e.cer:.1f}"
     if not math.isnan(e.lo):
         text += f" [{e.lo:.1f}, {e.hi:.1f}]"
     if e.seeds > 1:
-        text += f", {e.seeds} seeds range {e.seed_range:.1f}"
+        text += f" ({e.seeds} seeds, range {e.seed_range:.1f})"
     return text

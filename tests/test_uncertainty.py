@@ -110,11 +110,12 @@ def test_distillation_findings_judge_table3_and_the_sweeps():
         row("student distilled", 1000, Estimate(64.6, 61, 68, math.nan, 1), temperature=2.0),
         row("student distilled", 1000, Estimate(67.0, 63, 71, math.nan, 1), temperature=8.0),
     ])  # fmt: skip
-    lines = experiments.distillation_findings(table3, {"temperature": temps})
+    alphas = temps.iloc[:1].assign(alpha=0.5)  # one setting: nothing to compare
+    lines = experiments.distillation_findings(table3, {"temperature": temps, "alpha": alphas})
     assert lines[0].startswith("teacher/student parameter ratio: 50x")
     assert lines[2].endswith("teacher: does not hold (+24.0 points)")
     assert lines[3] == "distillation beats training the student alone: within noise (+6.0 points)"
     assert lines[4] == "distillation closes 20 % of the teacher-student gap"
     assert lines[5].startswith("the best temperature (2: 64.6 [61.0, 68.0])")
     assert lines[5].endswith("within noise")
-    assert lines[6].startswith("3 of 5 rows come from one training seed")
+    assert lines[6].startswith("4 of 6 rows come from one training seed")
