@@ -4,7 +4,8 @@ A profile fixes everything a chapter needs to know about scale: the corpus, wind
 lengths, training budgets, the model ladder and the distillation sweep. The book's
 chapters receive only the profile's name as a papermill parameter; `notebook.start`
 loads it once. Defaults live here and nowhere else; an unknown or missing key is an
-error naming the file and the key.
+error naming the file and the key. A profile may start from another one
+(``extends = "laptop"``) and change only the keys it names.
 """
 
 from __future__ import annotations
@@ -188,6 +189,9 @@ def load_profile(
     unknown = sorted(p for p, _ in profile.scaling.seeds if p not in trained)
     if unknown:
         raise ValueError(f"profile {path} [scaling] seeds: {unknown} are not trained here")
+    empty = sorted(p for p, seeds in profile.scaling.seeds if not seeds)
+    if empty:
+        raise ValueError(f"profile {path} [scaling] seeds: {empty} have an empty list")
     if data_dir:
         profile = dataclasses.replace(
             profile, corpus=dataclasses.replace(profile.corpus, path=str(data_dir))
