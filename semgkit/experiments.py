@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 from dataclasses import asdict, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +20,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from semgkit import lm, models, paper, synth
+from semgkit import lm, models, paper, synth, uncertainty
 from semgkit.data import load_split, personal_splits
 from semgkit.evaluate import Decoder, evaluate, evaluate_decoders, model_and_paths
 from semgkit.profiles import Profile
 from semgkit.results import library_modules, source_hash
 from semgkit.runs import TrainConfig, load_run, run_config
 from semgkit.train import fit_or_resume, personalize
+from semgkit.uncertainty import describe, estimate, from_row, judge
 
 # Modules that cannot change what a training run computes: the book's orchestration (its
 # decisions reach the key as the TrainConfig), presentation, export and the benchmarks.
 # Every other module of semgkit, a new one included, is in the cache key.
 NOT_IN_RUN_KEY = (
-    "bench", "cli", "experiments", "export", "notebook", "paper", "results", "stream",
+    "bench", "cli", "experiments", "export", "notebook", "paper", "profiles", "results",
+    "stream", "uncertainty",
 )  # fmt: skip
 
 
@@ -236,6 +239,22 @@ def pooled_cer(results: list[dict[str, Any]]) -> float:
     return 100.0 * edits / max(chars, 1)
 
 
+def _edits(counts: dict[str, Any]) -> dict[str, int]:
+    """Edits and characters of one group: the unit the bootstrap resamples."""
+    edits = counts["insertions"] + counts["deletions"] + counts["substitutions"]
+    return {"edits": edits, "chars": counts["chars"]}
+
+
+def cross_user_groups(P: Profile, run_dir: Path) -> dict[str, dict[str, int]]:
+    """Per held-out user edits and characters of a generic run (cached evaluation)."""
+    return {u: _edits(c) for u, c in cross_user(P, run_dir)["per_user"].items()}
+
+
+def seeded_runs(P: Profile, preset: str, seeds: tuple[int, ...]) -> list[Path]:
+    """One run of ``preset`` per training seed; the corpus stays the profile's."""
+    return [run(P, train_config(P, preset, seed=s)) for s in seeds]
+
+
 def _family(preset: str) -> str:
     return "tds" if preset.startswith("tds") else "transformer"
 
@@ -245,10 +264,10 @@ def scaling(P: Profile) -> pd.DataFrame:
     users = test_users(P)
     rows = []
     for preset in [*P.scaling.ladder, P.scaling.baseline]:
-        run_dir = run(P, train_config(P, preset))
-        model, config = load_run(run_dir)
-        generic = cross_user(P, run_dir)
-        personal = [personalized(P, run_dir, user) for user in users]
+        seeded = seeded_runs(P, preset, P.model_seeds(preset))
+        model, config = load_run(seeded[0])
+        generic = [cross_user_groups(P, r) for r in seeded]
+        personal = [{u: _edits(personalized(P, r, u)["overall"]) for u in users} for r in seeded]
         reported = paper.TABLE2.get(preset)
         rows.append(
             {
@@ -256,10 +275,11 @@ def scaling(P: Profile) -> pd.DataFrame:
                 "family": _family(preset),
                 "parameters": models.count_params(model),
                 "peak lr": config.lr,
-                "train s": round(train_seconds(run_dir), 1),
-                "cross-user CER %": round(generic["overall"]["CER"], 2),
-                "personalized CER %": round(pooled_cer(personal), 2),
-                **decoder_columns(P, run_dir, users),
+                "train s": round(float(np.mean([train_seconds(r) for r in seeded])), 1),
+                "seeds": len(seeded),
+                **uncertainty.columns("cross-user", estimate(generic)),
+                **uncertainty.columns("personalized", estimate(personal)),
+                **decoder_columns(P, seeded[0], users),  # the first seed's run
                 "personalized users": len(users),
                 "params (paper)": reported.params if reported else "",
                 "cross-user CER % (paper)": reported.cross_user_cer if reported else None,
@@ -269,42 +289,70 @@ def scaling(P: Profile) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _overall(verdicts: list[str]) -> str:
+    """A claim made of several steps: refuted by any step, held only if every step holds."""
+    if "does not hold" in verdicts:
+        return "does not hold"
+    return "holds" if all(v == "holds" for v in verdicts) else "within noise"
+
+
+def _one_seed_note(table: pd.DataFrame) -> list[str]:
+    """What a verdict on a one-seed row leaves out: the seed's own noise is unmeasured."""
+    single = int((table["seeds"] < 2).sum())
+    if not single:
+        return []
+    return [
+        f"{single} of {len(table)} rows come from one training seed: their verdicts weigh "
+        "the test users' noise only, not the training seed's, which can be larger (see the "
+        "introduction's Reproducibility section)"
+    ]
+
+
 def scaling_findings(table: pd.DataFrame) -> list[str]:
-    """Plain-language checks of Table 2 against the paper's claims, computed from the table."""
-    ladder = table[table["family"] == "transformer"].sort_values("parameters")
-    cer = ladder["cross-user CER %"].to_numpy()
+    """Table 2's claims judged against its intervals and seed spread: each line ends its
+    claim with "holds", "does not hold" or "within noise" (see `uncertainty.judge`)."""
+    ladder = [
+        r for _, r in table[table["family"] == "transformer"].sort_values("parameters").iterrows()
+    ]
     out = []
-    if len(cer) > 1:
-        falls = np.all(np.diff(cer) <= 0)
-        rho = pd.Series(cer).corr(
-            pd.Series(np.log(ladder["parameters"].to_numpy())), method="spearman"
+    if len(ladder) > 1:
+        cross = [from_row(r, "cross-user") for r in ladder]
+        steps = [judge(b, a) for a, b in pairwise(cross)]
+        rho = pd.Series([e.cer for e in cross]).corr(
+            pd.Series(np.log([r["parameters"] for r in ladder])), method="spearman"
         )
         out.append(
-            f"cross-user CER {'falls monotonically' if falls else 'does NOT fall monotonically'} "
-            f"along the ladder ({' -> '.join(f'{c:.1f}' for c in cer)}; Spearman rho with "
-            f"log-parameters {rho:+.2f})"
+            f"cross-user CER falls from the smallest to the largest transformer: "
+            f"{judge(cross[-1], cross[0])} ({describe(cross[0])} -> {describe(cross[-1])})"
         )
+        out.append(
+            f"it falls at every step of the ladder: {_overall(steps)} ("
+            + "; ".join(
+                f"{a['preset']} -> {b['preset']} {v}"
+                for (a, b), v in zip(pairwise(ladder), steps, strict=True)
+            )
+            + f"; Spearman rho with log-parameters {rho:+.2f})"
+        )
+    rows = [r for _, r in table.iterrows()]
+    verdicts = [judge(from_row(r, "personalized"), from_row(r, "cross-user")) for r in rows]
     gaps = (table["cross-user CER %"] - table["personalized CER %"]).to_numpy()
-    helped = int((gaps > 0).sum())
     out.append(
-        f"personalization lowers CER for {helped} of {len(table)} models "
-        f"(mean gain {gaps.mean():.1f} points)"
+        f"personalization lowers CER: holds for {verdicts.count('holds')} of {len(rows)} models, "
+        f"within noise for {verdicts.count('within noise')}, does not hold for "
+        f"{verdicts.count('does not hold')} (mean gain {gaps.mean():.1f} points)"
     )
-    tds = table[table["family"] == "tds"]
-    if len(tds) and len(ladder):
-        t = tds.iloc[0]
-        nearest = ladder.iloc[
-            (np.log(ladder["parameters"]) - np.log(t["parameters"])).abs().argmin()
-        ]
-        verdict = (
-            "beats" if nearest["cross-user CER %"] < t["cross-user CER %"] else "does NOT beat"
-        )
+    tds = [r for r in rows if r["family"] == "tds"]
+    if tds and ladder:
+        t = tds[0]
+        logs = [abs(np.log(r["parameters"]) - np.log(t["parameters"])) for r in ladder]
+        near = ladder[int(np.argmin(logs))]
+        a, b = from_row(near, "cross-user"), from_row(t, "cross-user")
         out.append(
-            f"the transformer closest in size ({nearest['preset']}, {nearest['parameters']:,} params, "
-            f"{nearest['cross-user CER %']:.1f}) {verdict} the TDS-ConvNet ({t['parameters']:,} params, "
-            f"{t['cross-user CER %']:.1f}) cross-user"
+            f"the transformer closest in size ({near['preset']}, {near['parameters']:,} params, "
+            f"{describe(a)}) beats the TDS-ConvNet ({t['parameters']:,} params, {describe(b)}) "
+            f"cross-user: {judge(a, b)}"
         )
-    return out
+    return out + _one_seed_note(table)
 
 
 def decoder_findings(table: pd.DataFrame) -> list[str]:
@@ -328,7 +376,7 @@ def decoder_findings(table: pd.DataFrame) -> list[str]:
 
 
 def distilled_config(
-    P: Profile, teacher_run: Path, temperature: float, alpha: float
+    P: Profile, teacher_run: Path, temperature: float, alpha: float, **overrides: Any
 ) -> TrainConfig:
     """The student trained with the teacher's softened outputs, at the same budget as alone."""
     return train_config(
@@ -338,11 +386,19 @@ def distilled_config(
         temperature=float(temperature),
         alpha=float(alpha),
         teacher_cache=True,
+        **overrides,
     )
 
 
-def distilled_run(P: Profile, teacher_run: Path, temperature: float, alpha: float) -> Path:
-    return run(P, distilled_config(P, teacher_run, temperature, alpha))
+def distilled_runs(
+    P: Profile, teacher_run: Path, temperature: float, alpha: float, seeds: tuple[int, ...]
+) -> list[Path]:
+    return [run(P, distilled_config(P, teacher_run, temperature, alpha, seed=s)) for s in seeds]
+
+
+def teacher_config(P: Profile) -> TrainConfig:
+    """The teacher every student learns from: the first seed's run of the teacher preset."""
+    return train_config(P, P.distill.teacher, seed=P.model_seeds(P.distill.teacher)[0])
 
 
 def planned_configs(P: Profile) -> list[TrainConfig]:
@@ -350,93 +406,108 @@ def planned_configs(P: Profile) -> list[TrainConfig]:
 
     Personalization runs are left out: they start from these and are short."""
     s, d = P.scaling, P.distill
-    generic = {p: train_config(P, p) for p in [*s.ladder, s.baseline, d.teacher, d.student]}
-    configs = list(generic.values())
-    teacher = run_dir(P, generic[d.teacher])
-    pairs = [(d.temperature, d.alpha)]
-    pairs += [(t, d.alpha) for t in d.temperatures]
-    pairs += [(d.temperature, a) for a in d.alphas]
-    configs += [distilled_config(P, teacher, t, a) for t, a in pairs]
+    configs = [teacher_config(P)]
+    configs += [
+        train_config(P, p, seed=seed)
+        for p in [*s.ladder, s.baseline, d.teacher]
+        for seed in P.model_seeds(p)
+    ]
+    configs += [train_config(P, d.student, seed=seed) for seed in P.student_seeds()]
+    teacher = run_dir(P, configs[0])
+    pairs = [(d.temperature, d.alpha, seed) for seed in P.student_seeds()]
+    pairs += [(t, d.alpha, seed) for t in d.temperatures for seed in P.seeds()]
+    pairs += [(d.temperature, a, seed) for a in d.alphas for seed in P.seeds()]
+    configs += [distilled_config(P, teacher, t, a, seed=seed) for t, a, seed in pairs]
     unique = {config_key(c): c for c in configs}  # insertion order: teachers first
     return list(unique.values())
 
 
-def _row(P: Profile, role: str, run_dir: Path, **extra: Any) -> dict[str, Any]:
-    model, config = load_run(run_dir)
+def _row(P: Profile, role: str, seeded: list[Path], **extra: Any) -> dict[str, Any]:
+    model, config = load_run(seeded[0])
     return {
         "role": role,
         "preset": config.preset,
         "parameters": models.count_params(model),
         **extra,
-        "train s": round(train_seconds(run_dir), 1),
-        "cross-user CER %": round(cross_user(P, run_dir)["overall"]["CER"], 2),
+        "train s": round(float(np.mean([train_seconds(r) for r in seeded])), 1),
+        "seeds": len(seeded),
+        **uncertainty.columns("cross-user", estimate([cross_user_groups(P, r) for r in seeded])),
     }
 
 
 def distillation(P: Profile) -> dict[str, pd.DataFrame]:
     """Table 3 (teacher, student alone, student distilled) and the T and alpha sweeps."""
     d = P.distill
-    teacher = run(P, train_config(P, d.teacher))
-    alone = run(P, train_config(P, d.student))
-    headline = distilled_run(P, teacher, d.temperature, d.alpha)
+    teachers = seeded_runs(P, d.teacher, P.model_seeds(d.teacher))
+    teacher = teachers[0]  # = run_dir(P, teacher_config(P)): the students' teacher
+    alone = seeded_runs(P, d.student, P.student_seeds())
+    headline = distilled_runs(P, teacher, d.temperature, d.alpha, P.student_seeds())
     table3 = pd.DataFrame(
         [
-            _row(P, "teacher", teacher),
+            _row(P, "teacher", teachers),
             _row(P, "student alone", alone),
             _row(P, "student distilled", headline, temperature=d.temperature, alpha=d.alpha),
         ]
     )
     table3["cross-user CER % (paper)"] = table3["role"].map(paper.TABLE3_CER)
     table3["params (paper)"] = table3["role"].map(paper.TABLE3_PARAMS)
-    temps = pd.DataFrame(
-        [
-            _row(
-                P,
-                "student distilled",
-                distilled_run(P, teacher, t, d.alpha),
-                temperature=t,
-                alpha=d.alpha,
-            )
-            for t in d.temperatures
-        ]
-    )
-    alphas = pd.DataFrame(
-        [
-            _row(
-                P,
-                "student distilled",
-                distilled_run(P, teacher, d.temperature, a),
-                temperature=d.temperature,
-                alpha=a,
-            )
-            for a in d.alphas
-        ]
-    )
+
+    def sweep(pairs: list[tuple[float, float]]) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                _row(
+                    P,
+                    "student distilled",
+                    distilled_runs(P, teacher, t, a, P.seeds()),
+                    temperature=t,
+                    alpha=a,
+                )
+                for t, a in pairs
+            ]
+        )
+
+    temps = sweep([(t, d.alpha) for t in d.temperatures])
+    alphas = sweep([(d.temperature, a) for a in d.alphas])
     return {"table3_distillation": table3, "table3_temperature": temps, "table3_alpha": alphas}
 
 
-def distillation_findings(table3: pd.DataFrame) -> list[str]:
-    """Plain-language checks of Table 3 against the paper's claims, computed from the table."""
-    cer = dict(zip(table3["role"], table3["cross-user CER %"], strict=True))
-    params = dict(zip(table3["role"], table3["parameters"], strict=True))
-    t, s, k = cer["teacher"], cer["student alone"], cer["student distilled"]
-    ratio = params["teacher"] / params["student alone"]
-    gap = s - t
-    closed = (s - k) / gap if gap > 0 else float("nan")
-    return [
+def sweep_finding(sweep: pd.DataFrame, knob: str) -> str:
+    """Does the sweep's setting matter? Its best point judged against its worst."""
+    ranked = sweep.sort_values("cross-user CER %")
+    best, worst = ranked.iloc[0], ranked.iloc[-1]
+    a, b = from_row(best, "cross-user"), from_row(worst, "cross-user")
+    return (
+        f"the best {knob} ({best[knob]:g}: {describe(a)}) beats the worst "
+        f"({worst[knob]:g}: {describe(b)}): {judge(a, b)}"
+    )
+
+
+def distillation_findings(
+    table3: pd.DataFrame, sweeps: dict[str, pd.DataFrame] | None = None
+) -> list[str]:
+    """Table 3's claims judged against its intervals and seed spread ("holds", "does not
+    hold", "within noise"); ``sweeps`` ({"temperature": table, "alpha": table}) adds
+    whether each knob's best setting beats its worst (for sweeps of two settings or more)."""
+    rows = {r["role"]: r for _, r in table3.iterrows()}
+    t, s, k = (
+        from_row(rows[r], "cross-user") for r in ("teacher", "student alone", "student distilled")
+    )
+    ratio = rows["teacher"]["parameters"] / rows["student alone"]["parameters"]
+    out = [
         f"teacher/student parameter ratio: {ratio:.0f}x (paper: ~{paper.SIZE_RATIO}x)",
-        f"teacher {t:.1f}, student alone {s:.1f}, distilled {k:.1f} (CER %, measured)",
-        f"distilled student is {k - t:+.1f} points from the teacher "
-        f"(paper: within {paper.DISTILL_GAP})",
-        (
-            "distillation "
-            + ("beats" if k < s else "does NOT beat")
-            + " training the student alone "
-            f"({s - k:+.1f} points)"
-        ),
-        (
-            f"distillation closes {100 * closed:.0f} % of the teacher-student gap"
-            if gap > 0
-            else "the teacher is not better than the student alone here, so there is no gap to close"
-        ),
+        f"cross-user CER % [95% interval]: teacher {describe(t)}, student alone {describe(s)}, "
+        f"distilled {describe(k)}",
+        f"the distilled student is within {paper.DISTILL_GAP} points of the teacher: "
+        f"{judge(k, t, margin=paper.DISTILL_GAP)} ({k.cer - t.cer:+.1f} points)",
+        f"distillation beats training the student alone: {judge(k, s)} ({s.cer - k.cer:+.1f} points)",
     ]
+    if judge(t, s) == "holds":
+        closed = (s.cer - k.cer) / (s.cer - t.cer)
+        out.append(f"distillation closes {100 * closed:.0f} % of the teacher-student gap")
+    else:
+        out.append(
+            f"the teacher beats the student alone: {judge(t, s)}, so the share of the gap "
+            "that distillation closes is not reported"
+        )
+    out += [sweep_finding(t, knob) for knob, t in (sweeps or {}).items() if t[knob].nunique() > 1]
+    return out + _one_seed_note(pd.concat([table3, *(sweeps or {}).values()]))

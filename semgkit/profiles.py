@@ -4,7 +4,8 @@ A profile fixes everything a chapter needs to know about scale: the corpus, wind
 lengths, training budgets, the model ladder and the distillation sweep. The book's
 chapters receive only the profile's name as a papermill parameter; `notebook.start`
 loads it once. Defaults live here and nowhere else; an unknown or missing key is an
-error naming the file and the key.
+error naming the file and the key. A profile may start from another one
+(``extends = "laptop"``) and change only the keys it names.
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ class Train:
     lr_width_product: float = 0.0  # 0: every preset gets `lr` (see experiments.peak_lr)
     personalize_users: int = 0  # 0: every test user of the generic split
     num_threads: int = 2
+    seeds: tuple[int, ...] = ()  # training seeds of every run; empty: (profile seed,)
 
 
 @dataclass(frozen=True)
 class Scaling:
     ladder: tuple[str, ...]
     baseline: str
+    seeds: tuple[tuple[str, tuple[int, ...]], ...] = ()  # {preset = [seeds]}: overrides
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Distill:
     alpha: float
     temperatures: tuple[float, ...]
     alphas: tuple[float, ...]
+    seeds: tuple[int, ...] = ()  # of the student alone and the headline distilled student
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,19 @@ class Profile:
             return Path(self.corpus.path).expanduser()
         return self.build_dir / "data" / f"{self.corpus.preset}-seed{self.seed}"
 
+    def seeds(self) -> tuple[int, ...]:
+        """Training seeds of a run: ``train.seeds``, else the profile's one seed.
+
+        The corpus and its splits always come from ``seed``; only training varies."""
+        return self.train.seeds or (self.seed,)
+
+    def model_seeds(self, preset: str) -> tuple[int, ...]:
+        """Seeds of a scaling-ladder (or baseline, or teacher) run of ``preset``."""
+        return dict(self.scaling.seeds).get(preset, self.seeds())
+
+    def student_seeds(self) -> tuple[int, ...]:
+        return self.distill.seeds or self.seeds()
+
 
 SECTION_TYPES = {
     "corpus": Corpus, "window": Window, "train": Train, "scaling": Scaling,
@@ -111,7 +128,8 @@ def find_profile(name_or_path: str | Path) -> Path:
 
 
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
-    """``cls(**raw)`` with lists as tuples; unknown or missing keys named."""
+    """``cls(**raw)`` with lists as tuples and tables as sorted (key, tuple) pairs, so a
+    profile stays hashable; unknown or missing keys named."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - names)
     if unknown:
@@ -120,7 +138,34 @@ def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
     missing = sorted(required - set(raw))
     if missing:
         raise ValueError(f"{where}: missing key(s) {missing}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    return cls(**{k: _frozen(v) for k, v in raw.items()})
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The profile's TOML, over the profile it ``extends`` (sections merged key by key)."""
+    with path.open("rb") as f:
+        raw = tomllib.load(f)
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    base_path = find_profile(base_name)
+    if base_path.resolve() in seen:
+        raise ValueError(f"profile {path}: extends {base_name!r} in a circle")
+    base = _read(base_path, (*seen, path.resolve()))
+    base.pop("name", None)
+    base.pop("description", None)
+    for key, value in raw.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return base
 
 
 def load_profile(
@@ -130,8 +175,7 @@ def load_profile(
 ) -> Profile:
     """Read a profile; ``data_dir`` overrides ``corpus.path`` (the real-data location)."""
     path = find_profile(name_or_path)
-    with path.open("rb") as f:
-        raw = tomllib.load(f)
+    raw = _read(path)
     missing = [s for s in SECTION_TYPES if s not in raw]
     if missing:
         raise ValueError(f"profile {path}: missing section(s) {missing}")
@@ -141,6 +185,13 @@ def load_profile(
     raw.setdefault("name", path.stem)
     raw.setdefault("description", "")
     profile = _build(Profile, {**raw, **sections}, f"profile {path}")
+    trained = {*profile.scaling.ladder, profile.scaling.baseline, profile.distill.teacher}
+    unknown = sorted(p for p, _ in profile.scaling.seeds if p not in trained)
+    if unknown:
+        raise ValueError(f"profile {path} [scaling] seeds: {unknown} are not trained here")
+    empty = sorted(p for p, seeds in profile.scaling.seeds if not seeds)
+    if empty:
+        raise ValueError(f"profile {path} [scaling] seeds: {empty} have an empty list")
     if data_dir:
         profile = dataclasses.replace(
             profile, corpus=dataclasses.replace(profile.corpus, path=str(data_dir))

@@ -13,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVENANCE = {"profile", "data_source", "device", "wall_time_s", "seed", "git_revision"}
+INTERVALS = {"seeds", "cross-user CI95 lo", "cross-user CI95 hi", "cross-user seed range"}
 # results table -> columns it promises (beyond provenance)
 PROMISED = {
     "table0_corpus": {"part", "sessions", "users", "hours"},
@@ -30,6 +31,9 @@ PROMISED = {
         "beam+LM CPU s per sEMG min",
         "cross-user CER % (paper)",
         "personalized CER % (paper)",
+        *INTERVALS,
+        "personalized CI95 lo",
+        "personalized CI95 hi",
     },
     "table3_distillation": {
         "role",
@@ -37,9 +41,10 @@ PROMISED = {
         "parameters",
         "cross-user CER %",
         "cross-user CER % (paper)",
+        *INTERVALS,
     },
-    "table3_temperature": {"temperature", "alpha", "cross-user CER %"},
-    "table3_alpha": {"temperature", "alpha", "cross-user CER %"},
+    "table3_temperature": {"temperature", "alpha", "cross-user CER %", *INTERVALS},
+    "table3_alpha": {"temperature", "alpha", "cross-user CER %", *INTERVALS},
     "realtime_bench": {"preset", "params", "stream_p50_ms", "stream_p99_ms", "offline_rtf"},
 }
 

@@ -117,3 +117,26 @@ def test_every_test_user_finds_a_personal_split_in_the_release_layout(tmp_path):
     assert users and all(u.isdigit() for u in users)
     assert sorted(splits) == users
     assert set(splits.values()) == {f"user{i}" for i in range(len(users))}
+
+
+def test_profiles_give_each_run_its_seeds_and_can_extend_another(tmp_path):
+    smoke, laptop, seeds = (load_profile(n) for n in ("smoke", "laptop", "laptop-seeds"))
+    assert smoke.seeds() == (smoke.seed,) and smoke.model_seeds("lap-xxs") == (smoke.seed,)
+    assert laptop.model_seeds("lap-xxs") == (0, 1, 2) and laptop.model_seeds("lap-l") == (0,)
+    assert laptop.student_seeds() == (0, 1, 2)
+    assert all(seeds.model_seeds(p) == (0, 1, 2) for p in seeds.scaling.ladder)
+    assert seeds.name == "laptop-seeds" and seeds.scaling == replace(laptop.scaling)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('extends = "smoke"\n[scaling]\nseeds = { nosuch = [0, 1] }\n')
+    with pytest.raises(ValueError, match=r"\[scaling\] seeds.*nosuch"):
+        load_profile(bad)
+
+
+def test_planned_configs_train_every_seed_of_a_profile(tmp_path):
+    P = load_profile("smoke", build_dir=tmp_path)
+    P = replace(P, distill=replace(P.distill, seeds=(0, 1)))
+    configs = experiments.planned_configs(P)
+    students = [c for c in configs if c.preset == P.distill.student and not c.teacher]
+    assert sorted(c.seed for c in students) == [0, 1]
+    teacher = experiments.run_dir(P, experiments.teacher_config(P))
+    assert {c.teacher for c in configs if c.teacher} == {str(teacher)}
