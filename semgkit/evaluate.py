@@ -9,8 +9,7 @@ import argparse
 import functools
 import json
 import time
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from tqdm.auto import tqdm
 
 from semgkit import decode, lm
 from semgkit.charset import CHARSET
-from semgkit.data import WindowedDataset, collate, load_split
+from semgkit.data import Session, WindowedDataset, collate, load_split
 from semgkit.format import SAMPLE_RATE
 from semgkit.metrics import per_user, pooled_counts, rates
 from semgkit.results import atomic_write
@@ -112,6 +111,39 @@ class EvalResult:
         atomic_write(Path(path), self.to_json())
 
 
+@torch.no_grad()
+def session_log_probs(
+    model: nn.Module,
+    data: WindowedDataset,
+    frames: slice,
+    ids: list[int] | None = None,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> Iterator[tuple[Session, Tensor, Tensor]]:
+    """(session, log-probabilities of its windows' ``frames`` concatenated (T, C) on the
+    CPU, labels of those windows) for one session after another, windows in time order.
+
+    ``ids`` picks windows of ``data`` (default all). Only one session's windows and
+    outputs are held at a time, so memory does not grow with the number of sessions."""
+    model.eval()
+    device = next(model.parameters()).device
+    by_session: dict[int, list[int]] = {}
+    for i in sorted(range(len(data)) if ids is None else ids):
+        by_session.setdefault(data.items[i][0], []).append(i)
+    bar = tqdm(total=sum(map(len, by_session.values())), desc="eval", disable=not progress)
+    for s, windows in by_session.items():
+        outputs, targets = [], []
+        for b in range(0, len(windows), batch_size):
+            batch = collate([data[i] for i in windows[b : b + batch_size]])
+            log_probs = model(batch["emg"].to(device), batch["input_lengths"].to(device))
+            outputs.append(log_probs[:, frames].float().cpu().flatten(0, 1))
+            lengths = batch["target_lengths"]
+            targets += [t[:n] for t, n in zip(batch["targets"], lengths, strict=True)]
+            bar.update(len(batch["emg"]))
+        yield data.sessions[s], torch.cat(outputs), torch.cat(targets)
+    bar.close()
+
+
 def evaluate_model(
     model: nn.Module,
     paths: list[Path],
@@ -141,61 +173,43 @@ def evaluate_decoders(
 ) -> list[EvalResult]:
     """:func:`evaluate_model` with several decoders over one pass of the model.
 
-    A session is decoded as soon as its last window is through the model, so only the
-    sessions in flight are held in memory. Each result records its decoder's settings
-    and the CPU seconds it took to decode how many minutes of sEMG (on one thread)."""
+    Sessions go through the model one at a time (:func:`session_log_probs`), so memory
+    holds one session's frames. Each result records its decoder's settings and the CPU
+    seconds it took to decode how many minutes of sEMG (on one thread)."""
     if not decoders:
         raise ValueError("evaluate_decoders: give at least one decoder")
     for decoder in decoders:
         decoder.language_model()  # loaded here, not inside the decoding time
-    model.eval()
-    device = next(model.parameters()).device
     data = WindowedDataset(
         paths,
         config.samples(config.window_s),
         config.samples(config.past_s),
         config.samples(config.future_s),
     )
-    order = list(range(len(data)))
-    if max_windows is not None and len(order) > max_windows:
-        order = np.random.default_rng(0).choice(order, max_windows, replace=False).tolist()
-    hop = model.hop
-    lo = config.samples(config.past_s) // hop
-    hi = lo + config.samples(config.window_s) // hop
-    left = Counter(data.items[i][0] for i in order)  # windows still to come, per session
-    pieces: dict[int, list] = {s: [] for s in left}  # (window, log-probs, target)
-    rows: list[dict[int, dict]] = [{} for _ in decoders]  # per decoder: session -> row
+    ids = None
+    if max_windows is not None and len(data) > max_windows:
+        ids = np.random.default_rng(0).choice(len(data), max_windows, replace=False).tolist()
+    lo = config.samples(config.past_s) // model.hop
+    central = slice(lo, lo + config.samples(config.window_s) // model.hop)
+    rows: list[list[dict]] = [[] for _ in decoders]
     seconds, frames_decoded = [0.0] * len(decoders), 0
-    for b in tqdm(range(0, len(order), batch_size), desc="eval", disable=not progress):
-        ids = sorted(order[b : b + batch_size])
-        batch = collate([data[i] for i in ids])
-        log_probs = model(batch["emg"].to(device), batch["input_lengths"].to(device))
-        central = log_probs[:, lo:hi].float().cpu()
-        for j, i in enumerate(ids):
-            s = data.items[i][0]
-            target = batch["targets"][j, : batch["target_lengths"][j]]
-            pieces[s].append((i, central[j], target))
-            left[s] -= 1
-            if left[s] == 0:  # the session is complete: decode it, let its frames go
-                done = sorted(pieces.pop(s), key=lambda piece: piece[0])
-                frames = torch.cat([p for _, p, _ in done])
-                target = CHARSET.labels_to_text(torch.cat([t for _, _, t in done]).tolist())
-                frames_decoded += len(frames)
-                for k, decoder in enumerate(decoders):
-                    start = time.thread_time()  # CPU: contention does not inflate it
-                    text = decoder(frames)
-                    seconds[k] += time.thread_time() - start
-                    user, name = data.sessions[s].user, data.sessions[s].session_name
-                    rows[k][s] = {
-                        "session": name,
-                        "user": user,
-                        "prediction": text,
-                        "target": target,
-                    }
-    minutes = frames_decoded * hop / SAMPLE_RATE / 60
+    for session, frames, labels in session_log_probs(
+        model, data, central, ids, batch_size, progress
+    ):
+        target = CHARSET.labels_to_text(labels.tolist())
+        frames_decoded += len(frames)
+        for k, decoder in enumerate(decoders):
+            start = time.thread_time()  # CPU: contention does not inflate it
+            text = decoder(frames)
+            seconds[k] += time.thread_time() - start
+            rows[k].append({
+                "session": session.session_name, "user": session.user,
+                "prediction": text, "target": target,
+            })  # fmt: skip
+    minutes = frames_decoded * model.hop / SAMPLE_RATE / 60
     return [
         _result(
-            pd.DataFrame([r[s] for s in sorted(r)], columns=ROW_FIELDS),
+            pd.DataFrame(r, columns=ROW_FIELDS),
             decoder,
             {"cpu_seconds": round(t, 3), "semg_minutes": round(minutes, 3)},
         )

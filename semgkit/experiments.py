@@ -100,6 +100,7 @@ def train_config(P: Profile, preset: str, **overrides: Any) -> TrainConfig:
         future_s=float(w.future_s),
         seed=int(P.seed),
         num_threads=int(t.num_threads),
+        num_workers=int(t.num_workers),
         checkpoint_every=max(50, int(t.steps) // 4),
     )
     return replace(base, **overrides)

@@ -1,7 +1,7 @@
 """Windows to a model through ``torch.utils.data.DataLoader`` worker processes, and its speed.
 
 A run stays a pure function of (seed, step) with any number of workers: the batch sampler
-asks ``train.batch_indices`` for each step's indices and hands the dataset ``(epoch, index)``
+asks ``batch_indices`` for each step's indices and hands the dataset ``(epoch, index)``
 pairs, so a worker needs no state from the main process (``set_epoch`` would not reach a
 persistent worker), and a resumed run starts the sampler at its step.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -24,7 +25,19 @@ from torch.utils.data import DataLoader, Sampler
 
 from semgkit.data import WindowedDataset, collate, load_split
 from semgkit.results import atomic_write
-from semgkit.train import batch_indices
+
+
+def batch_indices(step: int, size: int, n: int, seed: int) -> tuple[int, list[int]]:
+    """(epoch, dataset indices) of global batch ``step``: a pure function of its inputs."""
+    start = step * size
+    epoch = start // n
+    out = []
+    while len(out) < size:
+        perm = np.random.default_rng([seed, epoch]).permutation(n)
+        offset = start - epoch * n if not out else 0
+        out += perm[offset : offset + size - len(out)].tolist()
+        epoch += 1 if len(out) < size else 0
+    return start // n, out
 
 
 class StepBatches(Sampler[list[tuple[int, int]]]):
@@ -73,6 +86,17 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
     random.seed(seed)
     torch.set_num_threads(1)
+
+
+def auto_workers(device: torch.device) -> int:
+    """The worker count ``num_workers=-1`` means: none when the model trains on the CPU
+    (a worker would take a core from it), else this process's share of the machine's
+    cores (``LOCAL_WORLD_SIZE`` processes under torchrun) less one for the training loop,
+    at most 8 (docs/PERFORMANCE.md: a few workers feed even the large preset)."""
+    if device.type == "cpu":
+        return 0
+    share = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(0, min(8, share - 1))
 
 
 def train_loader(

@@ -45,6 +45,7 @@ class Train:
     personalize_users: int = 0  # 0: every test user of the generic split
     num_threads: int = 2
     seeds: tuple[int, ...] = ()  # training seeds of every run; empty: (profile seed,)
+    num_workers: int = -1  # DataLoader workers; -1: loader.auto_workers (0 on CPU)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     num_threads: int = 0  # 0: leave torch's default
+    num_workers: int = -1  # DataLoader worker processes; -1: loader.auto_workers decides
     checkpoint_every: int = 0  # 0: only at the end
     val_every: int = 0  # 0: only at the end
     val_windows: int = 64
@@ -120,6 +121,9 @@ def write_bytes(path: Path, data: bytes | memoryview) -> None:
         raise OSError(err.errno, f"{path}: cannot write{full}: {err.strerror}{kept}") from err
 
 
+UNWEIGHED = ("num_workers",)  # TrainConfig fields a run's weights do not depend on
+
+
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` through a temporary file: a kill never leaves half a checkpoint."""
     buffer = io.BytesIO()
@@ -147,11 +151,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def config_diff(saved: dict[str, Any], config: TrainConfig) -> list[str]:
-    """``field: saved -> new`` for every field where ``config`` differs from ``saved``."""
+    """``field: saved -> new`` for every field where ``config`` differs from ``saved``,
+    except those the weights do not depend on (``UNWEIGHED``: resume with other workers)."""
     new = json.loads(json.dumps(asdict(config)))
     return [
         f"{k}: {saved.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}"
-        for k in sorted(set(saved) | set(new))
+        for k in sorted((set(saved) | set(new)) - set(UNWEIGHED))
         if saved.get(k) != new.get(k)
     ]
 
@@ -285,6 +290,8 @@ def trim_log(path: Path, step: int) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(keep))
     os.replace(tmp, path)
+
+
 
 
 def model_config(config: TrainConfig) -> Any:

@@ -16,7 +16,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,10 @@ from tqdm.auto import tqdm
 
 from semgkit import models
 from semgkit.augment import paper_augmentation
-from semgkit.data import WindowedDataset, collate, load_split
+from semgkit.data import WindowedDataset, load_split
 from semgkit.distill import DistillObjective, ctc_loss
 from semgkit.evaluate import EvalResult, evaluate, evaluate_model
+from semgkit.loader import StepBatches, auto_workers, train_loader
 from semgkit.runs import (
     CHECKPOINT_S,
     Every,
@@ -99,17 +100,16 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=config.lr, weight_decay=0.0)
 
 
-def batch_indices(step: int, size: int, n: int, seed: int) -> tuple[int, list[int]]:
-    """(epoch, dataset indices) of global batch ``step``: a pure function of its inputs."""
-    start = step * size
-    epoch = start // n
-    out = []
-    while len(out) < size:
-        perm = np.random.default_rng([seed, epoch]).permutation(n)
-        offset = start - epoch * n if not out else 0
-        out += perm[offset : offset + size - len(out)].tolist()
-        epoch += 1 if len(out) < size else 0
-    return start // n, out
+def _next_batch(batches: Iterator[dict], step: int, out: Path) -> dict[str, torch.Tensor]:
+    """The loader's next batch; a session file that fails under a run (deleted, truncated,
+    unreadable) stops it with one line naming the file, not a worker's traceback."""
+    try:
+        return next(batches)
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[-1].removeprefix(f"{type(err).__name__}: ")
+        last = out / "last.pt"
+        kept = f"{last} is kept (resume with --resume)" if last.is_file() else "none written yet"
+        raise type(err)(f"{reason}; training stopped at step {step + 1}, last checkpoint: {kept}") from err
 
 
 def fit(
@@ -228,9 +228,15 @@ def _fit(
     log = closing.enter_context((out / "metrics.jsonl").open("a")) if rank == 0 else None
     bar = closing.enter_context(tqdm(total=config.steps, initial=step,
         desc=f"train {config.preset}", disable=not progress or rank != 0))  # fmt: skip
-    micro = config.batch_size // (world * config.accumulate)
     autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda")
     timer = Every(checkpoint_s)
+    cuda = device.type == "cuda"
+    sampler = StepBatches(
+        len(train_set), config.batch_size, config.seed, config.steps, start=step,
+        rank=rank, world=world, accumulate=config.accumulate,
+    )  # fmt: skip
+    workers = config.num_workers if config.num_workers >= 0 else auto_workers(device)
+    batches = iter(train_loader(train_set, sampler, workers, config.seed, pin_memory=cuda))
     while step < config.steps:
         if stop.requested(device, world):
             if rank == 0:
@@ -242,14 +248,11 @@ def _fit(
             )
         tic = time.perf_counter()
         model.train()
-        epoch, idx = batch_indices(step, config.batch_size, len(train_set), config.seed)
-        train_set.set_epoch(epoch)
-        mine = idx[rank::world]
         optimizer.zero_grad(set_to_none=True)
         total, stats = 0.0, {}
-        for k in range(config.accumulate):
-            batch = collate([train_set[i] for i in mine[k * micro : (k + 1) * micro]])
-            batch = {key: v.to(device) for key, v in batch.items()}
+        for _ in range(config.accumulate):
+            batch = _next_batch(batches, step, out)
+            batch = {k: v.to(device, non_blocking=cuda) for k, v in batch.items()}
             with autocast:
                 loss, stats = objective(net, batch)
             if not torch.isfinite(loss):
@@ -353,6 +356,11 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint period, steps")
     _add_run_flags(p)
+    p.add_argument(
+        "--num-workers", type=int, default=None,
+        help="DataLoader worker processes (default -1: none on CPU, on a GPU the process's "
+        "share of the cores less one, at most 8); the weights do not depend on it",
+    )  # fmt: skip
     p.set_defaults(func=_train_cli)
     _add_distill_cli(subparsers)
 
@@ -362,6 +370,7 @@ def _train_cli(args: argparse.Namespace) -> int:
         "data_dir": args.data, "split": args.split, "preset": args.preset,
         "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
         "window_s": args.window_s, "seed": args.seed, "checkpoint_every": args.checkpoint_every,
+        "num_workers": args.num_workers,
     }  # fmt: skip
     overrides = {k: v for k, v in flags.items() if v is not None}
     if args.config:

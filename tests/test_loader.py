@@ -8,7 +8,7 @@ from semgkit.cli import main
 from semgkit.data import WindowedDataset, collate, load_split
 from semgkit.loader import StepBatches, train_loader
 from semgkit.synth import generate
-from semgkit.train import batch_indices
+from semgkit.loader import batch_indices
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,12 @@ evaluation, personalization, CLI), not accuracy, except where a test says otherw
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import torch
 
 from semgkit import cli, synth, train
 from semgkit.data import Session, WindowedDataset, load_split
-from semgkit.evaluate import evaluate
+from semgkit.evaluate import evaluate, session_log_probs
 from semgkit.metrics import error_rates
 from semgkit.runs import TrainConfig, load_run, run_config
 from semgkit.train import fit, personalize
@@ -179,13 +180,15 @@ def test_fit_refuses_a_nonempty_run_directory(run):
 
 
 @pytest.mark.outcome
-@pytest.mark.parametrize("kill_after", [3, 5])
-def test_sigkill_then_resume_ends_like_an_uninterrupted_run(corpus, tmp_path, kill_after):
+@pytest.mark.parametrize("kill_after, workers", [(3, 0), (5, 2)])
+def test_sigkill_then_resume_ends_like_an_uninterrupted_run(corpus, tmp_path, kill_after, workers):
     # the default model and recipe: dropout, time masks and augmentation all draw
-    # random numbers, so the RNG state and data position must be restored exactly
+    # random numbers, so the RNG state and data position must be restored exactly; the
+    # interrupted run reads through loader workers, the uninterrupted one in-process
     config = tiny(corpus, steps=8, checkpoint_every=3)
     a = fit(config, tmp_path / "a", progress=False)
     b = tmp_path / "b"
+    config = replace(config, num_workers=workers)
     (tmp_path / "config.json").write_text(json.dumps(asdict(config)))
     proc = subprocess.run(
         [sys.executable, str(WORKER), str(tmp_path / "config.json"), str(b),
@@ -214,6 +217,7 @@ def test_sigkill_then_resume_ends_like_an_uninterrupted_run(corpus, tmp_path, ki
 def test_two_gloo_processes_match_one_process_on_the_same_global_batch(corpus, tmp_path):
     config = tiny(corpus, steps=4, batch_size=4, **DECOUPLED)
     one = fit(config, tmp_path / "one", progress=False)
+    config = replace(config, num_workers=1)  # each process reads through its own worker
     (tmp_path / "config.json").write_text(json.dumps(asdict(config)))
     two = tmp_path / "two"
     proc = subprocess.run(
@@ -259,6 +263,37 @@ def test_nonfinite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     for name, value in ref["model"].items():
         assert torch.equal(kept["model"][name], value), name
     assert all(torch.isfinite(v).all() for v in kept["model"].values())
+
+
+# --- a session file that goes away under a run --------------------------------------------
+
+
+@pytest.mark.parametrize("damage, workers", [("delete", 0), ("truncate", 2)])
+def test_a_session_file_lost_mid_run_stops_it_and_the_checkpoint_resumes(
+    corpus, tmp_path, damage, workers
+):
+    data = shutil.copytree(corpus, tmp_path / "corpus")
+    sessions = load_split(data, "generic").train
+    saved = {p: p.read_bytes() for p in sessions}
+
+    def lose_files(step: int) -> None:
+        if step == 2:
+            for p in sessions:
+                p.unlink() if damage == "delete" else os.truncate(p, len(saved[p]) // 2)
+
+    out = tmp_path / "run"
+    config = tiny(data, steps=16, checkpoint_every=2, num_workers=workers)
+    error = FileNotFoundError if damage == "delete" else ValueError
+    # workers may have read a few batches ahead of the step that lost the files
+    with pytest.raises(error, match=rf"^{re.escape(str(data))}/.*\.hdf5: session file .*stopped"):
+        fit(config, out, progress=False, on_step=lose_files)
+    kept = checkpoint(out)["step"]
+    assert kept >= 2 and kept % 2 == 0 and not (out / "done.json").exists()
+    for p, raw in saved.items():  # the files come back; the run resumes to the end
+        p.write_bytes(raw)
+    fit(config, out, resume=True, progress=False)
+    full = fit(tiny(corpus, steps=16), tmp_path / "full", progress=False)
+    assert_same_weights(full, out)
 
 
 # --- clear errors before any work ----------------------------------------------------------
@@ -369,6 +404,24 @@ def test_evaluate_a_bare_model_with_its_config(corpus, run):
     bare = evaluate(model, corpus, "generic", "val", config=config)
     assert bare.overall == evaluate(run, corpus, "generic", "val").overall
     assert bare.overall["sessions"] == len(load_split(corpus, "generic").val) == 4
+
+
+def test_evaluation_reads_one_session_at_a_time(corpus, run, monkeypatch):
+    model, config = load_run(run)
+    paths = load_split(corpus, "generic").test
+    data = WindowedDataset(paths, config.samples(config.window_s), config.samples(config.past_s))
+    read = []
+    window = Session.window
+    monkeypatch.setattr(Session, "window", lambda s, *a: read.append(s.path) or window(s, *a))
+    frames = slice(0, config.samples(config.window_s) // model.hop)
+    stream = session_log_probs(model, data, frames, batch_size=2)
+    for k, (session, log_probs, _) in enumerate(stream):
+        assert set(read) == {session.path} == {paths[k]}  # nothing read ahead of this session
+        windows = sum(1 for i, _ in data.items if i == k)
+        assert log_probs.ndim == 2 and len(log_probs) == windows * frames.stop
+        assert torch.allclose(log_probs.exp().sum(-1), torch.ones(len(log_probs)), atol=1e-4)
+        read.clear()
+    assert k == len(paths) - 1
 
 
 def test_evaluate_rejects_a_bare_model_without_config_and_a_bad_part(corpus, run):
