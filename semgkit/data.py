@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import torch
 import yaml
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from semgkit.charset import CHARSET
 from semgkit.format import ATTRS, ELECTRODES, FIELDS, GROUP
@@ -447,8 +447,15 @@ def collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, tor
 
 def _pad(items: Sequence[torch.Tensor]) -> torch.Tensor:
     """Zero-padded stack along a new first axis (``pad_sequence``, which is several times
-    slower on large windows)."""
-    out = items[0].new_zeros((len(items), max(len(x) for x in items), *items[0].shape[1:]))
+    slower on large windows). In a DataLoader worker the stack is built in shared memory,
+    as torch's own collate does, so it reaches the main process without another copy."""
+    shape = (len(items), max(len(x) for x in items), *items[0].shape[1:])
+    if get_worker_info() is None:
+        out = items[0].new_empty(shape)
+    else:
+        storage = items[0]._typed_storage()._new_shared(math.prod(shape))
+        out = items[0].new(storage).view(shape)
     for row, x in zip(out, items, strict=True):
         row[: len(x)] = x
+        row[len(x) :] = 0
     return out
