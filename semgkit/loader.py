@@ -90,13 +90,14 @@ def seed_worker(worker_id: int) -> None:
 
 def auto_workers(device: torch.device) -> int:
     """The worker count ``num_workers=-1`` means: none when the model trains on the CPU
-    (a worker would take a core from it), else this process's share of the machine's
-    cores (``LOCAL_WORLD_SIZE`` processes under torchrun) less one for the training loop,
-    at most 8 (docs/PERFORMANCE.md: a few workers feed even the large preset)."""
+    (workers would only move the same reads to other processes, plus a transfer, on cores
+    the model uses), else every core of this process's share of the machine
+    (``LOCAL_WORLD_SIZE`` processes under torchrun) but one, for the training loop: the
+    small presets need more windows per second than a core can read (README)."""
     if device.type == "cpu":
         return 0
     share = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(0, min(8, share - 1))
+    return max(0, share - 1)
 
 
 def train_loader(

@@ -93,6 +93,7 @@ def check_config(config: TrainConfig) -> None:
         need(name, whole(getattr(config, name)) and getattr(config, name) >= 1, "an integer >= 1")
     for name in ("checkpoint_every", "val_every", "num_threads", "seed"):
         need(name, whole(getattr(config, name)) and getattr(config, name) >= 0, "an integer >= 0")
+    need("num_workers", whole(config.num_workers) and config.num_workers >= -1, "-1 (auto) or >= 0")
     for name in ("lr", "window_s", "grad_clip"):
         v = getattr(config, name)
         need(name, isinstance(v, int | float) and math.isfinite(v) and v > 0, "a number > 0")

@@ -359,7 +359,7 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument(
         "--num-workers", type=int, default=None,
         help="DataLoader worker processes (default -1: none on CPU, on a GPU the process's "
-        "share of the cores less one, at most 8); the weights do not depend on it",
+        "share of the cores but one); the weights do not depend on it",
     )  # fmt: skip
     p.set_defaults(func=_train_cli)
     _add_distill_cli(subparsers)
