@@ -21,7 +21,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -109,7 +108,9 @@ def _next_batch(batches: Iterator[dict], step: int, out: Path) -> dict[str, torc
         reason = str(err).strip().splitlines()[-1].removeprefix(f"{type(err).__name__}: ")
         last = out / "last.pt"
         kept = f"{last} is kept (resume with --resume)" if last.is_file() else "none written yet"
-        raise type(err)(f"{reason}; training stopped at step {step + 1}, last checkpoint: {kept}") from err
+        raise type(err)(
+            f"{reason}; training stopped at step {step + 1}, last checkpoint: {kept}"
+        ) from err
 
 
 def fit(

@@ -6,9 +6,8 @@ import torch
 
 from semgkit.cli import main
 from semgkit.data import WindowedDataset, collate, load_split
-from semgkit.loader import StepBatches, train_loader
+from semgkit.loader import StepBatches, batch_indices, train_loader
 from semgkit.synth import generate
-from semgkit.loader import batch_indices
 
 
 @pytest.fixture(scope="module")
