@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from semgkit import models, paper
 from semgkit.data import WindowedDataset, collate, load_split
 from semgkit.results import atomic_write
 
@@ -197,6 +198,24 @@ def bench_loader(workers: list[int], **settings: object) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def workers_needed(cpu_ms_per_window: float, gpu_tflops: float, window_s: float) -> pd.DataFrame:
+    """Per paper preset: the windows/s a GPU would consume training it at ``gpu_tflops``
+    (3 x forward FLOPs, ``models.flops_per_second``, per window of ``window_s`` seconds),
+    and the loader cores that takes at ``cpu_ms_per_window`` (main process and workers):
+    a projection from a CPU measurement, for presets that are FLOP-bound."""
+    rows = []
+    for preset in ("tiny", "small", "medium", "large"):
+        flops = 3 * models.flops_per_second(preset, paper.WINDOW_S) * window_s
+        demand = gpu_tflops * 1e12 / flops
+        rows.append({
+            "preset": preset,
+            "train_gflop_per_window": flops / 1e9,
+            "windows_per_s_at_gpu": demand,
+            "loader_cores": demand * cpu_ms_per_window / 1e3,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def _cli(args: argparse.Namespace) -> int:
     if args.out.suffix != ".csv":
         raise ValueError(f"--out {args.out}: expected a file name ending in .csv")
@@ -212,6 +231,14 @@ def _cli(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out, df.to_csv(index=False))
     print(df.to_markdown(index=False, floatfmt=".4g"))
+    fed = df[df["workers"] > 0]
+    if len(fed):
+        cost = float(fed["cpu_ms_per_window"].max())
+        print(f"\nLoader cores a GPU at {args.gpu_tflops:g} TFLOP/s needs, at {cost:.3g} ms of "
+              f"CPU per window (the dearest worker count above):")  # fmt: skip
+        window_s = args.window_s + args.past_s + args.future_s
+        table = workers_needed(cost, args.gpu_tflops, window_s)
+        print(table.to_markdown(index=False, floatfmt=".3g"))
     return 0
 
 
@@ -229,5 +256,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-rate", type=int, default=2000, help="Hz")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--batches", type=int, default=50, help="batches read per worker count")
+    p.add_argument(
+        "--gpu-tflops", type=float, default=250.0,
+        help="sustained training TFLOP/s assumed for the loader-cores projection",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("build/results/bench-data.csv"))
     p.set_defaults(func=_cli)

@@ -4,9 +4,10 @@ import pandas as pd
 import pytest
 import torch
 
+from semgkit import models
 from semgkit.cli import main
 from semgkit.data import WindowedDataset, collate, load_split
-from semgkit.loader import StepBatches, batch_indices, train_loader
+from semgkit.loader import StepBatches, batch_indices, train_loader, workers_needed
 from semgkit.synth import generate
 
 
@@ -67,5 +68,18 @@ def test_bench_data_writes_a_row_per_worker_count(corpus, tmp_path, capsys):
     assert df["workers"].tolist() == [0, 1]
     assert (df["windows"] == 8).all() and (df["windows_per_s"] > 0).all()
     assert (df["peak_rss_main_mb"] > 0).all() and (df["window_samples"] == 1000 + 1800 + 200).all()
+    assert "Loader cores a GPU at 250 TFLOP/s needs" in capsys.readouterr().out
     assert main([*args[:-1], str(tmp_path / "loader.txt")]) == 2
     assert "loader.txt" in capsys.readouterr().err
+
+
+def test_workers_needed_is_gpu_demand_times_cpu_cost_per_window():
+    table = workers_needed(cpu_ms_per_window=2.0, gpu_tflops=100.0, window_s=5.0).set_index(
+        "preset"
+    )
+    flops = 3 * models.flops_per_second("large", 4.0) * 5.0
+    assert table.loc["large", "windows_per_s_at_gpu"] == pytest.approx(100e12 / flops)
+    assert table["loader_cores"].tolist() == pytest.approx(
+        (table["windows_per_s_at_gpu"] * 2e-3).tolist()
+    )
+    assert table["windows_per_s_at_gpu"].is_monotonic_decreasing  # tiny -> large
