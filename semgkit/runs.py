@@ -293,8 +293,6 @@ def trim_log(path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
-
-
 def model_config(config: TrainConfig) -> Any:
     """The run's resolved model configuration (the preset with its overrides)."""
     return models.resolve(config.preset, **config.model)
