@@ -98,6 +98,7 @@ def train_config(P: Profile, preset: str, **overrides: Any) -> TrainConfig:
         seed=int(P.seed),
         num_threads=int(t.num_threads),
         checkpoint_every=max(50, int(t.steps) // 4),
+        val_windows=int(t.val_windows),
     )
     return replace(base, **overrides)
 
@@ -236,6 +237,14 @@ def pooled_cer(results: list[dict[str, Any]]) -> float:
     return 100.0 * edits / max(chars, 1)
 
 
+def _protocol(results: list[dict[str, Any]]) -> str:
+    """The evaluation protocol behind a table's CER columns (one per row, never mixed)."""
+    protocols = {r["protocol"] for r in results}
+    if len(protocols) != 1:
+        raise ValueError(f"CER columns mix evaluation protocols {sorted(protocols)}")
+    return protocols.pop()
+
+
 def _family(preset: str) -> str:
     return "tds" if preset.startswith("tds") else "transformer"
 
@@ -261,6 +270,7 @@ def scaling(P: Profile) -> pd.DataFrame:
                 "personalized CER %": round(pooled_cer(personal), 2),
                 **decoder_columns(P, run_dir, users),
                 "personalized users": len(users),
+                "CER protocol": _protocol([generic, *personal]),
                 "params (paper)": reported.params if reported else "",
                 "cross-user CER % (paper)": reported.cross_user_cer if reported else None,
                 "personalized CER % (paper)": reported.personalized_cer if reported else None,
@@ -363,13 +373,15 @@ def planned_configs(P: Profile) -> list[TrainConfig]:
 
 def _row(P: Profile, role: str, run_dir: Path, **extra: Any) -> dict[str, Any]:
     model, config = load_run(run_dir)
+    result = cross_user(P, run_dir)
     return {
         "role": role,
         "preset": config.preset,
         "parameters": models.count_params(model),
         **extra,
         "train s": round(train_seconds(run_dir), 1),
-        "cross-user CER %": round(cross_user(P, run_dir)["overall"]["CER"], 2),
+        "cross-user CER %": round(result["overall"]["CER"], 2),
+        "CER protocol": _protocol([result]),
     }
 
 

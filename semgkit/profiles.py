@@ -42,6 +42,7 @@ class Train:
     accumulate: int = 1
     lr_width_product: float = 0.0  # 0: every preset gets `lr` (see experiments.peak_lr)
     personalize_users: int = 0  # 0: every test user of the generic split
+    val_windows: int = 64  # validation windows scored at the end of each run
     num_threads: int = 2
 
 

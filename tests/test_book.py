@@ -30,6 +30,7 @@ PROMISED = {
         "beam+LM CPU s per sEMG min",
         "cross-user CER % (paper)",
         "personalized CER % (paper)",
+        "CER protocol",
     },
     "table3_distillation": {
         "role",
@@ -37,6 +38,7 @@ PROMISED = {
         "parameters",
         "cross-user CER %",
         "cross-user CER % (paper)",
+        "CER protocol",
     },
     "table3_temperature": {"temperature", "alpha", "cross-user CER %"},
     "table3_alpha": {"temperature", "alpha", "cross-user CER %"},
