@@ -464,7 +464,8 @@ def test_cli_train_then_eval_round_trip(corpus, tmp_path, capsys):
     rc = cli.main(["eval", "--data", str(corpus), "--run", str(out), "--split", "user0"])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report) == {"overall", "per_user", "decoder", "decoding"}
+    assert set(report) == {"protocol", "overall", "per_user", "decoder", "decoding"}
+    assert report["protocol"] == "session"  # the test part: whole sessions
     assert report["overall"] == pytest.approx(evaluate(out, corpus, "user0").overall)
     assert list(report["per_user"]) == [load_split(corpus, "user0").test_users[0]]
 
