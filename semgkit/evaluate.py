@@ -1,14 +1,34 @@
-"""Evaluation: decode a run's model over whole sessions and pool the edits, per user too.
+"""Evaluation: decode a run's model over a split's sessions and pool the edits, per user too.
 
-A :class:`Decoder` says how a session's log-probabilities become text: greedy (the
-paper's numbers) or a CTC beam search, with or without a character language model."""
+Two protocols, as emg2qwerty scores validation and test:
+
+* ``window``: the session is tiled into windows (with past/future context); each window
+  is decoded alone and scored against the keys pressed in it. The tail after the last
+  whole window is not scored (emg2qwerty's validation; training's validation here).
+* ``session``: each session is decoded as one sequence and scored against the whole
+  session's text, tail included (emg2qwerty's test, the paper's reported numbers).
+  emg2qwerty feeds the whole session in one pass; a transformer's attention over a
+  20-minute session (120,000 frames) does not fit in memory, so here the session is cut
+  into windows that each carry the model's past/future context, their central frames
+  are stitched in order and the stitched frames decoded once. The first window gets
+  the session's own beginning as context, the last reaches past the end (zero-padded);
+  windows are batched across sessions. This equals one full pass whenever the model's
+  receptive field fits in the past context and nothing normalises over the whole input
+  (the TDS-ConvNet, a transformer with a short bounded attention); otherwise each frame
+  sees ``past_s + window_s`` of history, the context the model was trained with.
+
+A :class:`Decoder` says how log-probabilities become text: greedy (the paper's numbers)
+or a CTC beam search, with or without a character language model.
+"""
 
 from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +42,7 @@ from tqdm.auto import tqdm
 
 from semgkit import decode, lm
 from semgkit.charset import CHARSET
-from semgkit.data import Session, WindowedDataset, collate, load_split
+from semgkit.data import Session, WindowedDataset, collate, load_split, typed_sessions
 from semgkit.format import SAMPLE_RATE
 from semgkit.metrics import per_user, pooled_counts, rates
 from semgkit.results import atomic_write
@@ -83,7 +103,11 @@ class Decoder:
 
 
 GREEDY = Decoder()
-ROW_FIELDS = ("session", "user", "prediction", "target")
+PROTOCOLS = ("window", "session")
+ROW_FIELDS = {
+    "session": ("session", "user", "prediction", "target"),
+    "window": ("session", "user", "start_s", "prediction", "target"),
+}
 
 
 @functools.cache
@@ -93,54 +117,82 @@ def _load_lm(name: str) -> lm.CharLM:
 
 @dataclass
 class EvalResult:
-    """Pooled rates, a per-user table and every (session, prediction, target)."""
+    """Pooled rates, a per-user table and every scored (prediction, target): one row per
+    session under the ``session`` protocol, one per window under ``window``."""
 
     overall: dict[str, float]
     per_user: pd.DataFrame
     predictions: pd.DataFrame
     decoder: dict[str, Any] = field(default_factory=GREEDY.settings)
     decoding: dict[str, float] = field(default_factory=dict)  # cpu_seconds, semg_minutes
+    protocol: str = "session"
 
     def to_json(self) -> str:
         users = self.per_user.set_index("user").to_dict(orient="index")
-        payload = {"overall": self.overall, "per_user": users, "decoder": self.decoder}
-        return json.dumps({**payload, "decoding": self.decoding}, indent=1)
+        payload = {"protocol": self.protocol, "overall": self.overall, "per_user": users}
+        return json.dumps({**payload, "decoder": self.decoder, "decoding": self.decoding}, indent=1)
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`to_json` atomically: a reader never sees half a result."""
         atomic_write(Path(path), self.to_json())
 
 
+def central_frames(model: nn.Module, config: TrainConfig) -> tuple[int, int]:
+    """[lo, hi): the frames of a ``past + window + future`` input that belong to the window."""
+    window = config.samples(config.window_s)
+    if window % model.hop:
+        raise ValueError(
+            f"window_s={config.window_s} is {window} samples, not a whole number of the "
+            f"model's {model.hop}-sample frames"
+        )
+    lo = config.samples(config.past_s) // model.hop
+    return lo, lo + window // model.hop
+
+
 @torch.no_grad()
-def session_log_probs(
+def stitched_log_probs(
     model: nn.Module,
-    data: WindowedDataset,
-    frames: slice,
-    ids: list[int] | None = None,
+    sessions: Sequence[Session],
+    config: TrainConfig,
     batch_size: int = 16,
     progress: bool = False,
-) -> Iterator[tuple[Session, Tensor, Tensor]]:
-    """(session, log-probabilities of its windows' ``frames`` concatenated (T, C) on the
-    CPU, labels of those windows) for one session after another, windows in time order.
+) -> Iterator[tuple[int, Tensor]]:
+    """(index, (ceil(T / hop), classes)) for each whole session of T samples: windows with
+    context, stitched; yielded as soon as the session's last window is through the model.
 
-    ``ids`` picks windows of ``data`` (default all). Only one session's windows and
-    outputs are held at a time, so memory does not grow with the number of sessions."""
-    model.eval()
+    Each window carries ``past`` samples before it (fewer near the start, with no zeros
+    before the session, as in one full pass) and ``future`` after it (zeros past the end).
+    Windows with the same context are batched across sessions: memory is ``batch_size``
+    windows (read lazily) plus the sessions in flight, whatever the sessions' lengths."""
     device = next(model.parameters()).device
-    by_session: dict[int, list[int]] = {}
-    for i in sorted(range(len(data)) if ids is None else ids):
-        by_session.setdefault(data.items[i][0], []).append(i)
-    bar = tqdm(total=sum(map(len, by_session.values())), desc="eval", disable=not progress)
-    for s, windows in by_session.items():
-        outputs, targets = [], []
-        for b in range(0, len(windows), batch_size):
-            batch = collate([data[i] for i in windows[b : b + batch_size]])
-            log_probs = model(batch["emg"].to(device), batch["input_lengths"].to(device))
-            outputs.append(log_probs[:, frames].float().cpu().flatten(0, 1))
-            lengths = batch["target_lengths"]
-            targets += [t[:n] for t, n in zip(batch["targets"], lengths, strict=True)]
-            bar.update(len(batch["emg"]))
-        yield data.sessions[s], torch.cat(outputs), torch.cat(targets)
+    window, past = config.samples(config.window_s), config.samples(config.past_s)
+    future = config.samples(config.future_s)
+    lo, hi = central_frames(model, config)
+    frames = [-(-len(session) // model.hop) for session in sessions]
+    jobs = sorted(
+        (min(start, past), i, start)
+        for i, n in enumerate(frames)
+        for start in range(0, n * model.hop, window)
+    )  # grouped by context, then in session order
+    left = Counter(i for _, i, _ in jobs)  # windows still to come, per session
+    pieces: list[dict[int, Tensor]] = [{} for _ in sessions]
+    bar = tqdm(total=len(jobs), desc="eval", unit="window", disable=not progress)
+    for context, same in itertools.groupby(jobs, key=lambda job: job[0]):
+        same = list(same)
+        skip = context // model.hop  # lo for every window with its whole past
+        for b in range(0, len(same), batch_size):
+            batch = same[b : b + batch_size]
+            x = np.stack([sessions[i].window(s - c, s + window + future) for c, i, s in batch])
+            x = torch.from_numpy(x).to(device)
+            lengths = torch.full((len(batch),), x.shape[1], dtype=torch.long, device=device)
+            out = model(x, lengths)[:, skip : skip + hi - lo].float().cpu()
+            bar.update(len(batch))
+            for (_, i, s), y in zip(batch, out, strict=True):
+                pieces[i][s] = y
+                left[i] -= 1
+                if left[i] == 0:  # the session is complete: hand it over, let its frames go
+                    done, pieces[i] = pieces[i], {}
+                    yield i, torch.cat([done[s] for s in sorted(done)])[: frames[i]]
     bar.close()
 
 
@@ -152,13 +204,14 @@ def evaluate_model(
     batch_size: int = 16,
     progress: bool = False,
     decoder: Decoder = GREEDY,
+    protocol: str = "session",
 ) -> EvalResult:
-    """Decode each session window by window (with past/future context) and pool the edits.
+    """Decode ``paths`` under ``protocol`` (see the module docstring) and pool the edits.
 
-    Each window's central frames are concatenated per session and decoded once, so a
-    key that straddles a window edge is not counted twice; the target is every key
-    pressed in the tiled part of the session."""
-    return evaluate_decoders(model, paths, config, [decoder], max_windows, batch_size, progress)[0]
+    ``max_windows`` scores a fixed random sample of windows (``window`` protocol only)."""
+    return evaluate_decoders(
+        model, paths, config, [decoder], max_windows, batch_size, progress, protocol
+    )[0]
 
 
 @torch.no_grad()
@@ -170,59 +223,106 @@ def evaluate_decoders(
     max_windows: int | None = None,
     batch_size: int = 16,
     progress: bool = False,
+    protocol: str = "session",
 ) -> list[EvalResult]:
     """:func:`evaluate_model` with several decoders over one pass of the model.
 
-    Sessions go through the model one at a time (:func:`session_log_probs`), so memory
-    holds one session's frames. Each result records its decoder's settings and the CPU
-    seconds it took to decode how many minutes of sEMG (on one thread)."""
+    Each result records its decoder's settings and the CPU seconds it took to decode how
+    many minutes of sEMG (on one thread)."""
     if not decoders:
         raise ValueError("evaluate_decoders: give at least one decoder")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol {protocol!r}: choose from {list(PROTOCOLS)}")
+    if protocol == "session" and max_windows is not None:
+        raise ValueError("max_windows applies to the window protocol only")
     for decoder in decoders:
         decoder.language_model()  # loaded here, not inside the decoding time
+    model.eval()
+    seconds = [0.0] * len(decoders)
+    rows: list[list[dict]] = [[] for _ in decoders]
+    frames_decoded = 0
+    for row, log_probs in _scored(
+        model, paths, config, max_windows, batch_size, progress, protocol
+    ):
+        frames_decoded += len(log_probs)
+        for k, decoder in enumerate(decoders):
+            start = time.thread_time()  # CPU: contention does not inflate it
+            text = decoder(log_probs)
+            seconds[k] += time.thread_time() - start
+            rows[k].append({**row, "prediction": text})
+    minutes = frames_decoded * model.hop / SAMPLE_RATE / 60
+    return [
+        _result(
+            pd.DataFrame(sorted(r, key=_order), columns=ROW_FIELDS[protocol]),
+            decoder,
+            {"cpu_seconds": round(t, 3), "semg_minutes": round(minutes, 3)},
+            protocol,
+        )
+        for r, decoder, t in zip(rows, decoders, seconds, strict=True)
+    ]
+
+
+def _order(row: dict) -> tuple:
+    return row["_index"], row.get("start_s", 0.0)
+
+
+def _scored(
+    model: nn.Module,
+    paths: list[Path],
+    config: TrainConfig,
+    max_windows: int | None,
+    batch_size: int,
+    progress: bool,
+    protocol: str,
+) -> Iterator[tuple[dict[str, Any], Tensor]]:
+    """(row without its prediction, log-probabilities to decode) per scored unit: a whole
+    session (``session``) or one window (``window``)."""
+    if protocol == "session":
+        sessions = typed_sessions(paths)
+        for i, log_probs in stitched_log_probs(model, sessions, config, batch_size, progress):
+            s = sessions[i]
+            row = {"_index": i, "session": s.session_name, "user": s.user}
+            yield {**row, "target": s.key_events()[1]}, log_probs
+        return
+    device = next(model.parameters()).device
     data = WindowedDataset(
         paths,
         config.samples(config.window_s),
         config.samples(config.past_s),
         config.samples(config.future_s),
     )
-    ids = None
-    if max_windows is not None and len(data) > max_windows:
-        ids = np.random.default_rng(0).choice(len(data), max_windows, replace=False).tolist()
-    lo = config.samples(config.past_s) // model.hop
-    central = slice(lo, lo + config.samples(config.window_s) // model.hop)
-    rows: list[list[dict]] = [[] for _ in decoders]
-    seconds, frames_decoded = [0.0] * len(decoders), 0
-    for session, frames, labels in session_log_probs(
-        model, data, central, ids, batch_size, progress
-    ):
-        target = CHARSET.labels_to_text(labels.tolist())
-        frames_decoded += len(frames)
-        for k, decoder in enumerate(decoders):
-            start = time.thread_time()  # CPU: contention does not inflate it
-            text = decoder(frames)
-            seconds[k] += time.thread_time() - start
-            rows[k].append({
-                "session": session.session_name, "user": session.user,
-                "prediction": text, "target": target,
-            })  # fmt: skip
-    minutes = frames_decoded * model.hop / SAMPLE_RATE / 60
-    return [
-        _result(
-            pd.DataFrame(r, columns=ROW_FIELDS),
-            decoder,
-            {"cpu_seconds": round(t, 3), "semg_minutes": round(minutes, 3)},
-        )
-        for r, decoder, t in zip(rows, decoders, seconds, strict=True)
-    ]
+    order = list(range(len(data)))
+    if max_windows is not None and len(order) > max_windows:
+        order = np.random.default_rng(0).choice(order, max_windows, replace=False).tolist()
+    lo, hi = central_frames(model, config)
+    for b in tqdm(range(0, len(order), batch_size), desc="eval", disable=not progress):
+        ids = sorted(order[b : b + batch_size])
+        batch = collate([data[i] for i in ids])
+        log_probs = model(batch["emg"].to(device), batch["input_lengths"].to(device))
+        central = log_probs[:, lo:hi].float().cpu()
+        for j, i in enumerate(ids):
+            s, start = data.items[i]
+            target = batch["targets"][j, : batch["target_lengths"][j]]
+            row = {
+                "_index": s,
+                "session": data.sessions[s].session_name,
+                "user": data.sessions[s].user,
+                "start_s": start / SAMPLE_RATE,
+                "target": CHARSET.labels_to_text(target.tolist()),
+            }
+            yield row, central[j]
 
 
-def _result(table: pd.DataFrame, decoder: Decoder, decoding: dict[str, float]) -> EvalResult:
+def _result(
+    table: pd.DataFrame, decoder: Decoder, decoding: dict[str, float], protocol: str
+) -> EvalResult:
     preds, truth = table["prediction"].tolist(), table["target"].tolist()
     counts = pooled_counts(preds, truth)
-    overall = {**rates(counts), **counts, "sessions": len(table)}
+    overall = {**rates(counts), **counts, "sessions": table["session"].nunique()}
+    if protocol == "window":
+        overall["windows"] = len(table)
     users = per_user(preds, truth, table["user"].tolist())
-    return EvalResult(overall, users, table, decoder.settings(), decoding)
+    return EvalResult(overall, users, table, decoder.settings(), decoding, protocol)
 
 
 def model_and_paths(
@@ -255,10 +355,16 @@ def evaluate(
     config: TrainConfig | None = None,
     progress: bool = False,
     decoder: Decoder = GREEDY,
+    protocol: str | None = None,
 ) -> EvalResult:
-    """A run (or a model with its config) on one part of a split: overall and per user."""
+    """A run (or a model with its config) on one part of a split: overall and per user.
+
+    ``protocol`` defaults to emg2qwerty's: ``session`` for test, ``window`` otherwise."""
     model, paths, config = model_and_paths(run_or_model, data_dir, split, part, config)
-    return evaluate_model(model, paths, config, progress=progress, decoder=decoder)
+    protocol = protocol or ("session" if part == "test" else "window")
+    return evaluate_model(
+        model, paths, config, progress=progress, decoder=decoder, protocol=protocol
+    )
 
 
 def add_cli(subparsers: Any) -> None:
@@ -267,6 +373,11 @@ def add_cli(subparsers: Any) -> None:
     e.add_argument("--run", required=True, type=Path, help="run directory")
     e.add_argument("--split", default="generic", help="split name")
     e.add_argument("--part", default="test", choices=["train", "val", "test"])
+    e.add_argument(
+        "--protocol", choices=PROTOCOLS,
+        help="window: each window scored alone; session: whole sessions, tail included "
+        "(default: session for test, window otherwise, as emg2qwerty)",
+    )  # fmt: skip
     e.add_argument(
         "--decoder", default="greedy", choices=["greedy", "beam"],
         help="greedy (best class per frame; the paper's numbers) or CTC beam search",
@@ -294,5 +405,8 @@ def _cli(args: argparse.Namespace) -> int:
             "beam", 50 if args.beam is None else args.beam, args.lm or "default",
             min_log_prob=args.min_log_prob,
         )  # fmt: skip
-    print(evaluate(args.run, args.data, args.split, args.part, decoder=decoder).to_json())
+    result = evaluate(
+        args.run, args.data, args.split, args.part, decoder=decoder, protocol=args.protocol
+    )
+    print(result.to_json())
     return 0

@@ -102,6 +102,7 @@ def train_config(P: Profile, preset: str, **overrides: Any) -> TrainConfig:
         num_threads=int(t.num_threads),
         num_workers=int(t.num_workers),
         checkpoint_every=max(50, int(t.steps) // 4),
+        val_windows=int(t.val_windows),
     )
     return replace(base, **overrides)
 
@@ -256,6 +257,14 @@ def seeded_runs(P: Profile, preset: str, seeds: tuple[int, ...]) -> list[Path]:
     return [run(P, train_config(P, preset, seed=s)) for s in seeds]
 
 
+def _protocol(results: list[dict[str, Any]]) -> str:
+    """The evaluation protocol behind a table's CER columns (one per row, never mixed)."""
+    protocols = {r["protocol"] for r in results}
+    if len(protocols) != 1:
+        raise ValueError(f"CER columns mix evaluation protocols {sorted(protocols)}")
+    return protocols.pop()
+
+
 def _family(preset: str) -> str:
     return "tds" if preset.startswith("tds") else "transformer"
 
@@ -282,6 +291,10 @@ def scaling(P: Profile) -> pd.DataFrame:
                 **uncertainty.columns("personalized", estimate(personal)),
                 **decoder_columns(P, seeded[0], users),  # the first seed's run
                 "personalized users": len(users),
+                "CER protocol": _protocol(
+                    [cross_user(P, r) for r in seeded]
+                    + [personalized(P, r, u) for r in seeded for u in users]
+                ),
                 "params (paper)": reported.params if reported else "",
                 "cross-user CER % (paper)": reported.cross_user_cer if reported else None,
                 "personalized CER % (paper)": reported.personalized_cer if reported else None,
@@ -433,6 +446,7 @@ def _row(P: Profile, role: str, seeded: list[Path], **extra: Any) -> dict[str, A
         "train s": round(float(np.mean([train_seconds(r) for r in seeded])), 1),
         "seeds": len(seeded),
         **uncertainty.columns("cross-user", estimate([cross_user_groups(P, r) for r in seeded])),
+        "CER protocol": _protocol([cross_user(P, r) for r in seeded]),
     }
 
 

@@ -88,6 +88,9 @@ CORPUS_PRESETS: dict[str, SynthConfig] = {
         session_s=18 * 60.0,
     ),
 }
+# release-shaped at a length the paper-dryrun profile can score whole, every paper preset
+# on 2 cores: 10 CPU-s per second of session (book/profiles/paper-dryrun.toml)
+CORPUS_PRESETS["paper-dryrun"] = replace(CORPUS_PRESETS["release-shaped"], session_s=60.0)
 
 # QWERTY geometry: (row, column offset) of each unshifted key, row 0 = number row.
 ROWS = ["`1234567890-=", "qwertyuiop[]\\", "asdfghjkl;'", "zxcvbnm,./"]

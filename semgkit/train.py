@@ -276,7 +276,9 @@ def _fit(
             log.write(json.dumps(row) + "\n")
         validate = step == config.steps or (config.val_every and step % config.val_every == 0)
         if validate and rank == 0 and split.val:
-            cer = evaluate_model(model, split.val, config, max_windows=config.val_windows)
+            cer = evaluate_model(
+                model, split.val, config, max_windows=config.val_windows, protocol="window"
+            )
             cer = cer.overall["CER"]
             log.write(json.dumps({"step": step, "val_cer": cer}) + "\n")
             if cer < best:

@@ -34,6 +34,7 @@ PROMISED = {
         *INTERVALS,
         "personalized CI95 lo",
         "personalized CI95 hi",
+        "CER protocol",
     },
     "table3_distillation": {
         "role",
@@ -42,6 +43,7 @@ PROMISED = {
         "cross-user CER %",
         "cross-user CER % (paper)",
         *INTERVALS,
+        "CER protocol",
     },
     "table3_temperature": {"temperature", "alpha", "cross-user CER %", *INTERVALS},
     "table3_alpha": {"temperature", "alpha", "cross-user CER %", *INTERVALS},

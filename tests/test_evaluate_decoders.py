@@ -99,11 +99,11 @@ def test_one_pass_with_several_decoders_equals_one_evaluation_each(corpus, run):
         assert result.decoder == decoder.settings()
     # greedy through the decoder is the greedy evaluation it replaced
     assert results[0].overall == evaluate(run, corpus, "generic").overall
-    # each records the sEMG it decoded: the windows that tile every test session
-    window = config.samples(config.window_s)
-    tiled = sum(((len(Session(p)) - window) // window + 1) * window for p in paths)
+    # each records the sEMG it decoded: every test session whole, in whole frames
+    frames = sum(-(-len(Session(p)) // model.hop) for p in paths)
     for result in results:
-        assert result.decoding["semg_minutes"] == pytest.approx(tiled / SAMPLE_RATE / 60, abs=1e-3)
+        minutes = frames * model.hop / SAMPLE_RATE / 60
+        assert result.decoding["semg_minutes"] == pytest.approx(minutes, abs=1e-3)
         assert result.decoding["cpu_seconds"] >= 0
     with pytest.raises(ValueError, match="at least one decoder"):
         evaluate_decoders(model, paths, config, [])

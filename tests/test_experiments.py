@@ -140,3 +140,29 @@ def test_planned_configs_train_every_seed_of_a_profile(tmp_path):
     assert sorted(c.seed for c in students) == [0, 1]
     teacher = experiments.run_dir(P, experiments.teacher_config(P))
     assert {c.teacher for c in configs if c.teacher} == {str(teacher)}
+
+
+@pytest.mark.slow
+def test_paper_dryrun_reduced_runs_the_paper_path_end_to_end(tmp_path):
+    """paper-dryrun cut to a minute or two: the paper's presets (GroupNorm, unbounded
+    attention; the TDS-ConvNet's 16-sample hop under a 900 ms past), its windows and
+    recipe, one step, one personalization step, distillation large -> tiny, every CER
+    column scored on whole sessions, on a corpus in the release's split layout."""
+    P = load_profile("paper-dryrun", build_dir=tmp_path)
+    d = P.distill
+    P = replace(
+        P,
+        corpus=replace(P.corpus, preset="smoke"),
+        train=replace(P.train, steps=1, val_windows=1),
+        scaling=replace(P.scaling, ladder=("tiny", "large")),
+        distill=replace(d, temperatures=(d.temperature,), alphas=(d.alpha,)),
+    )
+    assert (P.window.window_s, P.window.past_s, P.window.future_s) == (4.0, 0.9, 0.1)
+    table2 = experiments.scaling(P)
+    assert table2["preset"].tolist() == ["tiny", "large", "tds"]
+    assert (table2["CER protocol"] == "session").all()
+    assert (table2["personalized users"] == 1).all()
+    assert table2[["cross-user CER %", "personalized CER %"]].notna().all().all()
+    table3 = experiments.distillation(P)["table3_distillation"]
+    assert table3["preset"].tolist() == ["large", "tiny", "tiny"]
+    assert (table3["CER protocol"] == "session").all()

@@ -22,8 +22,8 @@ import pytest
 import torch
 
 from semgkit import cli, synth, train
-from semgkit.data import Session, WindowedDataset, load_split
-from semgkit.evaluate import evaluate, session_log_probs
+from semgkit.data import Session, WindowedDataset, load_split, typed_sessions
+from semgkit.evaluate import evaluate, stitched_log_probs
 from semgkit.metrics import error_rates
 from semgkit.runs import TrainConfig, load_run, run_config
 from semgkit.train import fit, personalize
@@ -375,14 +375,12 @@ def test_evaluate_reports_pooled_and_per_user_rates(corpus, run):
     assert sorted(table["user"]) == split.test_users
     rates = error_rates(table["prediction"].tolist(), table["target"].tolist())
     assert rates == pytest.approx({k: overall[k] for k in RATE_KEYS})
-    # the target is every key pressed in the part of the session the windows tile
-    window = run_config(run).samples(run_config(run).window_s)
+    # the test part is scored on whole sessions: the target is every key, tail included
+    assert json.loads(result.to_json())["protocol"] == "session"
     for path, row in zip(split.test, table.itertuples(), strict=True):
         session = Session(path)
         assert row.session == session.session_name
-        press, chars = session.key_events()
-        tiled = ((len(session) - window) // window + 1) * window
-        assert row.target == "".join(c for p, c in zip(press, chars, strict=True) if p < tiled)
+        assert row.target == session.key_events()[1]
         assert len(row.target) > 0
 
     users = result.per_user
@@ -404,24 +402,28 @@ def test_evaluate_a_bare_model_with_its_config(corpus, run):
     bare = evaluate(model, corpus, "generic", "val", config=config)
     assert bare.overall == evaluate(run, corpus, "generic", "val").overall
     assert bare.overall["sessions"] == len(load_split(corpus, "generic").val) == 4
+    assert bare.protocol == "window"  # emg2qwerty validates on windows
 
 
-def test_evaluation_reads_one_session_at_a_time(corpus, run, monkeypatch):
+def test_session_evaluation_holds_one_session_in_flight(corpus, run, monkeypatch):
+    """Whole-session scoring reads a session's later windows only once the sessions before
+    it were handed over (give or take the batch that straddles two sessions): memory holds
+    about one session's frames, plus one first window per session."""
     model, config = load_run(run)
-    paths = load_split(corpus, "generic").test
-    data = WindowedDataset(paths, config.samples(config.window_s), config.samples(config.past_s))
+    sessions = typed_sessions(load_split(corpus, "generic").test)
     read = []
     window = Session.window
-    monkeypatch.setattr(Session, "window", lambda s, *a: read.append(s.path) or window(s, *a))
-    frames = slice(0, config.samples(config.window_s) // model.hop)
-    stream = session_log_probs(model, data, frames, batch_size=2)
-    for k, (session, log_probs, _) in enumerate(stream):
-        assert set(read) == {session.path} == {paths[k]}  # nothing read ahead of this session
-        windows = sum(1 for i, _ in data.items if i == k)
-        assert log_probs.ndim == 2 and len(log_probs) == windows * frames.stop
+    monkeypatch.setattr(
+        Session, "window", lambda s, lo, hi: read.append((s.path, lo)) or window(s, lo, hi)
+    )
+    done: list = []
+    for i, log_probs in stitched_log_probs(model, sessions, config, batch_size=2):
+        ahead = [p for p, lo in read if lo > 0 and p not in {sessions[i].path, *done}]
+        assert len(ahead) < 2  # at most the rest of the batch (size 2) reads ahead
+        done.append(sessions[i].path)
+        assert len(log_probs) == -(-len(sessions[i]) // model.hop)
         assert torch.allclose(log_probs.exp().sum(-1), torch.ones(len(log_probs)), atol=1e-4)
-        read.clear()
-    assert k == len(paths) - 1
+    assert len(done) == len(sessions) == len(set(done))
 
 
 def test_evaluate_rejects_a_bare_model_without_config_and_a_bad_part(corpus, run):
@@ -518,7 +520,8 @@ def test_cli_train_then_eval_round_trip(corpus, tmp_path, capsys):
     rc = cli.main(["eval", "--data", str(corpus), "--run", str(out), "--split", "user0"])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report) == {"overall", "per_user", "decoder", "decoding"}
+    assert set(report) == {"protocol", "overall", "per_user", "decoder", "decoding"}
+    assert report["protocol"] == "session"  # the test part: whole sessions
     assert report["overall"] == pytest.approx(evaluate(out, corpus, "user0").overall)
     assert list(report["per_user"]) == [load_split(corpus, "user0").test_users[0]]
 
