@@ -125,7 +125,8 @@ def test_profiles_give_each_run_its_seeds_and_can_extend_another(tmp_path):
     assert laptop.model_seeds("lap-xxs") == (0, 1) and laptop.model_seeds("lap-l") == (0,)
     assert laptop.student_seeds() == (0, 1, 2)
     assert all(seeds.model_seeds(p) == (0, 1, 2) for p in seeds.scaling.ladder)
-    assert seeds.name == "laptop-seeds" and seeds.scaling == replace(laptop.scaling)
+    assert seeds.name == "laptop-seeds"
+    assert seeds.scaling == replace(laptop.scaling, seeds=seeds.scaling.seeds)
     bad = tmp_path / "bad.toml"
     bad.write_text('extends = "smoke"\n[scaling]\nseeds = { nosuch = [0, 1] }\n')
     with pytest.raises(ValueError, match=r"\[scaling\] seeds.*nosuch"):
