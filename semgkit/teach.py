@@ -1,0 +1,420 @@
+"""Teaching aids for the book: sentences computed from tables, the method shown at work.
+
+Nothing here decides what a run computes (the module is outside the run cache key,
+``experiments.NOT_IN_RUN_KEY``): it phrases measured results, draws trained runs and
+trains the playground's micro models through the same ``fit`` as every other run.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from IPython.display import HTML, Markdown
+from plotly.subplots import make_subplots
+from rapidfuzz.distance import Levenshtein
+
+from semgkit import experiments, models
+from semgkit.charset import CHARSET
+from semgkit.data import Session, load_split
+from semgkit.decode import greedy
+from semgkit.distill import ctc_loss, kd_loss
+from semgkit.evaluate import evaluate_model
+from semgkit.profiles import Profile
+from semgkit.runs import TrainConfig, build_model, load_run, run_config
+from semgkit.train import fit
+
+# ---------------------------------------------------------------- sentences from tables
+
+
+def mark(holds: bool) -> str:
+    """The check mark or cross printed beside a claim, from a measured boolean."""
+    return "✓" if holds else "✗"
+
+
+def count_phrase(n: int, m: int, noun: str) -> str:
+    """'for every one of the 3 models', 'for 2 of 3 models', 'for none of the 3 models'."""
+    if n == m:
+        return f"for every one of the {m} {noun}" if m > 1 else f"for the one {noun}"
+    if n == 0:
+        return f"for none of the {m} {noun}"
+    return f"for {n} of {m} {noun}"
+
+
+def claim(source: str, text: str, holds: bool | None, measured: str) -> Markdown:
+    """A boxed claim (what the paper reports, or what to expect) with its measured verdict.
+
+    ``holds`` None means this run cannot test the claim; the box says so instead of
+    showing a mark."""
+    verdict = "not testable in this run" if holds is None else mark(holds)
+    return Markdown(f"> **{source}:** {text}\n>\n> **Measured in this run: {verdict}** {measured}")
+
+
+def ratio(a: float, b: float) -> str:
+    """'53x' for a/b, the way the prose quotes a size ratio."""
+    return f"{a / b:.0f}x" if a >= 10 * b else f"{a / b:.1f}x"
+
+
+# ------------------------------------------------------------------- sliders, two ways
+
+
+def widget_slider(make: Callable[[int], go.Figure], labels: Sequence[str], description: str):
+    """An ipywidgets slider showing ``make(i)``; updated with ``notebook.show_in``, never a
+    ``with out:`` capture (which can hang papermill, see ``show_in``)."""
+    import ipywidgets as widgets
+
+    from semgkit.notebook import show_in
+
+    slider = widgets.SelectionSlider(
+        options=[(str(label), i) for i, label in enumerate(labels)],
+        description=description,
+        continuous_update=False,
+    )
+    out = widgets.Output()
+
+    def show(change: Any = None) -> None:
+        show_in(out, make(slider.value))
+
+    slider.observe(show, names="value")
+    show()
+    return widgets.VBox([slider, out])
+
+
+def static_slider(
+    make: Callable[[int], go.Figure], labels: Sequence[str], prefix: str, active: int = 0
+) -> go.Figure:
+    """One figure holding every state of ``make(i)``, switched by a plotly slider: a
+    kernel-free replay for the static HTML. Each step also sets its state's title."""
+    states = [make(i) for i in range(len(labels))]
+    fig = go.Figure(states[active])
+    fig.data = []
+    n = len(states[0].data)
+    for i, state in enumerate(states):
+        for trace in state.data:
+            fig.add_trace(trace.update(visible=i == active))
+    steps = [
+        dict(
+            method="update",
+            label=str(label),
+            args=[
+                {"visible": [j // n == i for j in range(n * len(states))]},
+                {"title.text": states[i].layout.title.text},
+            ],
+        )
+        for i, label in enumerate(labels)
+    ]
+    fig.update_layout(
+        sliders=[dict(active=active, currentvalue=dict(prefix=prefix), steps=steps)], height=500
+    )
+    return fig
+
+
+# ------------------------------------------------------------------ distillation loss
+
+TOY_KEYS = ("blank", "a", "s", "q", "w", "z")
+TOY_TEACHER = (4.0, 2.5, 1.0, 0.5, -1.0, -2.0)  # sure of blank, 'a' a clear second
+TOY_STUDENT = (2.0, 0.0, 1.5, 0.0, 0.5, 0.0)  # less sure, confuses 'a' with 's'
+TEMPERATURES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+def kd_figure(temperature: float) -> go.Figure:
+    """Teacher and student distributions over six toy classes at ``temperature``, and
+    ``distill.kd_loss`` of this pair against T with the current T marked."""
+    teacher, student = torch.tensor(TOY_TEACHER), torch.tensor(TOY_STUDENT)
+    grid = np.geomspace(0.25, 32, 60)
+    losses = [float(kd_loss(student, teacher, t)) for t in grid]
+    here = float(kd_loss(student, teacher, temperature))
+    fig = make_subplots(
+        cols=2,
+        column_widths=[0.55, 0.45],
+        subplot_titles=(
+            f"softmax(logits / {temperature:g})",
+            "T² · KL(teacher_T ‖ student_T)  (distill.kd_loss)",
+        ),
+    )
+    for name, logits, color in (
+        ("teacher", teacher, "#1f77b4"),
+        ("student", student, "#ff7f0e"),
+    ):
+        fig.add_bar(
+            x=list(TOY_KEYS),
+            y=torch.softmax(logits / temperature, -1).tolist(),
+            name=name,
+            marker_color=color,
+            row=1,
+            col=1,
+        )
+    fig.add_scatter(x=grid, y=losses, mode="lines", name="kd_loss", line_color="gray", row=1, col=2)
+    fig.add_scatter(
+        x=[temperature],
+        y=[here],
+        mode="markers",
+        name=f"T = {temperature:g}",
+        marker=dict(size=14, color="gold", line=dict(width=2)),
+        row=1,
+        col=2,
+    )
+    fig.update_yaxes(range=[0, 1], title_text="probability", row=1, col=1)
+    fig.update_xaxes(type="log", title_text="temperature T", row=1, col=2)
+    fig.update_layout(
+        title=f"T = {temperature:g}: distillation loss {here:.3f} for this toy frame",
+        height=420,
+        barmode="group",
+    )
+    return fig
+
+
+# ------------------------------------------------------------ a trained run at work
+
+
+def _test_window(run_dir: Path, data_dir: Path, seconds: float) -> tuple[Session, int, int]:
+    """A stretch of ``seconds`` of the first test session, starting at its first key."""
+    config = run_config(run_dir)
+    session = Session(load_split(data_dir, config.split).test[0])
+    presses, _ = session.key_events()
+    lo = int(presses[0]) if len(presses) else 0
+    return session, lo, lo + config.samples(seconds)
+
+
+@torch.no_grad()
+def alignment_figure(run_dir: Path, data_dir: Path, seconds: float = 3.0) -> go.Figure:
+    """Per-frame posteriors of a trained model on a test window against the keystroke
+    times: CTC's peaky alignment, each key a spike near its press, blank between."""
+    model, config = load_run(run_dir)
+    session, lo, hi = _test_window(run_dir, data_dir, seconds)
+    past, future = config.samples(config.past_s), config.samples(config.future_s)
+    emg = torch.from_numpy(session.window(lo - past, hi + future))
+    probs = model(emg[None])[0].exp()  # (frames, classes)
+    rate = session.sample_rate
+    times = (np.arange(len(probs)) + 0.5) * model.hop / rate - past / rate
+    inside = (times >= 0) & (times < (hi - lo) / rate)
+    probs, times = probs[inside], times[inside]
+    presses, text = session.key_events()
+    keep = (presses >= lo) & (presses < hi)
+    press_t = (presses[keep] - lo) / rate
+    keys = [c for c, k in zip(text, keep, strict=True) if k]
+    fig = go.Figure()
+    fig.add_scatter(x=times, y=probs[:, CHARSET.blank].tolist(), mode="lines", name="blank",
+                    line=dict(color="lightgray"))  # fmt: skip
+    for label in sorted(
+        set(probs[:, : CHARSET.blank].argmax(-1).tolist())
+        | set(CHARSET.text_to_labels("".join(keys)))
+    ):
+        fig.add_scatter(x=times, y=probs[:, label].tolist(), mode="lines",
+                        name=repr(CHARSET.labels_to_text([label])))  # fmt: skip
+    for t, key in zip(press_t, keys, strict=True):
+        fig.add_vline(x=t, line=dict(color="black", dash="dot", width=1))
+        fig.add_annotation(x=t, y=1.06, text=html.escape(repr(key)[1:-1] or "␣"),
+                           showarrow=False, yref="y")  # fmt: skip
+    decoded = greedy(torch.log(probs[None].clamp_min(1e-12)))[0]
+    fig.update_layout(
+        title=f"{config.preset} on a held-out user: decoded {decoded!r}, typed {''.join(keys)!r}",
+        xaxis_title="time in the window (s); dotted lines: key presses",
+        yaxis=dict(title="per-frame probability", range=[0, 1.12]),
+        height=440,
+    )
+    return fig
+
+
+def edits_html(prediction: str, target: str, limit: int = 400) -> HTML:
+    """Prediction against target with the edits marked (rapidfuzz editops): keys the model
+    dropped struck through, keys it added underlined green, substitutions red."""
+    ops = {}
+    for op in Levenshtein.editops(target, prediction):
+        ops.setdefault(op.src_pos, []).append(op)
+    out, i = [], 0
+    while i <= len(target):
+        for op in ops.get(i, []):
+            if op.tag == "insert":
+                out.append(f'<ins title="added">{html.escape(prediction[op.dest_pos])}</ins>')
+        if i == len(target):
+            break
+        tags = {op.tag: op for op in ops.get(i, []) if op.tag != "insert"}
+        char = html.escape(target[i])
+        if "delete" in tags:
+            out.append(f'<del title="dropped">{char}</del>')
+        elif "replace" in tags:
+            new = html.escape(prediction[tags["replace"].dest_pos])
+            out.append(f'<span class="sub" title="typed {char}">{new}</span>')
+        else:
+            out.append(char)
+        i += 1
+        if i >= limit:
+            out.append(" …")
+            break
+    style = (
+        "<style>.edits{font-family:monospace;white-space:pre-wrap;line-height:1.6}"
+        ".edits del{color:#999;background:#eee}.edits ins{color:#080;background:#dfd}"
+        ".edits .sub{color:#c00;background:#fdd}</style>"
+    )
+    return HTML(f'{style}<div class="edits">{"".join(out)}</div>')
+
+
+def decoded_session(run_dir: Path, data_dir: Path) -> tuple[str, str, dict[str, float]]:
+    """(prediction, target, rates) of the run on the first test session of its split."""
+    model, config = load_run(run_dir)
+    path = load_split(data_dir, config.split).test[0]
+    result = evaluate_model(model, [path], config)
+    row = result.predictions.iloc[0]
+    return row["prediction"], row["target"], result.overall
+
+
+# ------------------------------------------------------------------ time and training
+
+
+def step_seconds(config: TrainConfig, repeats: int = 2) -> float:
+    """Measured seconds of one training step (forward, CTC, backward) of ``config``'s model
+    at its batch and window size, on random input: the basis of every estimate here."""
+    model = build_model(config).train()
+    length = config.samples(config.past_s + config.window_s + config.future_s)
+    batch = {
+        "emg": torch.randn(config.batch_size, length, 2, 16),
+        "input_lengths": torch.full((config.batch_size,), length),
+        "targets": torch.randint(0, CHARSET.blank, (config.batch_size, 8)),
+        "target_lengths": torch.full((config.batch_size,), 8),
+    }
+    times = []
+    for _ in range(repeats + 1):
+        tic = time.perf_counter()
+        log_probs = model(batch["emg"], batch["input_lengths"])
+        ctc_loss(log_probs, model.output_lengths(batch["input_lengths"]), batch).backward()
+        times.append(time.perf_counter() - tic)
+    return float(np.median(times[1:]))
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def plan_line(P: Profile, config: TrainConfig, personalize_users: int = 0) -> tuple[str, float]:
+    """('lap-l: cached, 0 s' or 'lap-l: 800 steps x 0.90 s = 12 min', seconds) for one run
+    of the book, plus ``personalize_users`` fine-tunings of it."""
+    name = config.preset + (
+        f" (T={config.temperature:g}, alpha={config.alpha:g})" if config.teacher else ""
+    )
+    if (experiments.run_dir(P, config) / "done.json").is_file():
+        return f"{name}: cached, 0 s", 0.0
+    per_step = step_seconds(config)
+    steps = config.steps + personalize_users * int(P.train.personalize_steps)
+    seconds = steps * per_step * (1.5 if config.teacher else 1.0)
+    extra = f" (with {personalize_users} personalizations)" if personalize_users else ""
+    return f"{name}: {steps} steps{extra} x {per_step:.2f} s = {_minutes(seconds)}", seconds
+
+
+def announce(P: Profile, configs: Sequence[TrainConfig], personalize_users: int = 0) -> float:
+    """Print what the next cell is about to train and for how long (measured per-step time,
+    or 'cached' for runs already on disk); returns the estimated seconds."""
+    total = 0.0
+    lines = []
+    for config in configs:
+        line, seconds = plan_line(P, config, personalize_users)
+        lines.append(line)
+        total += seconds
+    print(f"about to train {len(configs)} run(s), estimated {_minutes(total)} on this machine:")
+    for line in lines:
+        print("  -", line)
+    return total
+
+
+MICRO_STEPS = 120  # a micro model's budget: about a minute on 2 laptop cores
+
+
+def micro_config(
+    P: Profile,
+    width: int = 16,
+    layers: int = 2,
+    temperature: float = 2.0,
+    alpha: float = 0.0,
+    steps: int = MICRO_STEPS,
+) -> TrainConfig:
+    """The playground's micro model: the student's architecture at ``width`` and ``layers``,
+    distilled from the book's teacher when ``alpha`` > 0, at a short budget."""
+    base = experiments.train_config(
+        P,
+        P.distill.student,
+        model={"d_model": int(width), "layers": int(layers), "heads": 2},
+        steps=int(min(steps, P.train.steps)),
+        checkpoint_every=10,  # also flushes metrics.jsonl, which the live curve reads
+    )
+    if alpha <= 0:
+        return base
+    teacher = experiments.run(P, experiments.train_config(P, P.distill.teacher))
+    return replace(base, teacher=str(teacher), temperature=float(temperature),
+                   alpha=float(alpha), teacher_cache=True)  # fmt: skip
+
+
+def losses(run_dir: Path) -> tuple[list[int], list[float]]:
+    """(steps, training loss) logged so far by a run."""
+    path = run_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    rows = [r for r in rows if "loss" in r]
+    return [r["step"] for r in rows], [r["loss"] for r in rows]
+
+
+def train_micro(
+    P: Profile, config: TrainConfig, on_loss: Callable[[list[int], list[float]], None] | None = None
+) -> tuple[Path, float, float]:
+    """Train (or read from the cache) a micro run; ``on_loss(steps, losses)`` after each
+    flushed checkpoint. Returns (run directory, cross-user CER %, seconds spent)."""
+    out = experiments.run_dir(P, config)
+    tic = time.perf_counter()
+    if not (out / "done.json").is_file():
+        if out.exists():  # an interrupted micro run: cheap, start over
+            import shutil
+
+            shutil.rmtree(out)
+
+        def step(n: int) -> None:
+            if on_loss and (n % config.checkpoint_every == 0 or n == config.steps):
+                on_loss(*losses(out))
+
+        fit(config, out, progress=False, on_step=step)
+    cer = experiments.cross_user(P, out)["overall"]["CER"]
+    return out, float(cer), time.perf_counter() - tic
+
+
+def loss_figure(steps: list[int], values: list[float], total: int) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=steps, y=values, mode="lines+markers", name="training loss"))
+    fig.update_layout(
+        title=f"training loss, step {steps[-1] if steps else 0} of {total}",
+        xaxis=dict(title="step", range=[0, total]),
+        yaxis_title="loss (CTC, or CTC + KD)",
+        height=320,
+    )
+    return fig
+
+
+def ladder_figure(scaling: Any, micro: dict[str, Any] | None, data_note: str) -> go.Figure:
+    """The cached ladder's cross-user CER against parameters, the micro model starred."""
+    fig = go.Figure()
+    ladder, base = scaling[scaling["family"] != "tds"], scaling[scaling["family"] == "tds"]
+    fig.add_scatter(x=ladder["parameters"], y=ladder["cross-user CER %"], mode="lines+markers+text",
+                    text=ladder["preset"], textposition="top center", name="transformer ladder")  # fmt: skip
+    fig.add_scatter(x=base["parameters"], y=base["cross-user CER %"], mode="markers+text",
+                    text=base["preset"], textposition="bottom center", name="TDS-ConvNet",
+                    marker=dict(symbol="x", size=12, color="black"))  # fmt: skip
+    title = "the book's ladder (cross-user CER, measured)"
+    if micro:
+        fig.add_scatter(x=[micro["parameters"]], y=[micro["cer"]], mode="markers", name=micro["name"],
+                        marker=dict(symbol="star", size=20, color="gold", line=dict(width=2)))  # fmt: skip
+        title = f"{micro['name']}: {micro['parameters']:,} parameters, cross-user CER {micro['cer']:.1f} %"
+    fig.update_layout(title=title, xaxis=dict(type="log", title="parameters"),
+                      yaxis_title=f"cross-user CER % ({data_note}, measured)", height=420)  # fmt: skip
+    return fig
+
+
+def micro_summary(config: TrainConfig, cer: float) -> dict[str, Any]:
+    m = config.model
+    name = f"micro d_model={m['d_model']}, layers={m['layers']}"
+    if config.teacher:
+        name += f", T={config.temperature:g}, alpha={config.alpha:g}"
+    params = models.count_params(build_model(config))
+    return {"name": name, "parameters": params, "cer": cer}
