@@ -418,3 +418,39 @@ def micro_summary(config: TrainConfig, cer: float) -> dict[str, Any]:
         name += f", T={config.temperature:g}, alpha={config.alpha:g}"
     params = models.count_params(build_model(config))
     return {"name": name, "parameters": params, "cer": cer}
+
+
+def trainer_widget(P: Profile, scaling: Any, data_note: str):
+    """The playground's trainer: width, layers, T and alpha sliders and a train button; a
+    live loss curve, then the micro model's cross-user CER placed on the cached ladder."""
+    import ipywidgets as widgets
+
+    from semgkit.notebook import show_in
+
+    width = widgets.IntSlider(16, min=8, max=64, step=8, description="d_model")
+    layers = widgets.IntSlider(2, min=1, max=4, description="layers")
+    temperature = widgets.FloatLogSlider(2.0, base=2, min=-1, max=4, step=1, description="T")
+    alpha = widgets.FloatSlider(0.0, min=0.0, max=1.0, step=0.25, description="alpha")
+    button = widgets.Button(description="train", button_style="primary")
+    status = widgets.HTML()
+    loss_out, ladder_out = widgets.Output(), widgets.Output()
+    show_in(ladder_out, ladder_figure(scaling, None, data_note))
+
+    def train(_: Any = None) -> None:
+        config = micro_config(P, width.value, layers.value, temperature.value, alpha.value)
+        button.disabled = True
+        cached = (experiments.run_dir(P, config) / "done.json").is_file()
+        status.value = "cached, reading" if cached else f"training {config.steps} steps ..."
+        try:
+            _, cer, spent = train_micro(
+                P, config, lambda s, v: show_in(loss_out, loss_figure(s, v, config.steps))
+            )
+            show_in(loss_out, loss_figure(*losses(experiments.run_dir(P, config)), config.steps))
+            show_in(ladder_out, ladder_figure(scaling, micro_summary(config, cer), data_note))
+            status.value = f"done in {spent:.0f} s: cross-user CER {cer:.1f} %"
+        finally:
+            button.disabled = False
+
+    button.on_click(train)
+    knobs = widgets.HBox([widgets.VBox([width, layers]), widgets.VBox([temperature, alpha])])
+    return widgets.VBox([knobs, widgets.HBox([button, status]), loss_out, ladder_out])
