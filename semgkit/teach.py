@@ -290,23 +290,38 @@ def step_seconds(config: TrainConfig, repeats: int = 2) -> float:
     return float(np.median(times[1:]))
 
 
+def logged_step_seconds(P: Profile, config: TrainConfig) -> float | None:
+    """Median seconds per step that earlier runs of the same preset and batch size logged
+    in this build's cache (data reading included), or None when there are none."""
+    rates = []
+    for log in (P.build_dir / "cache" / "runs").glob(f"{config.preset}-*/metrics.jsonl"):
+        if run_config(log.parent).batch_size == config.batch_size:
+            rows = [json.loads(line) for line in log.read_text().splitlines()[1:]]
+            rates += [r["windows_per_s"] for r in rows if "windows_per_s" in r]
+    return config.batch_size / float(np.median(rates)) if rates else None
+
+
 def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def plan_line(P: Profile, config: TrainConfig, personalize_users: int = 0) -> tuple[str, float]:
-    """('lap-l: cached, 0 s' or 'lap-l: 800 steps x 0.90 s = 12 min', seconds) for one run
-    of the book, plus ``personalize_users`` fine-tunings of it."""
+    """('lap-l: cached, 0 s' or 'lap-l: 800 steps x 0.90 s (...) = 12 min', seconds) for
+    one run of the book, plus ``personalize_users`` fine-tunings of it. The time per step
+    is what earlier runs of the preset logged, else a step measured on random input."""
     name = config.preset + (
         f" (T={config.temperature:g}, alpha={config.alpha:g})" if config.teacher else ""
     )
     if (experiments.run_dir(P, config) / "done.json").is_file():
         return f"{name}: cached, 0 s", 0.0
-    per_step = step_seconds(config)
+    logged = logged_step_seconds(P, config) if not config.model else None
+    per_step = logged or step_seconds(config)
     steps = config.steps + personalize_users * int(P.train.personalize_steps)
     seconds = steps * per_step * (1.5 if config.teacher else 1.0)
     extra = f" (with {personalize_users} personalizations)" if personalize_users else ""
-    return f"{name}: {steps} steps{extra} x {per_step:.2f} s = {_minutes(seconds)}", seconds
+    basis = "logged by earlier runs" if logged else "measured now"
+    line = f"{name}: {steps} steps{extra} x {per_step:.2f} s ({basis}) = {_minutes(seconds)}"
+    return line, seconds
 
 
 def announce(P: Profile, configs: Sequence[TrainConfig], personalize_users: int = 0) -> float:
