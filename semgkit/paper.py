@@ -36,13 +36,13 @@ TABLE2: dict[str, Reported] = {
 TEACHER, STUDENT = "large", "tiny"
 SIZE_RATIO = 50  # teacher / student parameters
 DISTILL_GAP = 1.5  # CER points, distilled student minus teacher, at most
-TABLE3_CER: dict[str, float | str] = {  # role -> cross-user CER %
-    "teacher": TABLE2[TEACHER].cross_user_cer,
+TABLE3_CER: dict[str, float] = {  # role -> cross-user CER %; the paper gives no number
+    "teacher": TABLE2[TEACHER].cross_user_cer,  # for the distilled student, only the claim
     "student alone": TABLE2[STUDENT].cross_user_cer,
-    "student distilled": (
-        f"<= {TABLE2[TEACHER].cross_user_cer + DISTILL_GAP:.1f} (within {DISTILL_GAP} of teacher)"
-    ),
 }
+# Not a number the paper prints: the bound its claim implies (teacher + DISTILL_GAP), kept
+# in its own column so that '(paper)' columns hold only the paper's numbers.
+TABLE3_DISTILLED_BOUND = round(TABLE2[TEACHER].cross_user_cer + DISTILL_GAP, 2)
 TABLE3_PARAMS: dict[str, str] = {
     "teacher": TABLE2[TEACHER].params,
     "student alone": TABLE2[STUDENT].params,

@@ -22,7 +22,7 @@ from IPython.display import HTML, Markdown
 from plotly.subplots import make_subplots
 from rapidfuzz.distance import Levenshtein
 
-from semgkit import experiments, models
+from semgkit import experiments, models, paper
 from semgkit.charset import CHARSET
 from semgkit.data import Session, load_split
 from semgkit.decode import greedy
@@ -31,13 +31,20 @@ from semgkit.evaluate import evaluate_model
 from semgkit.profiles import Profile
 from semgkit.runs import TrainConfig, build_model, load_run, run_config
 from semgkit.train import fit
+from semgkit.uncertainty import describe, from_row, judge
 
 # ---------------------------------------------------------------- sentences from tables
 
 
-def mark(holds: bool) -> str:
-    """The check mark or cross printed beside a claim, from a measured boolean."""
-    return "✓" if holds else "✗"
+MARKS = {"holds": "✓ holds", "does not hold": "✗ does not hold", "within noise": "≈ within noise"}
+
+
+def mark(verdict: bool | str) -> str:
+    """The mark printed beside a claim: from a measured boolean, or from a verdict of
+    ``uncertainty.judge`` ("holds", "does not hold", "within noise")."""
+    if isinstance(verdict, str):
+        return MARKS[verdict]
+    return "✓" if verdict else "✗"
 
 
 def count_phrase(n: int, m: int, noun: str) -> str:
@@ -49,13 +56,65 @@ def count_phrase(n: int, m: int, noun: str) -> str:
     return f"for {n} of {m} {noun}"
 
 
-def claim(source: str, text: str, holds: bool | None, measured: str) -> Markdown:
-    """A boxed claim (what the paper reports, or what to expect) with its measured verdict.
+def claim(source: str, text: str, verdict: bool | str | None, measured: str) -> Markdown:
+    """A boxed claim (what the paper reports, or what to expect) with this run's verdict
+    beside it. ``verdict`` None: this run cannot test the claim, and the box says so."""
+    shown = "not testable in this run" if verdict is None else mark(verdict)
+    return Markdown(f"> **{source}:** {text}\n>\n> **This run: {shown}.** {measured}")
 
-    ``holds`` None means this run cannot test the claim; the box says so instead of
-    showing a mark."""
-    verdict = "not testable in this run" if holds is None else mark(holds)
-    return Markdown(f"> **{source}:** {text}\n>\n> **Measured in this run: {verdict}** {measured}")
+
+def claims(source: str, items: Sequence[tuple[str, bool | str | None, str]]) -> Markdown:
+    """Several claims from one source in one box, each with its own verdict."""
+    lines = [f"> **{source}**", ">"]
+    for text, verdict, measured in items:
+        shown = "not testable in this run" if verdict is None else mark(verdict)
+        lines.append(f"> - {text} **This run: {shown}** ({measured})")
+    return Markdown("\n".join(lines))
+
+
+def _ladder(table: Any) -> list[Any]:
+    rows = table[table["family"] == "transformer"].sort_values("parameters")
+    return [r for _, r in rows.iterrows()]
+
+
+def scaling_expectations(table2: Any) -> list[tuple[str, str | None, str]]:
+    """Chapter 3's forecasts for the laptop profile, each judged on Table 2 (with
+    ``uncertainty.judge``: intervals and seed spread, not the bare means)."""
+    ladder, rows = _ladder(table2), [r for _, r in table2.iterrows()]
+    out = []
+    if len(ladder) > 1:
+        small, big = from_row(ladder[0], "cross-user"), from_row(ladder[-1], "cross-user")
+        out.append(("Cross-user CER falls from the smallest to the largest transformer.",
+                    judge(big, small), f"{describe(small)} -> {describe(big)}"))  # fmt: skip
+    verdicts = [judge(from_row(r, "personalized"), from_row(r, "cross-user")) for r in rows]
+    helped = verdicts.count("holds")
+    out.append(("Personalization lowers CER for every model.",
+                "holds" if helped == len(rows) else ("does not hold" if "does not hold" in verdicts else "within noise"),
+                f"holds {count_phrase(helped, len(rows), 'models')}"))  # fmt: skip
+    tds = [r for r in rows if r["family"] == "tds"]
+    if tds and ladder:
+        t = from_row(tds[0], "cross-user")
+        near = min(ladder, key=lambda r: abs(np.log(r["parameters"] / tds[0]["parameters"])))
+        out.append((f"The TDS-ConvNet beats the transformer closest to it in size ({near['preset']}), "
+                    "the opposite of the paper.", judge(t, from_row(near, "cross-user")),
+                    f"TDS-ConvNet {describe(t)}, {near['preset']} {describe(from_row(near, 'cross-user'))}"))  # fmt: skip
+    return out
+
+
+def distillation_expectations(table3: Any) -> list[tuple[str, str | None, str]]:
+    """Chapter 4's forecasts for the laptop profile, each judged on Table 3."""
+    rows = {r["role"]: r for _, r in table3.iterrows()}
+    t, s, k = (
+        from_row(rows[r], "cross-user") for r in ("teacher", "student alone", "student distilled")
+    )
+    gap = k.cer - t.cer
+    return [
+        ("Distillation beats training the student alone.", judge(k, s),
+         f"distilled {describe(k)}, alone {describe(s)}"),
+        (f"The distilled student stays more than the paper's {paper.DISTILL_GAP} points behind "
+         "the teacher (tiny models, short training).", judge(t, k, margin=-paper.DISTILL_GAP),
+         f"{gap:+.1f} points from the teacher"),
+    ]  # fmt: skip
 
 
 def ratio(a: float, b: float) -> str:
@@ -361,7 +420,7 @@ def micro_config(
     )
     if alpha <= 0:
         return base
-    teacher = experiments.run(P, experiments.train_config(P, P.distill.teacher))
+    teacher = experiments.run(P, experiments.teacher_config(P))
     return replace(base, teacher=str(teacher), temperature=float(temperature),
                    alpha=float(alpha), teacher_cache=True)  # fmt: skip
 
