@@ -35,7 +35,7 @@ from semgkit.uncertainty import describe, estimate, from_row, judge
 # Every other module of semgkit, a new one included, is in the cache key.
 NOT_IN_RUN_KEY = (
     "bench", "cli", "experiments", "export", "notebook", "paper", "profiles", "results",
-    "stream", "teach", "uncertainty",
+    "live", "stream", "teach", "uncertainty",
 )  # fmt: skip
 
 

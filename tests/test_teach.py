@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from semgkit import experiments, teach
+from semgkit import experiments, live, teach
 from semgkit.distill import kd_loss
 from semgkit.profiles import load_profile
 
@@ -98,15 +98,15 @@ def test_edits_mark_dropped_added_and_substituted_keys():
 @pytest.mark.slow
 def test_micro_model_trains_into_the_cache_and_is_read_back(tmp_path):
     P = load_profile("smoke", build_dir=tmp_path / "build")
-    config = teach.micro_config(P, width=8, layers=1, steps=4)
+    config = live.micro_config(P, width=8, layers=1, steps=4)
     assert config.model == {"d_model": 8, "layers": 1, "heads": 2} and not config.teacher
     seen = []
-    run_dir, cer, _ = teach.train_micro(P, config, on_loss=lambda s, v: seen.append(s[-1]))
+    run_dir, cer, _ = live.train_micro(P, config, on_loss=lambda s, v: seen.append(s[-1]))
     assert run_dir == experiments.run_dir(P, config) and (run_dir / "done.json").is_file()
     assert seen and seen[-1] == 4 and 0 <= cer
-    steps, losses = teach.losses(run_dir)
+    steps, losses = live.losses(run_dir)
     assert steps == [1, 2, 3, 4] and len(losses) == 4
-    line, seconds = teach.plan_line(P, config)
+    line, seconds = live.plan_line(P, config)
     assert "cached" in line and seconds == 0
-    again = teach.train_micro(P, config)
+    again = live.train_micro(P, config)
     assert again[0] == run_dir and again[1] == cer
