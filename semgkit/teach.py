@@ -25,6 +25,7 @@ from semgkit.data import Session, load_split
 from semgkit.decode import greedy
 from semgkit.distill import kd_loss
 from semgkit.evaluate import evaluate_model
+from semgkit.experiments import cer_column
 from semgkit.runs import load_run, run_config
 from semgkit.uncertainty import describe, from_row, judge
 
@@ -94,6 +95,26 @@ def scaling_expectations(table2: Any) -> list[tuple[str, str | None, str]]:
                     "the opposite of the paper.", judge(t, from_row(near, "cross-user")),
                     f"TDS-ConvNet {describe(t)}, {near['preset']} {describe(from_row(near, 'cross-user'))}"))  # fmt: skip
     return out
+
+
+def decoder_expectations(table2: Any) -> list[tuple[str, bool, str]]:
+    """Chapter 3's forecasts about the language model, checked on Table 2's decoder columns
+    (mean change in CER points from beam to beam+LM; negative: the LM helped)."""
+    change = {
+        setting: table2[cer_column(setting, "beam+LM")] - table2[cer_column(setting, "beam")]
+        for setting in ("cross-user", "personalized")
+    }
+    mean = {k: float(v.mean()) for k, v in change.items()}
+    order = table2.sort_values("parameters").index
+    ladder = [i for i in order if table2.loc[i, "family"] == "transformer"]
+    small, big = change["cross-user"][ladder[0]], change["cross-user"][ladder[-1]]
+    return [
+        ("The LM helps personalized models more than cross-user ones.",
+         mean["personalized"] < mean["cross-user"],
+         f"mean change {mean['personalized']:+.1f} personalized, {mean['cross-user']:+.1f} cross-user"),
+        ("The LM helps the largest transformer more than the smallest (cross-user).",
+         big < small, f"{big:+.1f} against {small:+.1f} points"),
+    ]  # fmt: skip
 
 
 def distillation_expectations(table3: Any) -> list[tuple[str, str | None, str]]:

@@ -110,3 +110,16 @@ def test_micro_model_trains_into_the_cache_and_is_read_back(tmp_path):
     assert "cached" in line and seconds == 0
     again = live.train_micro(P, config)
     assert again[0] == run_dir and again[1] == cer
+
+
+def test_decoder_expectations_compare_the_lm_change_by_setting_and_size():
+    table = pd.DataFrame([
+        row("transformer", "a", 1e4, 80.0, 70.0),
+        row("transformer", "b", 1e5, 60.0, 50.0),
+    ])  # fmt: skip
+    for setting in ("cross-user", "personalized"):
+        table[f"{setting} CER % beam"] = table[f"{setting} CER %"]
+    table["cross-user CER % beam+LM"] = [79.0, 61.0]  # helps the small one only
+    table["personalized CER % beam+LM"] = [65.0, 45.0]  # helps both by 5
+    (_, personal, _), (_, size, _) = teach.decoder_expectations(table)
+    assert personal is True and size is False
