@@ -110,10 +110,10 @@ def decoder_expectations(table2: Any) -> list[tuple[str, bool, str]]:
     small, big = change["cross-user"][ladder[0]], change["cross-user"][ladder[-1]]
     return [
         ("The LM helps personalized models more than cross-user ones.",
-         mean["personalized"] < mean["cross-user"],
+         bool(mean["personalized"] < mean["cross-user"]),
          f"mean change {mean['personalized']:+.1f} personalized, {mean['cross-user']:+.1f} cross-user"),
         ("The LM helps the largest transformer more than the smallest (cross-user).",
-         big < small, f"{big:+.1f} against {small:+.1f} points"),
+         bool(big < small), f"{big:+.1f} against {small:+.1f} points"),
     ]  # fmt: skip
 
 
