@@ -69,6 +69,7 @@ def plan_line(P: Profile, config: TrainConfig, personalize_users: int = 0) -> tu
     name = config.preset + (
         f" (T={config.temperature:g}, alpha={config.alpha:g})" if config.teacher else ""
     )
+    name += f" seed {config.seed}" if config.seed != P.seed else ""
     if (experiments.run_dir(P, config) / "done.json").is_file():
         return f"{name}: cached, 0 s", 0.0
     logged = logged_step_seconds(P, config) if not config.model else None

@@ -278,7 +278,7 @@ def alignment_figure(run_dir: Path, data_dir: Path, seconds: float = 3.0) -> go.
     keys = [c for c, k in zip(text, keep, strict=True) if k]
     fig = go.Figure()
     fig.add_scatter(x=times, y=probs[:, CHARSET.blank].tolist(), mode="lines", name="blank",
-                    line=dict(color="lightgray"))  # fmt: skip
+                    line=dict(color="gray", dash="dash"))  # fmt: skip
     for label in sorted(
         set(probs[:, : CHARSET.blank].argmax(-1).tolist())
         | set(CHARSET.text_to_labels("".join(keys)))
