@@ -198,8 +198,8 @@ def trainer_widget(P: Profile, scaling: Any, data_note: str):
 
     from semgkit.notebook import show_in
 
-    width = widgets.IntSlider(16, min=8, max=64, step=8, description="d_model")
-    layers = widgets.IntSlider(2, min=1, max=4, description="layers")
+    width = widgets.IntSlider(16, min=8, max=48, step=8, description="d_model")
+    layers = widgets.IntSlider(2, min=1, max=3, description="layers")
     temperature = widgets.FloatLogSlider(2.0, base=2, min=-1, max=4, step=1, description="T")
     alpha = widgets.FloatSlider(0.0, min=0.0, max=1.0, step=0.25, description="alpha")
     button = widgets.Button(description="train", button_style="primary")
@@ -211,7 +211,7 @@ def trainer_widget(P: Profile, scaling: Any, data_note: str):
         config = micro_config(P, width.value, layers.value, temperature.value, alpha.value)
         button.disabled = True
         cached = (experiments.run_dir(P, config) / "done.json").is_file()
-        status.value = "cached, reading" if cached else f"training {config.steps} steps ..."
+        status.value = "cached, reading" if cached else f"training {plan_line(P, config)[0]}"
         try:
             _, cer, spent = train_micro(
                 P, config, lambda s, v: show_in(loss_out, loss_figure(s, v, config.steps))
