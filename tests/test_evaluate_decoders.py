@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from semgkit import cli, experiments, synth
+from semgkit import cli, experiments, findings, synth
 from semgkit.charset import CHARSET
 from semgkit.data import Session, load_split
 from semgkit.evaluate import GREEDY, Decoder, evaluate, evaluate_decoders, evaluate_model
@@ -156,7 +156,7 @@ def test_decoder_findings_are_computed_from_the_table():
         "cross-user CER % beam+LM": [45.0, 42.0], "personalized CER % beam+LM": [25.0, 19.0],
         "beam CPU s per sEMG min": [0.5, 0.7], "beam+LM CPU s per sEMG min": [0.8, 1.2],
     })  # fmt: skip
-    lines = experiments.decoder_findings(table)
+    lines = findings.decoder_findings(table)
     assert lines[0] == (
         "beam against greedy, cross-user: CER lower for 1 of 2 models, higher for 1 "
         "(mean change +0.0 points, from -1.0 to +1.0)"

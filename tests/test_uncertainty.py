@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from semgkit import experiments
+from semgkit import findings
 from semgkit.uncertainty import Estimate, bootstrap_interval, columns, estimate, judge
 
 
@@ -87,7 +87,7 @@ def test_a_finding_is_within_noise_when_the_intervals_overlap():
              **columns("personalized", Estimate(40, 35, 45, math.nan, 1))},
         ]
     )  # fmt: skip
-    lines = experiments.scaling_findings(table)
+    lines = findings.scaling_findings(table)
     assert lines[0].startswith("cross-user CER falls") and lines[0].endswith(
         "holds (80.0 [75.0, 85.0] -> 50.0 [45.0, 55.0])"
     )
@@ -111,7 +111,7 @@ def test_distillation_findings_judge_table3_and_the_sweeps():
         row("student distilled", 1000, Estimate(67.0, 63, 71, math.nan, 1), temperature=8.0),
     ])  # fmt: skip
     alphas = temps.iloc[:1].assign(alpha=0.5)  # one setting: nothing to compare
-    lines = experiments.distillation_findings(table3, {"temperature": temps, "alpha": alphas})
+    lines = findings.distillation_findings(table3, {"temperature": temps, "alpha": alphas})
     assert lines[0].startswith("teacher/student parameter ratio: 50x")
     assert lines[2].endswith("teacher: does not hold (+24.0 points)")
     assert lines[3] == "distillation beats training the student alone: within noise (+6.0 points)"

@@ -1,0 +1,145 @@
+"""The claims the book makes from Tables 2 and 3, computed from the tables themselves.
+
+Each claim ends with a verdict ("holds", "does not hold", "within noise") judged against
+the rows' intervals and seed spread (`uncertainty.judge`), so the prose never states a
+result the run did not give. Presentation only: outside the run and bench cache keys.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import numpy as np
+import pandas as pd
+
+from semgkit import paper
+from semgkit.experiments import TABLE2_DECODERS, cer_column
+from semgkit.uncertainty import describe, from_row, judge
+
+
+def _overall(verdicts: list[str]) -> str:
+    """A claim made of several steps: refuted by any step, held only if every step holds."""
+    if "does not hold" in verdicts:
+        return "does not hold"
+    return "holds" if all(v == "holds" for v in verdicts) else "within noise"
+
+
+def _one_seed_note(table: pd.DataFrame) -> list[str]:
+    """What a verdict on a one-seed row leaves out: the seed's own noise is unmeasured."""
+    single = int((table["seeds"] < 2).sum())
+    if not single:
+        return []
+    return [
+        f"{single} of {len(table)} rows come from one training seed: their verdicts weigh "
+        "the test users' noise only, not the training seed's, which can be larger (see the "
+        "introduction's Reproducibility section)"
+    ]
+
+
+def scaling_findings(table: pd.DataFrame) -> list[str]:
+    """Table 2's claims judged against its intervals and seed spread: each line ends its
+    claim with "holds", "does not hold" or "within noise" (see `uncertainty.judge`)."""
+    ladder = [
+        r for _, r in table[table["family"] == "transformer"].sort_values("parameters").iterrows()
+    ]
+    out = []
+    if len(ladder) > 1:
+        cross = [from_row(r, "cross-user") for r in ladder]
+        steps = [judge(b, a) for a, b in pairwise(cross)]
+        rho = pd.Series([e.cer for e in cross]).corr(
+            pd.Series(np.log([r["parameters"] for r in ladder])), method="spearman"
+        )
+        out.append(
+            f"cross-user CER falls from the smallest to the largest transformer: "
+            f"{judge(cross[-1], cross[0])} ({describe(cross[0])} -> {describe(cross[-1])})"
+        )
+        out.append(
+            f"it falls at every step of the ladder: {_overall(steps)} ("
+            + "; ".join(
+                f"{a['preset']} -> {b['preset']} {v}"
+                for (a, b), v in zip(pairwise(ladder), steps, strict=True)
+            )
+            + f"; Spearman rho with log-parameters {rho:+.2f})"
+        )
+    rows = [r for _, r in table.iterrows()]
+    verdicts = [judge(from_row(r, "personalized"), from_row(r, "cross-user")) for r in rows]
+    gaps = (table["cross-user CER %"] - table["personalized CER %"]).to_numpy()
+    out.append(
+        f"personalization lowers CER: holds for {verdicts.count('holds')} of {len(rows)} models, "
+        f"within noise for {verdicts.count('within noise')}, does not hold for "
+        f"{verdicts.count('does not hold')} (mean gain {gaps.mean():.1f} points)"
+    )
+    tds = [r for r in rows if r["family"] == "tds"]
+    if tds and ladder:
+        t = tds[0]
+        logs = [abs(np.log(r["parameters"]) - np.log(t["parameters"])) for r in ladder]
+        near = ladder[int(np.argmin(logs))]
+        a, b = from_row(near, "cross-user"), from_row(t, "cross-user")
+        out.append(
+            f"the transformer closest in size ({near['preset']}, {near['parameters']:,} params, "
+            f"{describe(a)}) beats the TDS-ConvNet ({t['parameters']:,} params, {describe(b)}) "
+            f"cross-user: {judge(a, b)}"
+        )
+    return out + _one_seed_note(table)
+
+
+def decoder_findings(table: pd.DataFrame) -> list[str]:
+    """What beam search, and the LM on top of it, changed in Table 2, computed from it."""
+    out = []
+    for new, old in [("beam", "greedy"), ("beam+LM", "beam")]:
+        for setting in ("cross-user", "personalized"):
+            delta = (table[cer_column(setting, new)] - table[cer_column(setting, old)]).to_numpy()
+            out.append(
+                f"{new} against {old}, {setting}: CER lower for {int((delta < 0).sum())} of "
+                f"{len(delta)} models, higher for {int((delta > 0).sum())} (mean change "
+                f"{delta.mean():+.1f} points, from {delta.min():+.1f} to {delta.max():+.1f})"
+            )
+    for name in TABLE2_DECODERS:
+        speed = table[f"{name} CPU s per sEMG min"]
+        out.append(
+            f"{name} decoding: {speed.median():.1f} CPU s per minute of sEMG (median over models, "
+            f"slowest {speed.max():.1f}; CPU time of one thread)"
+        )
+    return out
+
+
+def sweep_finding(sweep: pd.DataFrame, knob: str) -> str:
+    """Does the sweep's setting matter? Its best point judged against its worst."""
+    ranked = sweep.sort_values("cross-user CER %")
+    best, worst = ranked.iloc[0], ranked.iloc[-1]
+    a, b = from_row(best, "cross-user"), from_row(worst, "cross-user")
+    return (
+        f"the best {knob} ({best[knob]:g}: {describe(a)}) beats the worst "
+        f"({worst[knob]:g}: {describe(b)}): {judge(a, b)}"
+    )
+
+
+def distillation_findings(
+    table3: pd.DataFrame, sweeps: dict[str, pd.DataFrame] | None = None
+) -> list[str]:
+    """Table 3's claims judged against its intervals and seed spread ("holds", "does not
+    hold", "within noise"); ``sweeps`` ({"temperature": table, "alpha": table}) adds
+    whether each knob's best setting beats its worst (for sweeps of two settings or more)."""
+    rows = {r["role"]: r for _, r in table3.iterrows()}
+    t, s, k = (
+        from_row(rows[r], "cross-user") for r in ("teacher", "student alone", "student distilled")
+    )
+    ratio = rows["teacher"]["parameters"] / rows["student alone"]["parameters"]
+    out = [
+        f"teacher/student parameter ratio: {ratio:.0f}x (paper: ~{paper.SIZE_RATIO}x)",
+        f"cross-user CER % [95% interval]: teacher {describe(t)}, student alone {describe(s)}, "
+        f"distilled {describe(k)}",
+        f"the distilled student is within {paper.DISTILL_GAP} points of the teacher: "
+        f"{judge(k, t, margin=paper.DISTILL_GAP)} ({k.cer - t.cer:+.1f} points)",
+        f"distillation beats training the student alone: {judge(k, s)} ({s.cer - k.cer:+.1f} points)",
+    ]
+    if judge(t, s) == "holds":
+        closed = (s.cer - k.cer) / (s.cer - t.cer)
+        out.append(f"distillation closes {100 * closed:.0f} % of the teacher-student gap")
+    else:
+        out.append(
+            f"the teacher beats the student alone: {judge(t, s)}, so the share of the gap "
+            "that distillation closes is not reported"
+        )
+    out += [sweep_finding(t, knob) for knob, t in (sweeps or {}).items() if t[knob].nunique() > 1]
+    return out + _one_seed_note(pd.concat([table3, *(sweeps or {}).values()]))
