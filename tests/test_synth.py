@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from semgkit import cli, synth
+from semgkit import cli, synth, synth_signal
 from semgkit.data import Session, load_split, personal_splits
 from semgkit.synth import CORPUS_PRESETS, MARKER, SynthConfig, generate
 
@@ -186,12 +186,16 @@ def test_labels_include_shift_backspace_enter_and_space(corpus):
 
 def test_users_differ_in_band_placement():
     rng = np.random.default_rng
-    a, b = synth.make_user("a", rng([0, 0]), 1.0), synth.make_user("b", rng([0, 1]), 1.0)
+    a, b = (
+        synth_signal.make_user("a", rng([0, 0]), 1.0),
+        synth_signal.make_user("b", rng([0, 1]), 1.0),
+    )
     assert not np.allclose(a.rotation, b.rotation)
     assert not np.allclose(
-        synth.mixing(a.rotation[0], a.gains[0]), synth.mixing(b.rotation[0], b.gains[0])
+        synth_signal.mixing(a.rotation[0], a.gains[0]),
+        synth_signal.mixing(b.rotation[0], b.gains[0]),
     )
-    same = synth.make_user("c", rng([0, 2]), 0.0)
+    same = synth_signal.make_user("c", rng([0, 2]), 0.0)
     np.testing.assert_array_equal(same.rotation, 0.0)
     np.testing.assert_array_equal(same.gains, 1.0)
 
@@ -199,7 +203,7 @@ def test_users_differ_in_band_placement():
 def test_rotation_rolls_the_mixing_around_the_band():
     gains = np.ones(16)
     np.testing.assert_allclose(
-        synth.mixing(1.0, gains), np.roll(synth.mixing(0.0, gains), 1, axis=1)
+        synth_signal.mixing(1.0, gains), np.roll(synth_signal.mixing(0.0, gains), 1, axis=1)
     )
 
 
@@ -358,9 +362,9 @@ def test_session_length_option_and_release_shaped_preset(tmp_path, capsys):
 
 def test_long_noise_keeps_its_variance_and_spectrum():
     """Beyond one bank, noise is pieced from the bank: same spread, same band, no clicks."""
-    n, fs = 5 * synth.BANK + 123, 2000
+    n, fs = 5 * synth_signal.BANK + 123, 2000
     rng = np.random.default_rng(0)
-    noise = synth._motor_unit_noise(n, 3, fs, 120.0, rng).read(0, n)
+    noise = synth_signal._motor_unit_noise(n, 3, fs, 120.0, rng).read(0, n)
     assert noise.shape == (3, n) and noise.dtype == np.float32
     np.testing.assert_allclose(noise.std(axis=1), 1.0, atol=0.05)
     power = np.abs(np.fft.rfft(noise, axis=1)) ** 2
@@ -368,5 +372,5 @@ def test_long_noise_keeps_its_variance_and_spectrum():
     in_band = power[:, (freqs > 15) & (freqs < 500)].sum(1) / power.sum(1)
     assert (in_band > 0.99).all()
     step = np.abs(np.diff(noise, axis=1))  # joins are no rougher than the rest
-    joins = step[:, synth.SEGMENT - 1 :: synth.SEGMENT]
+    joins = step[:, synth_signal.SEGMENT - 1 :: synth_signal.SEGMENT]
     assert joins.mean() < 1.2 * step.mean()
