@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -27,57 +25,11 @@ from torch.utils.data import Dataset, get_worker_info
 from semgkit.charset import CHARSET
 from semgkit.format import ATTRS, ELECTRODES, FIELDS, GROUP
 from semgkit.format import TIMESERIES as DATASET
+from semgkit.h5files import file_stamp, open_file, scratch
 
 SHOW_MISSING = 5  # a split naming many absent sessions shows the first few and the count
 TYPED_CONDITION = "on_keyboard"  # keystrokes are ground truth only when typed on a keyboard
 KEYSTROKE_FIELDS = {"key": "text", "start": "number"}  # what semgkit reads of a keystroke
-
-
-# Open files per process: a forked DataLoader worker must not share its parent's HDF5
-# handles, and a corpus of 1,000+ sessions must not hold 1,000+ open files.
-MAX_OPEN_FILES = 32
-_handles: OrderedDict[tuple[Path, tuple[int, int, int]], h5py.File] = OrderedDict()
-_handles_pid = os.getpid()
-
-
-def _stamp(path: Path) -> tuple[int, int, int]:
-    """(inode, size, mtime): changes when a file is truncated, rewritten or replaced."""
-    st = os.stat(path)
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def _open(path: Path, stamp: tuple[int, int, int]) -> h5py.File:
-    """This process's read-only handle on ``path`` as it is now (``stamp``); the least
-    recently used handles, and any on an older version of the file, are closed."""
-    global _handles, _handles_pid
-    if _handles_pid != os.getpid():  # forked: the inherited handles belong to the parent
-        _handles, _handles_pid = OrderedDict(), os.getpid()
-    handle = _handles.pop((path, stamp), None)
-    if handle is None:
-        for key in [k for k in _handles if k[0] == path]:
-            _handles.pop(key).close()
-        handle = h5py.File(path, "r")
-    _handles[path, stamp] = handle
-    while len(_handles) > MAX_OPEN_FILES:
-        _handles.popitem(last=False)[1].close()
-    return handle
-
-
-_buffers: dict[np.dtype, np.ndarray] = {}
-
-
-def _scratch(dtype: np.dtype, n: int) -> np.ndarray:
-    """A reused buffer of ``n`` records: a fresh 1 MB array per window costs page faults."""
-    if dtype not in _buffers or len(_buffers[dtype]) < n:
-        _buffers[dtype] = np.empty(n, dtype=dtype)
-    return _buffers[dtype][:n]
-
-
-def close_files() -> None:
-    """Close this process's session handles. Needed only to rewrite a session file in place
-    from the process that read it: HDF5 will not truncate a file that it holds open."""
-    while _handles:
-        _handles.popitem()[1].close()
 
 
 class Session:
@@ -111,7 +63,7 @@ class Session:
         self.session_name = str(attrs["session_name"])
         self.user = str(attrs["user"])
         self.condition = str(attrs["condition"])
-        self._stamp = _stamp(self.path)
+        self._stamp = file_stamp(self.path)
 
     def __len__(self) -> int:
         return self._length
@@ -120,7 +72,7 @@ class Session:
         """The session's HDF5 group; an error naming the file if it was deleted, truncated
         or rewritten since this Session opened it (a run must not train on a moving file)."""
         try:
-            stamp = _stamp(self.path)
+            stamp = file_stamp(self.path)
         except FileNotFoundError:
             raise FileNotFoundError(f"{self.path}: session file disappeared while in use") from None
         if stamp != self._stamp:
@@ -129,7 +81,7 @@ class Session:
                 f"{self._stamp[1]} bytes when opened, {stamp[1]} now)"
             )
         try:
-            return _open(self.path, stamp)[GROUP]
+            return open_file(self.path, stamp)[GROUP]
         except OSError as err:
             raise ValueError(f"{self.path}: not a readable HDF5 file ({err})") from err
 
@@ -141,7 +93,7 @@ class Session:
             if field is not None:
                 return dataset.fields(field)[rows]
             start, stop, _ = rows.indices(len(self))
-            out = _scratch(dataset.dtype, max(stop - start, 0))
+            out = scratch(dataset.dtype, max(stop - start, 0))
             if len(out):
                 dataset.read_direct(out, rows)
             return out

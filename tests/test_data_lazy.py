@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from semgkit import data
+from semgkit import h5files
 from semgkit.charset import CHARSET
 from semgkit.data import Session, WindowedDataset, load_split
 from semgkit.synth import generate
@@ -99,19 +99,19 @@ def test_a_session_keeps_no_full_length_array(corpus):
 
 
 def test_open_files_stay_bounded(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MAX_OPEN_FILES", 4)
+    monkeypatch.setattr(h5files, "MAX_OPEN_FILES", 4)
     paths = [write_emg2qwerty(tmp_path / f"s{i}.hdf5") for i in range(10)]
     ds = WindowedDataset(paths, WINDOW)
     for index in range(len(ds)):
         emg, _ = ds[index]
         assert emg.shape == (WINDOW, 2, 16)
-    assert len(data._handles) <= 4
+    assert len(h5files._handles) <= 4
 
 
 def test_a_rewritten_file_is_not_read_through_a_stale_handle(tmp_path):
     path = write_emg2qwerty(tmp_path / "s.hdf5")
     first = Session(path).window(0, 10)
-    data.close_files()  # HDF5 will not truncate a file this process holds open
+    h5files.close_files()  # HDF5 will not truncate a file this process holds open
     write_emg2qwerty(path, emg=np.ones((4000, 2, 16), np.float32))
     assert not np.array_equal(first, Session(path).window(0, 10))
     np.testing.assert_array_equal(Session(path).window(0, 10), 1.0)
