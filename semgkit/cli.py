@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from semgkit import bench, evaluate, export, lm, loader, synth, train
+from semgkit import bench, evaluate, export, lm, loader, synth, train_cli
 
-# train also registers `distill`
-COMMAND_MODULES = (synth, train, evaluate, bench, loader, export, lm)
+# train_cli also registers `distill`
+COMMAND_MODULES = (synth, train_cli, evaluate, bench, loader, export, lm)
 
 
 def build_parser() -> argparse.ArgumentParser:

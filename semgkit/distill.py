@@ -6,7 +6,7 @@ al., 2015), scaled by ``T**2`` so its gradients keep their size as ``T`` grows. 
 second training loop: :func:`semgkit.train.fit` trains the student with
 :class:`DistillObjective` whenever ``TrainConfig.teacher`` names a run directory, so a
 distillation run checkpoints and resumes exactly like any other run (and ``semgkit
-distill`` is a subcommand of :mod:`semgkit.train`). This module imports only
+distill`` is a subcommand of :mod:`semgkit.train_cli`). This module imports only
 :mod:`semgkit.runs` (to load the teacher), never the training loop.
 """
 
