@@ -145,14 +145,17 @@ def test_flops_equal_counted_dense_ops():
 def test_spectrogram_matches_torch_stft():
     config = TDSConfig()
     spec = LogSpectrogram(config)
-    emg = torch.randn(2, 1000, 2, 16)
+    emg = torch.randn(2, 1000, 2, 16, generator=torch.Generator().manual_seed(0))
     ours = spec(emg)  # (2, 2, 16, 33, 62)
     x = torch.nn.functional.pad(emg.permute(0, 2, 3, 1).reshape(64, 1000), (48, 0))
     window = torch.hann_window(64)
     ref = torch.stft(x, 64, 16, window=window, center=False, return_complex=True)
     ref = torch.log10(ref.abs().square() / window.square().sum() + 1e-6)
     assert ours.shape == (2, 2, 16, 33, 1000 // 16)
-    torch.testing.assert_close(ours.reshape(64, 33, -1), ref, rtol=0, atol=1e-4)
+    # A DFT as a float32 convolution against torch's FFT: the kernels the CPU picks round
+    # differently (1.1e-4 seen under ATEN_CPU_CAPABILITY=default, where log10 amplifies the
+    # error of the smallest powers), so 5e-4 in log10 units: 0.12 % of power.
+    torch.testing.assert_close(ours.reshape(64, 33, -1), ref, rtol=0, atol=5e-4)
 
 
 @pytest.mark.parametrize(
