@@ -247,9 +247,9 @@ def _edits(counts: dict[str, Any]) -> dict[str, int]:
     return {"edits": edits, "chars": counts["chars"]}
 
 
-def cross_user_groups(P: Profile, run_dir: Path) -> dict[str, dict[str, int]]:
-    """Per held-out user edits and characters of a generic run (cached evaluation)."""
-    return {u: _edits(c) for u, c in cross_user(P, run_dir)["per_user"].items()}
+def user_groups(result: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per held-out user edits and characters of an evaluation's result."""
+    return {u: _edits(c) for u, c in result["per_user"].items()}
 
 
 def seeded_runs(P: Profile, preset: str, seeds: tuple[int, ...]) -> list[Path]:
@@ -276,13 +276,15 @@ def scaling(P: Profile) -> pd.DataFrame:
     for preset in [*P.scaling.ladder, P.scaling.baseline]:
         seeded = seeded_runs(P, preset, P.model_seeds(preset))
         model, config = load_run(seeded[0])
-        generic = [cross_user_groups(P, r) for r in seeded]
-        personal = [
-            {
-                u: _edits(personalized(P, r, u)["overall"])
-                for u in tqdm(users, desc=f"personalize {r.name}")
-            }
+        generic_results = [cross_user(P, r) for r in seeded]
+        personal_results = [
+            [personalized(P, r, u) for u in tqdm(users, desc=f"personalize {r.name}")]
             for r in seeded
+        ]
+        generic = [user_groups(g) for g in generic_results]
+        personal = [
+            {u: _edits(res["overall"]) for u, res in zip(users, p, strict=True)}
+            for p in personal_results
         ]
         reported = paper.TABLE2.get(preset)
         rows.append(
@@ -297,10 +299,7 @@ def scaling(P: Profile) -> pd.DataFrame:
                 **uncertainty.columns("personalized", estimate(personal)),
                 **decoder_columns(P, seeded[0], users),  # the first seed's run
                 "personalized users": len(users),
-                "CER protocol": _protocol(
-                    [cross_user(P, r) for r in seeded]
-                    + [personalized(P, r, u) for r in seeded for u in users]
-                ),
+                "CER protocol": _protocol(generic_results + sum(personal_results, [])),
                 "params (paper)": reported.params if reported else "",
                 "cross-user CER % (paper)": reported.cross_user_cer if reported else None,
                 "personalized CER % (paper)": reported.personalized_cer if reported else None,
@@ -358,6 +357,7 @@ def planned_configs(P: Profile) -> list[TrainConfig]:
 
 def _row(P: Profile, role: str, seeded: list[Path], **extra: Any) -> dict[str, Any]:
     model, config = load_run(seeded[0])
+    results = [cross_user(P, r) for r in seeded]
     return {
         "role": role,
         "preset": config.preset,
@@ -365,8 +365,8 @@ def _row(P: Profile, role: str, seeded: list[Path], **extra: Any) -> dict[str, A
         **extra,
         "train s": round(float(np.mean([train_seconds(r) for r in seeded])), 1),
         "seeds": len(seeded),
-        **uncertainty.columns("cross-user", estimate([cross_user_groups(P, r) for r in seeded])),
-        "CER protocol": _protocol([cross_user(P, r) for r in seeded]),
+        **uncertainty.columns("cross-user", estimate([user_groups(x) for x in results])),
+        "CER protocol": _protocol(results),
     }
 
 
