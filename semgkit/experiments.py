@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from semgkit import lm, models, paper, synth, uncertainty
+from semgkit import jobs, lm, models, paper, synth, uncertainty
 from semgkit.data import load_split, personal_splits
 from semgkit.evaluate import Decoder, evaluate, evaluate_decoders, model_and_paths
 from semgkit.profiles import Profile
@@ -33,8 +32,8 @@ from semgkit.uncertainty import estimate
 # decisions reach the key as the TrainConfig), presentation, export and the benchmarks.
 # Every other module of semgkit, a new one included, is in the cache key.
 NOT_IN_RUN_KEY = (
-    "bench", "cli", "experiments", "export", "findings", "notebook", "paper", "profiles",
-    "results", "live", "stream", "teach", "uncertainty",
+    "bench", "cli", "experiments", "export", "findings", "jobs", "notebook", "paper",
+    "profiles", "results", "live", "stream", "teach", "uncertainty",
 )  # fmt: skip
 
 
@@ -120,6 +119,39 @@ def run(P: Profile, config: TrainConfig) -> Path:
     return fit_or_resume(config, run_dir(P, config))
 
 
+def _fit_quietly(config: TrainConfig, out: Path) -> Path:
+    return fit_or_resume(config, out, progress=False)
+
+
+def _cost(config: TrainConfig) -> int:
+    """A run's relative cost, to start the longest first: its parameters, plus a third of
+    its teacher's (a distilled step also runs the teacher forward)."""
+    cost = models.count_params(models.build(config.preset, **config.model))
+    if config.teacher:
+        cost += models.count_params(load_run(config.teacher)[0]) // 3
+    return cost * config.steps
+
+
+def train_many(P: Profile, configs: list[TrainConfig]) -> list[Path]:
+    """Train every config not in the cache yet, ``P.train.jobs`` at a time, longest first
+    (:mod:`semgkit.jobs`); the run directories, in the order of ``configs``."""
+    dirs = [run_dir(P, c) for c in configs]
+    todo = {d: c for c, d in zip(configs, dirs, strict=True) if not (d / "done.json").is_file()}
+    if P.train.jobs <= 1 or len(todo) <= 1:
+        for d, c in todo.items():
+            fit_or_resume(c, d)
+        return dirs
+    order = sorted(todo, key=lambda d: -_cost(todo[d]))
+    jobs.run_jobs(_fit_quietly, [(todo[d], d) for d in order], P.train.jobs, "train")
+    return dirs
+
+
+def scaling_configs(P: Profile) -> list[TrainConfig]:
+    """Table 2's generic runs: each ladder model and the baseline, with each of its seeds."""
+    presets = [*P.scaling.ladder, P.scaling.baseline]
+    return [train_config(P, p, seed=s) for p in presets for s in P.model_seeds(p)]
+
+
 def train_seconds(run_dir: Path) -> float:
     return float(json.loads((run_dir / "done.json").read_text())["train_seconds"])
 
@@ -160,16 +192,30 @@ def personal_dir(P: Profile, run_dir: Path, user: str) -> Path:
     return run_dir.parent.parent / "personal" / f"{run_dir.name}-{personal_split(P, user)}-{key}"
 
 
+def _personalize_job(
+    run_dir: Path, data: Path, split: str, out: Path, steps: int, lr: float
+) -> None:
+    _, result = personalize(run_dir, data, split, out, steps, lr, progress=False)
+    result.save(out / "eval.json")
+
+
+def personalize_many(P: Profile, runs: list[Path], users: list[str]) -> None:
+    """Fine-tune each generic run on each user's own sessions (cached), ``P.train.jobs``
+    at a time; :func:`personalized` then reads the results."""
+    todo = []
+    for r in runs:
+        steps, lr = personal_recipe(P, r)
+        for u in users:
+            out = personal_dir(P, r, u)
+            if not (out / "eval.json").is_file():
+                todo.append((r, prepare_corpus(P), personal_split(P, u), out, steps, lr))
+    jobs.run_jobs(_personalize_job, todo, P.train.jobs, "personalize")
+
+
 def personalized(P: Profile, run_dir: Path, user: str) -> dict[str, Any]:
     """Fine-tune the generic run on ``user``'s own sessions; that user's test error rates."""
-    out = personal_dir(P, run_dir, user)
-    path = out / "eval.json"
-    if not path.is_file():
-        steps, lr = personal_recipe(P, run_dir)
-        split = personal_split(P, user)
-        _, result = personalize(run_dir, prepare_corpus(P), split, out, steps, lr, progress=False)
-        result.save(path)
-    return json.loads(path.read_text())
+    personalize_many(P, [run_dir], [user])
+    return json.loads((personal_dir(P, run_dir, user) / "eval.json").read_text())
 
 
 # Table 2's decoders beside greedy: emg2qwerty's beam search (width 50, LM weight 2,
@@ -272,15 +318,13 @@ def _family(preset: str) -> str:
 def scaling(P: Profile) -> pd.DataFrame:
     """Table 2: each ladder model and the baseline, cross-user and personalized CER."""
     users = test_users(P)
+    personalize_many(P, train_many(P, scaling_configs(P)), users)
     rows = []
     for preset in [*P.scaling.ladder, P.scaling.baseline]:
         seeded = seeded_runs(P, preset, P.model_seeds(preset))
         model, config = load_run(seeded[0])
         generic_results = [cross_user(P, r) for r in seeded]
-        personal_results = [
-            [personalized(P, r, u) for u in tqdm(users, desc=f"personalize {r.name}")]
-            for r in seeded
-        ]
+        personal_results = [[personalized(P, r, u) for u in users] for r in seeded]
         generic = [user_groups(g) for g in generic_results]
         personal = [
             {u: _edits(res["overall"]) for u, res in zip(users, p, strict=True)}
@@ -375,6 +419,12 @@ def distillation(P: Profile) -> dict[str, pd.DataFrame]:
     d = P.distill
     teachers = seeded_runs(P, d.teacher, P.model_seeds(d.teacher))
     teacher = teachers[0]  # = run_dir(P, teacher_config(P)): the students' teacher
+    alone = [train_config(P, d.student, seed=s) for s in P.student_seeds()]
+    distilled = [c for c in planned_configs(P) if c.teacher]
+    # the first distilled run fills the teacher's output cache that the sweeps (same
+    # seed, same windows) read, so it trains before them, beside the students alone
+    train_many(P, [distilled[0], *alone])
+    train_many(P, distilled)
     alone = seeded_runs(P, d.student, P.student_seeds())
     headline = distilled_runs(P, teacher, d.temperature, d.alpha, P.student_seeds())
     table3 = pd.DataFrame(

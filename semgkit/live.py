@@ -91,7 +91,13 @@ def announce(P: Profile, configs: Sequence[TrainConfig], personalize_users: int 
         line, seconds = plan_line(P, config, personalize_users)
         lines.append(line)
         total += seconds
-    print(f"about to train {len(configs)} run(s), estimated {_minutes(total)} on this machine:")
+    jobs = min(P.train.jobs, sum(1 for line in lines if "cached" not in line))
+    if jobs > 1:  # side by side (semgkit.jobs); steps logged by such runs include the slowdown
+        total /= jobs
+    at_once = f", {jobs} at a time" if jobs > 1 else ""
+    print(
+        f"about to train {len(configs)} run(s){at_once}, estimated {_minutes(total)} on this machine:"
+    )
     for line in lines:
         print("  -", line)
     return total

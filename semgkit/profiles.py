@@ -44,7 +44,8 @@ class Train:
     lr_width_product: float = 0.0  # 0: every preset gets `lr` (see experiments.peak_lr)
     personalize_users: int = 0  # 0: every test user of the generic split
     val_windows: int = 64  # validation windows scored at the end of each run
-    num_threads: int = 2
+    num_threads: int = 2  # of each run
+    jobs: int = 1  # runs trained at once, each in its own process (semgkit.jobs)
     seeds: tuple[int, ...] = ()  # training seeds of every run; empty: (profile seed,)
     num_workers: int = -1  # DataLoader workers; -1: loader.auto_workers (0 on CPU)
 
