@@ -30,13 +30,13 @@ def run_jobs(
 ) -> list[Any]:
     """``[fn(*a) for a in args]``, ``jobs`` at a time in worker processes; results in order.
 
-    ``jobs <= 1`` (or a single job) runs in this process. The first job to fail stops the
+    ``jobs == 1`` (or a single job) runs in this process. The first job to fail stops the
     others from starting and its exception is raised here; jobs already running finish
     (a training run checkpoints as usual, so nothing is lost)."""
     if jobs < 1:
         raise ValueError(f"jobs={jobs}: must be >= 1")
     if jobs == 1 or len(args) <= 1:
-        return [fn(*a) for a in args]
+        return [fn(*a) for a in tqdm(args, desc=desc, disable=len(args) <= 1)]
     context = multiprocessing.get_context("spawn")
     with (
         ProcessPoolExecutor(max_workers=min(jobs, len(args)), mp_context=context) as pool,
