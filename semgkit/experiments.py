@@ -127,8 +127,9 @@ def _cost(config: TrainConfig) -> int:
     """A run's relative cost, to start the longest first: its parameters, plus a third of
     its teacher's (a distilled step also runs the teacher forward)."""
     cost = models.count_params(models.build(config.preset, **config.model))
-    if config.teacher:
-        cost += models.count_params(load_run(config.teacher)[0]) // 3
+    if config.teacher:  # its configuration, not its weights
+        teacher = run_config(config.teacher)
+        cost += models.count_params(models.build(teacher.preset, **teacher.model)) // 3
     return cost * config.steps
 
 
@@ -318,10 +319,12 @@ def _family(preset: str) -> str:
 def scaling(P: Profile) -> pd.DataFrame:
     """Table 2: each ladder model and the baseline, cross-user and personalized CER."""
     users = test_users(P)
-    personalize_many(P, train_many(P, scaling_configs(P)), users)
+    configs = scaling_configs(P)
+    runs = train_many(P, configs)
+    personalize_many(P, runs, users)
     rows = []
     for preset in [*P.scaling.ladder, P.scaling.baseline]:
-        seeded = seeded_runs(P, preset, P.model_seeds(preset))
+        seeded = [r for c, r in zip(configs, runs, strict=True) if c.preset == preset]
         model, config = load_run(seeded[0])
         generic_results = [cross_user(P, r) for r in seeded]
         personal_results = [[personalized(P, r, u) for u in users] for r in seeded]
@@ -419,13 +422,12 @@ def distillation(P: Profile) -> dict[str, pd.DataFrame]:
     d = P.distill
     teachers = seeded_runs(P, d.teacher, P.model_seeds(d.teacher))
     teacher = teachers[0]  # = run_dir(P, teacher_config(P)): the students' teacher
-    alone = [train_config(P, d.student, seed=s) for s in P.student_seeds()]
     distilled = [c for c in planned_configs(P) if c.teacher]
+    students = [train_config(P, d.student, seed=s) for s in P.student_seeds()]
     # the first distilled run fills the teacher's output cache that the sweeps (same
     # seed, same windows) read, so it trains before them, beside the students alone
-    train_many(P, [distilled[0], *alone])
+    alone = train_many(P, [distilled[0], *students])[1:]
     train_many(P, distilled)
-    alone = seeded_runs(P, d.student, P.student_seeds())
     headline = distilled_runs(P, teacher, d.temperature, d.alpha, P.student_seeds())
     table3 = pd.DataFrame(
         [

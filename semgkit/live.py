@@ -85,20 +85,17 @@ def plan_line(P: Profile, config: TrainConfig, personalize_users: int = 0) -> tu
 def announce(P: Profile, configs: Sequence[TrainConfig], personalize_users: int = 0) -> float:
     """Print what the next cell is about to train and for how long (measured per-step time,
     or 'cached' for runs already on disk); returns the estimated seconds."""
-    total = 0.0
-    lines = []
-    for config in configs:
-        line, seconds = plan_line(P, config, personalize_users)
-        lines.append(line)
-        total += seconds
-    jobs = min(P.train.jobs, sum(1 for line in lines if "cached" not in line))
+    planned = [plan_line(P, c, personalize_users) for c in configs]
+    times = [seconds for _, seconds in planned]
+    total = float(sum(times))
+    jobs = min(P.train.jobs, sum(1 for t in times if t > 0))  # cached runs take 0 s
     if jobs > 1:  # side by side (semgkit.jobs); steps logged by such runs include the slowdown
         total /= jobs
     at_once = f", {jobs} at a time" if jobs > 1 else ""
     print(
         f"about to train {len(configs)} run(s){at_once}, estimated {_minutes(total)} on this machine:"
     )
-    for line in lines:
+    for line, _ in planned:
         print("  -", line)
     return total
 
