@@ -282,9 +282,8 @@ def decoder_columns(P: Profile, run_dir: Path, users: list[str]) -> dict[str, fl
 
 def pooled_cer(results: list[dict[str, Any]]) -> float:
     """CER pooled over several evaluations: total edits over total target characters."""
-    ops = ("insertions", "deletions", "substitutions")
-    edits = sum(r["overall"][k] for r in results for k in ops)
-    chars = sum(r["overall"]["chars"] for r in results)
+    counts = [_edits(r["overall"]) for r in results]
+    edits, chars = sum(c["edits"] for c in counts), sum(c["chars"] for c in counts)
     return 100.0 * edits / max(chars, 1)
 
 
