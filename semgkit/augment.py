@@ -21,7 +21,13 @@ class BandRotation:
 
     def __call__(self, emg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         shifts = rng.choice(np.asarray(self.offsets), size=emg.shape[1])
-        return np.stack([np.roll(emg[:, b], int(s), axis=-1) for b, s in enumerate(shifts)], 1)
+        out = np.empty_like(emg)
+        n = emg.shape[-1]
+        for b, s in enumerate(shifts):  # np.roll by slices: one copy, no temporaries
+            s = int(s) % n
+            out[:, b, s:] = emg[:, b, : n - s]
+            out[:, b, :s] = emg[:, b, n - s :]
+        return out
 
 
 @dataclass(frozen=True)
@@ -33,13 +39,15 @@ class BandJitter:
 
     def __call__(self, emg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         shift = int(rng.integers(-self.max_samples, self.max_samples + 1))
-        out = emg.copy()
-        right = np.roll(emg[:, 1], shift, axis=0)
-        if shift > 0:
-            right[:shift] = 0
-        elif shift < 0:
-            right[shift:] = 0
-        out[:, 1] = right
+        out = emg.copy()  # one contiguous copy, then the right band shifted in place
+        right, source, t = out[:, 1], emg[:, 1], len(emg)
+        k = min(abs(shift), t)
+        if shift >= 0:
+            right[k:] = source[: t - k]
+            right[:k] = 0
+        else:
+            right[: t - k] = source[k:]
+            right[t - k :] = 0
         return out
 
 

@@ -25,7 +25,7 @@ from torch.utils.data import Dataset, get_worker_info
 from semgkit.charset import CHARSET
 from semgkit.format import ATTRS, ELECTRODES, FIELDS, GROUP
 from semgkit.format import TIMESERIES as DATASET
-from semgkit.h5files import file_stamp, open_file, scratch
+from semgkit.h5files import file_stamp, open_file, raw_offset, read_raw, scratch
 
 SHOW_MISSING = 5  # a split naming many absent sessions shows the first few and the count
 TYPED_CONDITION = "on_keyboard"  # keystrokes are ground truth only when typed on a keyboard
@@ -51,6 +51,7 @@ class Session:
                     raise ValueError(f"{self.path}: no '{GROUP}/{DATASET}' dataset")
                 group = f[GROUP]
                 dtype, self._length = group[DATASET].dtype, len(group[DATASET])
+                self._offset = raw_offset(group[DATASET])
                 attrs = {a: group.attrs[a] for a in ATTRS[:3] if a in group.attrs}
                 present = set(group.attrs)
         except OSError as err:
@@ -60,6 +61,7 @@ class Session:
         if missing:
             raise ValueError(f"{self.path}: not an emg2qwerty session, missing {missing}")
         check_fields(self.path, dtype, self._length)
+        self._dtype = dtype
         self.session_name = str(attrs["session_name"])
         self.user = str(attrs["user"])
         self.condition = str(attrs["condition"])
@@ -68,9 +70,9 @@ class Session:
     def __len__(self) -> int:
         return self._length
 
-    def _group(self) -> h5py.Group:
-        """The session's HDF5 group; an error naming the file if it was deleted, truncated
-        or rewritten since this Session opened it (a run must not train on a moving file)."""
+    def _unchanged(self) -> tuple[int, int, int]:
+        """The file's stamp; an error naming the file if it was deleted, truncated or
+        rewritten since this Session opened it (a run must not train on a moving file)."""
         try:
             stamp = file_stamp(self.path)
         except FileNotFoundError:
@@ -80,16 +82,26 @@ class Session:
                 f"{self.path}: session file changed while in use (truncated or rewritten; "
                 f"{self._stamp[1]} bytes when opened, {stamp[1]} now)"
             )
+        return stamp
+
+    def _group(self) -> h5py.Group:
+        """The session's HDF5 group, from an unchanged file (see :meth:`_unchanged`)."""
         try:
-            return open_file(self.path, stamp)[GROUP]
+            return open_file(self.path, self._unchanged())[GROUP]
         except OSError as err:
             raise ValueError(f"{self.path}: not a readable HDF5 file ({err})") from err
 
     def _read(self, rows: slice, field: str | None = None) -> np.ndarray:
         """Records ``rows`` (one ``field`` of them if given); whole records are read into
-        this process's scratch buffer, and are valid until the next read."""
-        dataset = self._group()[DATASET]
+        this process's scratch buffer, and are valid until the next read. Whole records of
+        a contiguous dataset bypass HDF5 (:func:`semgkit.h5files.read_raw`)."""
+        raw = field is None and self._offset is not None and rows.step in (None, 1)
+        stamp = self._unchanged() if raw else None
+        dataset = None if raw else self._group()[DATASET]
         try:
+            if raw:
+                span = range(*rows.indices(len(self)))
+                return read_raw(self.path, stamp, self._offset, self._dtype, span)
             if field is not None:
                 return dataset.fields(field)[rows]
             start, stop, _ = rows.indices(len(self))

@@ -145,3 +145,22 @@ def test_a_worker_reports_the_file_that_went_away(tmp_path):
     path.unlink()
     with pytest.raises(FileNotFoundError, match="live.hdf5"):
         list(loader)
+
+
+def test_contiguous_sessions_bypass_hdf5_and_read_the_same_windows(corpus, tmp_path):
+    """The raw read (one read call at the dataset's file offset) is used for contiguous
+    datasets and returns the bytes HDF5 returns; a chunked dataset falls back to HDF5."""
+    path = load_split(corpus, "generic").train[0]
+    session = Session(path)
+    assert session._offset is not None
+    chunked = tmp_path / "chunked.hdf5"
+    with h5py.File(path, "r") as src, h5py.File(chunked, "w") as dst:
+        group = dst.create_group("emg2qwerty")
+        data = src["emg2qwerty"]["timeseries"][()]
+        group.create_dataset("timeseries", data=data, chunks=(1024,), compression="gzip")
+        for name, value in src["emg2qwerty"].attrs.items():
+            group.attrs[name] = value
+    slow = Session(chunked)
+    assert slow._offset is None
+    for lo, hi in [(-300, 2100), (0, len(session)), (len(session) - 50, len(session) + 70)]:
+        np.testing.assert_array_equal(session.window(lo, hi), slow.window(lo, hi))
