@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,7 @@ def train_config(P: Profile, preset: str, **overrides: Any) -> TrainConfig:
         past_s=float(w.past_s),
         future_s=float(w.future_s),
         seed=int(P.seed),
+        data_seed=int(P.seed),  # a run's other seeds vary its weights, not its data
         num_threads=int(t.num_threads),
         num_workers=int(t.num_workers),
         checkpoint_every=max(50, int(t.steps) // 4),
@@ -143,8 +145,25 @@ def train_many(P: Profile, configs: list[TrainConfig]) -> list[Path]:
             fit_or_resume(c, d)
         return dirs
     order = sorted(todo, key=lambda d: -_cost(todo[d]))
-    jobs.run_jobs(_fit_quietly, [(todo[d], d) for d in order], P.train.jobs, "train")
+    # Distilled runs on the same data read the same teacher outputs from its cache: the
+    # first computes them, the others wait for it instead of running the teacher again.
+    first: dict[tuple, int] = {}
+    after: list[int | None] = []
+    for i, d in enumerate(order):
+        key = _teacher_pass(todo[d])
+        j = first.setdefault(key, i) if key else i
+        after.append(None if j == i else j)
+    jobs.run_jobs(_fit_quietly, [(todo[d], d) for d in order], P.train.jobs, "train", after)
     return dirs
+
+
+def _teacher_pass(config: TrainConfig) -> tuple | None:
+    """What decides the teacher outputs a cached distillation run reads (None: no cache)."""
+    if not (config.teacher and config.teacher_cache):
+        return None
+    c = config
+    return (c.teacher, c.teacher_cache, c.data_dir, c.split, c.order_seed(), c.steps,
+            c.batch_size, c.window_s, c.past_s, c.future_s, c.augment)  # fmt: skip
 
 
 def scaling_configs(P: Profile) -> list[TrainConfig]:
@@ -249,7 +268,7 @@ def decoded(P: Profile, run_dir: Path, split: str, decoders: list[Decoder]) -> l
     """``run_dir``'s test error rates under each decoder, cached beside its greedy eval.
 
     The decoders missing from the cache share one pass of the model over the test set."""
-    paths = [run_dir / f"eval-{split}-test-{decoder_key(d)}.json" for d in decoders]
+    paths = _decoded_paths(run_dir, split, decoders)
     missing = [(d, p) for d, p in zip(decoders, paths, strict=True) if not p.is_file()]
     if missing:
         model, sessions, config = model_and_paths(run_dir, prepare_corpus(P), split, "test")
@@ -257,6 +276,37 @@ def decoded(P: Profile, run_dir: Path, split: str, decoders: list[Decoder]) -> l
         for (_, path), result in zip(missing, results, strict=True):
             result.save(path)
     return [json.loads(p.read_text()) for p in paths]
+
+
+def _decoded_paths(run_dir: Path, split: str, decoders: list[Decoder]) -> list[Path]:
+    return [run_dir / f"eval-{split}-test-{decoder_key(d)}.json" for d in decoders]
+
+
+def _threaded(threads: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on ``threads`` threads (a worker process starts with one per core)."""
+    if threads:
+        torch.set_num_threads(threads)
+    return fn(*args)
+
+
+def evaluate_many(P: Profile, runs: list[Path], users: list[str]) -> None:
+    """Table 2's evaluations not in the cache yet, ``P.train.jobs`` at a time: greedy
+    cross-user for every run, and :data:`TABLE2_DECODERS` on each preset's first seed,
+    cross-user and fine-tuned per user. :func:`cross_user` and :func:`decoded` then read
+    them. Personalized greedy results come with the fine-tuning (:func:`personalize_many`)."""
+    decoders, threads = list(TABLE2_DECODERS.values()), int(P.train.num_threads)
+    first = {run_config(r).preset: r for r in reversed(runs)}.values()
+    todo = [
+        (threads, decoded, P, d, split, decoders)
+        for r in first
+        for d, split in [(r, "generic")]
+        + [(personal_dir(P, r, u), personal_split(P, u)) for u in users]
+        if not all(p.is_file() for p in _decoded_paths(d, split, decoders))
+    ]
+    todo += [
+        (threads, cross_user, P, r) for r in runs if not (r / "eval-generic-test.json").is_file()
+    ]
+    jobs.run_jobs(_threaded, todo, P.train.jobs, "evaluate")
 
 
 def decoder_columns(P: Profile, run_dir: Path, users: list[str]) -> dict[str, float]:
@@ -321,6 +371,7 @@ def scaling(P: Profile) -> pd.DataFrame:
     configs = scaling_configs(P)
     runs = train_many(P, configs)
     personalize_many(P, runs, users)
+    evaluate_many(P, runs, users)
     rows = []
     for preset in [*P.scaling.ladder, P.scaling.baseline]:
         seeded = [r for c, r in zip(configs, runs, strict=True) if c.preset == preset]
@@ -423,10 +474,9 @@ def distillation(P: Profile) -> dict[str, pd.DataFrame]:
     teacher = teachers[0]  # = run_dir(P, teacher_config(P)): the students' teacher
     distilled = [c for c in planned_configs(P) if c.teacher]
     students = [train_config(P, d.student, seed=s) for s in P.student_seeds()]
-    # the first distilled run fills the teacher's output cache that the sweeps (same
-    # seed, same windows) read, so it trains before them, beside the students alone
-    alone = train_many(P, [distilled[0], *students])[1:]
-    train_many(P, distilled)
+    # every distilled run sees the same windows (one data seed): the first to train fills
+    # the teacher's output cache, the others start when it is done (train_many)
+    alone = train_many(P, [*students, *distilled])[: len(students)]
     headline = distilled_runs(P, teacher, d.temperature, d.alpha, P.student_seeds())
     table3 = pd.DataFrame(
         [

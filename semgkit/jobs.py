@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -27,14 +27,24 @@ def run_jobs(
     args: Sequence[tuple],
     jobs: int,
     desc: str = "runs",
+    after: Sequence[int | None] | None = None,
 ) -> list[Any]:
     """``[fn(*a) for a in args]``, ``jobs`` at a time in worker processes; results in order.
 
-    ``jobs == 1`` (or a single job) runs in this process. The first job to fail stops the
-    others from starting and its exception is raised here; jobs already running finish
-    (a training run checkpoints as usual, so nothing is lost)."""
+    ``after[i]``, when given and not None, is the index of the job that must finish before
+    job ``i`` starts (a distilled run that reads the teacher outputs another one writes);
+    the others start in the order given as workers free up. ``jobs == 1`` (or a single
+    job) runs in this process, in the order given, which must then respect ``after``. The
+    first job to fail stops the others from starting and its exception is raised here;
+    jobs already running finish (a training run checkpoints as usual, so nothing is lost)."""
     if jobs < 1:
         raise ValueError(f"jobs={jobs}: must be >= 1")
+    after = list(after) if after is not None else [None] * len(args)
+    if len(after) != len(args):
+        raise ValueError(f"after has {len(after)} entries for {len(args)} jobs")
+    for i, j in enumerate(after):
+        if j is not None and not 0 <= j < i:
+            raise ValueError(f"after[{i}] = {j}: a job can only wait for one listed before it")
     if jobs == 1 or len(args) <= 1:
         return [fn(*a) for a in tqdm(args, desc=desc, disable=len(args) <= 1)]
     context = multiprocessing.get_context("spawn")
@@ -42,14 +52,24 @@ def run_jobs(
         ProcessPoolExecutor(max_workers=min(jobs, len(args)), mp_context=context) as pool,
         tqdm(total=len(args), desc=f"{desc}, {jobs} at a time") as bar,
     ):
-        futures = [pool.submit(fn, *a) for a in args]
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            bar.update(len(done))
+        futures: dict[int, Future] = {}
+        finished: set[int] = set()
+
+        def submit_ready() -> None:  # queued in the order given; the pool runs `jobs` at once
+            for i, a in enumerate(args):
+                if i not in futures and (after[i] is None or after[i] in finished):
+                    futures[i] = pool.submit(fn, *a)
+
+        submit_ready()
+        while len(finished) < len(args):
+            pending = [f for i, f in futures.items() if i not in finished]
+            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
             failed = [f for f in done if f.exception() is not None]
             if failed:
-                for f in pending:
+                for f in futures.values():
                     f.cancel()
                 raise failed[0].exception()
-        return [f.result() for f in futures]
+            finished |= {i for i, f in futures.items() if f in done}
+            bar.update(len(done))
+            submit_ready()
+        return [futures[i].result() for i in range(len(args))]

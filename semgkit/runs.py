@@ -54,7 +54,8 @@ class TrainConfig:
     past_s: float = paper.PAST_S
     future_s: float = paper.FUTURE_S
     augment: bool = True
-    seed: int = 0
+    seed: int = 0  # initial weights, dropout and time masks; the data too unless data_seed
+    data_seed: int | None = None  # the windows, their order and augmentation (None: seed)
     num_threads: int = 0  # 0: leave torch's default
     num_workers: int = -1  # DataLoader worker processes; -1: loader.auto_workers decides
     checkpoint_every: int = 0  # 0: only at the end
@@ -68,6 +69,12 @@ class TrainConfig:
 
     def samples(self, seconds: float) -> int:
         return int(round(seconds * SAMPLE_RATE))
+
+    def order_seed(self) -> int:
+        """The seed of the data a run sees: runs that differ only in ``seed`` and share a
+        ``data_seed`` train on the same windows (a paired comparison, and a distilled
+        student's teacher outputs are then computed once, see semgkit.distill)."""
+        return self.seed if self.data_seed is None else self.data_seed
 
 
 LOCK = ".lock"
@@ -93,6 +100,8 @@ def check_config(config: TrainConfig) -> None:
         need(name, whole(getattr(config, name)) and getattr(config, name) >= 1, "an integer >= 1")
     for name in ("checkpoint_every", "val_every", "num_threads", "seed"):
         need(name, whole(getattr(config, name)) and getattr(config, name) >= 0, "an integer >= 0")
+    need("data_seed", config.data_seed is None or (whole(config.data_seed) and config.data_seed >= 0),
+         "an integer >= 0 or None (the seed)")  # fmt: skip
     need("num_workers", whole(config.num_workers) and config.num_workers >= -1, "-1 (auto) or >= 0")
     for name in ("lr", "window_s", "grad_clip"):
         v = getattr(config, name)

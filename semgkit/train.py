@@ -192,7 +192,7 @@ def _fit(
         config.samples(config.future_s),
         train=True,
         transform=paper_augmentation() if config.augment else None,
-        seed=config.seed,
+        seed=config.order_seed(),
     )
     step, best = 0, float("inf")
     if resume:
@@ -231,11 +231,11 @@ def _fit(
     timer = Every(checkpoint_s)
     cuda = device.type == "cuda"
     sampler = StepBatches(
-        len(train_set), config.batch_size, config.seed, config.steps, start=step,
+        len(train_set), config.batch_size, config.order_seed(), config.steps, start=step,
         rank=rank, world=world, accumulate=config.accumulate,
     )  # fmt: skip
     workers = config.num_workers if config.num_workers >= 0 else auto_workers(device)
-    batches = iter(train_loader(train_set, sampler, workers, config.seed, pin_memory=cuda))
+    batches = iter(train_loader(train_set, sampler, workers, config.order_seed(), pin_memory=cuda))
     while step < config.steps:
         if stop.requested(device, world):
             if rank == 0:

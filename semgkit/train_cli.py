@@ -32,7 +32,11 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="global batch size")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate")
     p.add_argument("--window-s", type=float, default=None, help="window length, seconds")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="initial weights, dropout, time masks")
+    p.add_argument(
+        "--data-seed", type=int, default=None,
+        help="the windows, their order and augmentation (default: --seed)",
+    )  # fmt: skip
     p.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint period, steps")
     _add_run_flags(p)
     p.add_argument(
@@ -48,8 +52,8 @@ def _train_cli(args: argparse.Namespace) -> int:
     flags = {
         "data_dir": args.data, "split": args.split, "preset": args.preset,
         "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-        "window_s": args.window_s, "seed": args.seed, "checkpoint_every": args.checkpoint_every,
-        "num_workers": args.num_workers,
+        "window_s": args.window_s, "seed": args.seed, "data_seed": args.data_seed,
+        "checkpoint_every": args.checkpoint_every, "num_workers": args.num_workers,
     }  # fmt: skip
     overrides = {k: v for k, v in flags.items() if v is not None}
     if args.config:

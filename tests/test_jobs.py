@@ -1,6 +1,9 @@
 """Runs trained side by side (semgkit.jobs) end with the same weights as one after another."""
 
 import dataclasses
+import json
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -44,3 +47,41 @@ def test_train_many_side_by_side_equals_one_after_another(tmp_path):
             assert torch.equal(serial[k], parallel[k]), k
     seed0, seed1 = weights["serial"]
     assert any(not torch.equal(seed0[k], seed1[k]) for k in seed0)  # the seeds did differ
+
+
+def _step(kind: str, path: str) -> str:
+    if kind == "write":
+        time.sleep(1.0)
+        Path(path).write_text("written")
+        return "wrote"
+    return Path(path).read_text()  # FileNotFoundError unless the writer has finished
+
+
+def test_a_job_starts_only_after_the_one_it_waits_for(tmp_path):
+    f = str(tmp_path / "shared")
+    # two workers: without `after` the reader would start beside the writer and fail
+    out = jobs.run_jobs(_step, [("write", f), ("read", f)], jobs=2, after=[None, 0])
+    assert out == ["wrote", "written"]
+    with pytest.raises(ValueError, match=r"after\[0\] = 1"):
+        jobs.run_jobs(_step, [("read", f), ("write", f)], jobs=2, after=[1, None])
+    with pytest.raises(ValueError, match="2 entries for 1 jobs"):
+        jobs.run_jobs(_step, [("read", f)], jobs=2, after=[None, None])
+
+
+def _hit_rates(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r["teacher_cache_hit_rate"] for r in rows if "teacher_cache_hit_rate" in r]
+
+
+def test_distilled_seeds_on_one_data_seed_compute_the_teacher_once(tmp_path):
+    """Training seeds vary the weights, not the windows: the second distilled seed waits
+    for the first and reads every teacher output from the cache it filled."""
+    P = _profile(tmp_path, "distil", 2)
+    teacher = experiments.train_many(P, [experiments.teacher_config(P)])[0]
+    configs = [experiments.distilled_config(P, teacher, 2.0, 0.5, seed=s) for s in (0, 1)]
+    assert configs[0].order_seed() == configs[1].order_seed() == P.seed
+    first, second = experiments.train_many(P, configs)
+    assert _hit_rates(first)[0] == 0.0
+    assert set(_hit_rates(second)) == {1.0}
+    a, b = (torch.load(d / "last.pt", weights_only=False)["model"] for d in (first, second))
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the seeds did differ
