@@ -125,35 +125,60 @@ def _fit_quietly(config: TrainConfig, out: Path) -> Path:
     return fit_or_resume(config, out, progress=False)
 
 
-def _cost(config: TrainConfig) -> int:
-    """A run's relative cost, to start the longest first: its parameters, plus a third of
-    its teacher's (a distilled step also runs the teacher forward)."""
-    cost = models.count_params(models.build(config.preset, **config.model))
-    if config.teacher:  # its configuration, not its weights
-        teacher = run_config(config.teacher)
-        cost += models.count_params(models.build(teacher.preset, **teacher.model)) // 3
-    return cost * config.steps
+# Per-step work that does not grow with the model (data, optimizer, dispatch), in the
+# units of models.flops_per_second: fitted to the laptop book's 1-thread training times
+# (lap-student 75 s ... lap-l 606 s for 800 steps) so that longest-first means longest.
+STEP_OVERHEAD_FLOPS = 28e6
+
+
+def _cost(config: TrainConfig, teacher: TrainConfig | None = None) -> float:
+    """A run's relative time, to start the longest first: forward FLOPs plus a fixed
+    overhead per step, and a third of the FLOPs of ``teacher`` (a forward pass only), the
+    teacher whose outputs it computes (None when it reads them from the cache)."""
+    window = config.past_s + config.window_s + config.future_s
+
+    def flops(c: TrainConfig) -> float:
+        return models.flops_per_second(models.resolve(c.preset, **c.model), window)
+
+    extra = flops(teacher) / 3 if teacher else 0.0
+    return (flops(config) + extra + STEP_OVERHEAD_FLOPS) * config.steps
 
 
 def train_many(P: Profile, configs: list[TrainConfig]) -> list[Path]:
     """Train every config not in the cache yet, ``P.train.jobs`` at a time, longest first
-    (:mod:`semgkit.jobs`); the run directories, in the order of ``configs``."""
+    (:mod:`semgkit.jobs`); the run directories, in the order of ``configs``.
+
+    A distilled run waits for its teacher when the teacher is among them; distilled runs
+    that read the same teacher outputs from the cache wait for the first of them, which
+    computes the outputs once instead of each run computing them again."""
     dirs = [run_dir(P, c) for c in configs]
     todo = {d: c for c, d in zip(configs, dirs, strict=True) if not (d / "done.json").is_file()}
+    first: dict[tuple, Path] = {}
+    needs: dict[Path, Path] = {}  # run -> the run it waits for
+    for d, c in todo.items():
+        key = _teacher_pass(c)
+        if key and first.setdefault(key, d) != d:
+            needs[d] = first[key]
+        elif c.teacher and Path(c.teacher) in todo:
+            needs[d] = Path(c.teacher)
+
+    def teacher_pass(d: Path, c: TrainConfig) -> TrainConfig | None:
+        """The teacher whose outputs run ``d`` computes (its configuration, read before
+        it is trained when it trains here), or None."""
+        if not c.teacher or needs.get(d, Path(c.teacher)) != Path(c.teacher):
+            return None
+        teacher = todo.get(Path(c.teacher))
+        known = (Path(c.teacher) / "config.json").is_file()
+        return teacher or (run_config(c.teacher) if known else None)
+
+    cost = {d: _cost(c, teacher_pass(d, c)) for d, c in todo.items()}
+    order = sorted(todo, key=lambda d: -cost[d])
+    index = {d: i for i, d in enumerate(order)}
+    after = [index[needs[d]] if d in needs else None for d in order]
     if P.train.jobs <= 1 or len(todo) <= 1:
-        for d, c in todo.items():
-            fit_or_resume(c, d)
-        return dirs
-    order = sorted(todo, key=lambda d: -_cost(todo[d]))
-    # Distilled runs on the same data read the same teacher outputs from its cache: the
-    # first computes them, the others wait for it instead of running the teacher again.
-    first: dict[tuple, int] = {}
-    after: list[int | None] = []
-    for i, d in enumerate(order):
-        key = _teacher_pass(todo[d])
-        j = first.setdefault(key, i) if key else i
-        after.append(None if j == i else j)
-    jobs.run_jobs(_fit_quietly, [(todo[d], d) for d in order], P.train.jobs, "train", after)
+        jobs.run_jobs(fit_or_resume, [(todo[d], d) for d in order], 1, "train", after)
+    else:
+        jobs.run_jobs(_fit_quietly, [(todo[d], d) for d in order], P.train.jobs, "train", after)
     return dirs
 
 
@@ -221,9 +246,9 @@ def _personalize_job(
 
 def personalize_many(P: Profile, runs: list[Path], users: list[str]) -> None:
     """Fine-tune each generic run on each user's own sessions (cached), ``P.train.jobs``
-    at a time; :func:`personalized` then reads the results."""
+    at a time, the largest models first; :func:`personalized` then reads the results."""
     todo = []
-    for r in runs:
+    for r in sorted(runs, key=lambda r: -_cost(run_config(r))):
         steps, lr = personal_recipe(P, r)
         for u in users:
             out = personal_dir(P, r, u)

@@ -15,7 +15,7 @@ a Jupyter kernel's sockets); each job is a module-level function and picklable a
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from typing import Any
 
@@ -32,44 +32,57 @@ def run_jobs(
     """``[fn(*a) for a in args]``, ``jobs`` at a time in worker processes; results in order.
 
     ``after[i]``, when given and not None, is the index of the job that must finish before
-    job ``i`` starts (a distilled run that reads the teacher outputs another one writes);
-    the others start in the order given as workers free up. ``jobs == 1`` (or a single
-    job) runs in this process, in the order given, which must then respect ``after``. The
-    first job to fail stops the others from starting and its exception is raised here;
-    jobs already running finish (a training run checkpoints as usual, so nothing is lost)."""
+    job ``i`` starts (a distilled run needs its teacher). Whenever a worker is free it
+    takes the first job in ``args`` order whose prerequisite has finished, so the order is
+    the priority. ``jobs == 1`` (or a single job) runs in this process, by the same rule.
+    The first job to fail stops the others from starting and its exception is raised
+    here; jobs already running finish (a training run checkpoints as usual)."""
     if jobs < 1:
         raise ValueError(f"jobs={jobs}: must be >= 1")
-    after = list(after) if after is not None else [None] * len(args)
-    if len(after) != len(args):
-        raise ValueError(f"after has {len(after)} entries for {len(args)} jobs")
-    for i, j in enumerate(after):
-        if j is not None and not 0 <= j < i:
-            raise ValueError(f"after[{i}] = {j}: a job can only wait for one listed before it")
-    if jobs == 1 or len(args) <= 1:
-        return [fn(*a) for a in tqdm(args, desc=desc, disable=len(args) <= 1)]
+    n = len(args)
+    after = list(after) if after is not None else [None] * n
+    if len(after) != n:
+        raise ValueError(f"after has {len(after)} entries for {n} jobs")
+    _check_acyclic(after)
+    results: dict[int, Any] = {}
+
+    def ready(busy: Collection[int]) -> list[int]:
+        return [
+            i for i in range(n)
+            if i not in results and i not in busy and (after[i] is None or after[i] in results)
+        ]  # fmt: skip
+
+    if jobs == 1 or n <= 1:
+        for _ in tqdm(range(n), desc=desc, disable=n <= 1):
+            i = ready(())[0]
+            results[i] = fn(*args[i])
+        return [results[i] for i in range(n)]
     context = multiprocessing.get_context("spawn")
     with (
-        ProcessPoolExecutor(max_workers=min(jobs, len(args)), mp_context=context) as pool,
-        tqdm(total=len(args), desc=f"{desc}, {jobs} at a time") as bar,
+        ProcessPoolExecutor(max_workers=min(jobs, n), mp_context=context) as pool,
+        tqdm(total=n, desc=f"{desc}, {jobs} at a time") as bar,
     ):
-        futures: dict[int, Future] = {}
-        finished: set[int] = set()
-
-        def submit_ready() -> None:  # queued in the order given; the pool runs `jobs` at once
-            for i, a in enumerate(args):
-                if i not in futures and (after[i] is None or after[i] in finished):
-                    futures[i] = pool.submit(fn, *a)
-
-        submit_ready()
-        while len(finished) < len(args):
-            pending = [f for i, f in futures.items() if i not in finished]
-            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                for f in futures.values():
-                    f.cancel()
-                raise failed[0].exception()
-            finished |= {i for i, f in futures.items() if f in done}
+        running: dict[Future, int] = {}
+        while len(results) < n:
+            for i in ready(running.values())[: jobs - len(running)]:
+                running[pool.submit(fn, *args[i])] = i
+            done, _ = wait(running, return_when=FIRST_EXCEPTION)
+            for f in done:
+                if f.exception() is not None:
+                    raise f.exception()  # leaving the pool waits for the running jobs
+                results[running.pop(f)] = f.result()
             bar.update(len(done))
-            submit_ready()
-        return [futures[i].result() for i in range(len(args))]
+    return [results[i] for i in range(n)]
+
+
+def _check_acyclic(after: list[int | None]) -> None:
+    """Every chain of prerequisites ends: no job waits, through others, for itself."""
+    for i in range(len(after)):
+        seen, j = {i}, after[i]
+        while j is not None:
+            if not 0 <= j < len(after):
+                raise ValueError(f"after[{i}] = {j}: no such job")
+            if j in seen:
+                raise ValueError(f"after: job {i} waits for itself through {sorted(seen)}")
+            seen.add(j)
+            j = after[j]

@@ -62,8 +62,14 @@ def test_a_job_starts_only_after_the_one_it_waits_for(tmp_path):
     # two workers: without `after` the reader would start beside the writer and fail
     out = jobs.run_jobs(_step, [("write", f), ("read", f)], jobs=2, after=[None, 0])
     assert out == ["wrote", "written"]
-    with pytest.raises(ValueError, match=r"after\[0\] = 1"):
-        jobs.run_jobs(_step, [("read", f), ("write", f)], jobs=2, after=[1, None])
+    # the prerequisite may come later in the list (the list is a priority, not an order)
+    f2 = str(tmp_path / "other")
+    out = jobs.run_jobs(_step, [("read", f2), ("write", f2)], jobs=1, after=[1, None])
+    assert out == ["written", "wrote"]
+    with pytest.raises(ValueError, match="waits for itself"):
+        jobs.run_jobs(_step, [("read", f), ("write", f)], jobs=2, after=[1, 0])
+    with pytest.raises(ValueError, match="no such job"):
+        jobs.run_jobs(_step, [("read", f)], jobs=2, after=[3])
     with pytest.raises(ValueError, match="2 entries for 1 jobs"):
         jobs.run_jobs(_step, [("read", f)], jobs=2, after=[None, None])
 
@@ -75,12 +81,14 @@ def _hit_rates(run_dir):
 
 def test_distilled_seeds_on_one_data_seed_compute_the_teacher_once(tmp_path):
     """Training seeds vary the weights, not the windows: the second distilled seed waits
-    for the first and reads every teacher output from the cache it filled."""
+    for the first and reads every teacher output from the cache it filled; the first
+    waits for the teacher, trained in the same call (listed last)."""
     P = _profile(tmp_path, "distil", 2)
-    teacher = experiments.train_many(P, [experiments.teacher_config(P)])[0]
+    teacher_config = experiments.teacher_config(P)
+    teacher = experiments.run_dir(P, teacher_config)
     configs = [experiments.distilled_config(P, teacher, 2.0, 0.5, seed=s) for s in (0, 1)]
     assert configs[0].order_seed() == configs[1].order_seed() == P.seed
-    first, second = experiments.train_many(P, configs)
+    first, second, _ = experiments.train_many(P, [*configs, teacher_config])
     assert _hit_rates(first)[0] == 0.0
     assert set(_hit_rates(second)) == {1.0}
     a, b = (torch.load(d / "last.pt", weights_only=False)["model"] for d in (first, second))
