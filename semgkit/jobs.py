@@ -1,9 +1,10 @@
-"""Several independent runs at once on one machine: ``jobs`` worker processes.
+"""Several runs at once on one machine: ``jobs`` worker processes, each job started when
+a worker is free and the job it waits for (if any) has finished.
 
 On a small CPU the book's models are too small to keep two cores busy: a step of the
 50x student spends much of its time in per-operator dispatch and data reading, which one
 thread does as fast as two. Measured on the 2-core development machine (docs/PERFORMANCE.md,
-entry 9): two 1-thread runs side by side finish 1.35x (lap-l) to 1.75x (lap-s) sooner
+entry 10): two 1-thread runs side by side finish 1.35x (lap-l) to 1.75x (lap-s) sooner
 than the same two runs one after the other with 2 threads each. A run's result depends on
 its own thread count (``TrainConfig.num_threads``), not on what runs beside it, so the
 weights are the same whichever way the runs are scheduled (tests/test_jobs.py).

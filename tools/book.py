@@ -280,7 +280,6 @@ def lab_copies(build: Path) -> Path:
 def lab(build: Path, extra: list[str]) -> int:
     """JupyterLab on the students' copies of the chapters (see `lab_copies`)."""
     import os
-    import subprocess
 
     folder = lab_copies(build)
     env = dict(os.environ)
@@ -288,7 +287,11 @@ def lab(build: Path, extra: list[str]) -> int:
     env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in config_path if p)
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}", *extra]
     print(f"book: JupyterLab on {folder} (profile {Path(last_run(build)['profile']).stem})")
-    return subprocess.call(command, env=env)
+    sys.stdout.flush()
+    # the server replaces this process, so Ctrl-C or a terminate reaches it (a child
+    # server outlived a terminated `book.py lab`)
+    os.execve(sys.executable, command, env)
+    return 0  # not reached
 
 
 def plan(profile: str, build: Path, data: str | None, nproc: int) -> int:
