@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -67,7 +67,7 @@ def run_jobs(
         while len(results) < n:
             for i in ready(running.values())[: jobs - len(running)]:
                 running[pool.submit(fn, *args[i])] = i
-            done, _ = wait(running, return_when=FIRST_EXCEPTION)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)  # a free worker
             for f in done:
                 if f.exception() is not None:
                     raise f.exception()  # leaving the pool waits for the running jobs

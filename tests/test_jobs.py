@@ -93,3 +93,14 @@ def test_distilled_seeds_on_one_data_seed_compute_the_teacher_once(tmp_path):
     assert set(_hit_rates(second)) == {1.0}
     a, b = (torch.load(d / "last.pt", weights_only=False)["model"] for d in (first, second))
     assert any(not torch.equal(a[k], b[k]) for k in a)  # the seeds did differ
+
+
+def _timed(seconds: float) -> tuple[float, float]:
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()
+
+
+def test_a_free_worker_takes_the_next_job_without_waiting_for_the_others():
+    (_, long_end), _, (third_start, _) = jobs.run_jobs(_timed, [(3.0,), (0.1,), (0.1,)], jobs=2)
+    assert third_start < long_end  # started beside the long job, not after it
