@@ -155,34 +155,33 @@ def train_many(P: Profile, configs: list[TrainConfig]) -> list[Path]:
     todo = {d: c for c, d in zip(configs, dirs, strict=True) if not (d / "done.json").is_file()}
     first: dict[tuple, Path] = {}
     needs: dict[Path, Path] = {}  # run -> the run it waits for
+    readers: set[Path] = set()  # runs that read teacher outputs another run computes
     for d, c in todo.items():
-        key = _teacher_pass(c)
+        key = _teacher_outputs_key(c)
         if key and first.setdefault(key, d) != d:
             needs[d] = first[key]
+            readers.add(d)
         elif c.teacher and Path(c.teacher) in todo:
             needs[d] = Path(c.teacher)
 
-    def teacher_pass(d: Path, c: TrainConfig) -> TrainConfig | None:
-        """The teacher whose outputs run ``d`` computes (its configuration, read before
-        it is trained when it trains here), or None."""
-        if not c.teacher or needs.get(d, Path(c.teacher)) != Path(c.teacher):
+    def teacher(c: TrainConfig) -> TrainConfig | None:
+        """``c``'s teacher's configuration: read before it is trained when it trains here."""
+        if not c.teacher:
             return None
-        teacher = todo.get(Path(c.teacher))
         known = (Path(c.teacher) / "config.json").is_file()
-        return teacher or (run_config(c.teacher) if known else None)
+        return todo.get(Path(c.teacher)) or (run_config(c.teacher) if known else None)
 
-    cost = {d: _cost(c, teacher_pass(d, c)) for d, c in todo.items()}
+    cost = {d: _cost(c, None if d in readers else teacher(c)) for d, c in todo.items()}
     order = sorted(todo, key=lambda d: -cost[d])
     index = {d: i for i, d in enumerate(order)}
     after = [index[needs[d]] if d in needs else None for d in order]
-    if P.train.jobs <= 1 or len(todo) <= 1:
-        jobs.run_jobs(fit_or_resume, [(todo[d], d) for d in order], 1, "train", after)
-    else:
-        jobs.run_jobs(_fit_quietly, [(todo[d], d) for d in order], P.train.jobs, "train", after)
+    parallel = P.train.jobs > 1 and len(todo) > 1
+    fn, n_jobs = (_fit_quietly, P.train.jobs) if parallel else (fit_or_resume, 1)
+    jobs.run_jobs(fn, [(todo[d], d) for d in order], n_jobs, "train", after)
     return dirs
 
 
-def _teacher_pass(config: TrainConfig) -> tuple | None:
+def _teacher_outputs_key(config: TrainConfig) -> tuple | None:
     """What decides the teacher outputs a cached distillation run reads (None: no cache)."""
     if not (config.teacher and config.teacher_cache):
         return None
