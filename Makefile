@@ -42,7 +42,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 # The tests that assert what training produces, rerun on other CPU kernels: they must hold
-# whatever kernels the CPU selects (see README, Reproducibility).
+# whatever kernels the CPU selects (see docs/REPRODUCIBILITY.md).
 test-outcome: setup
 	ATEN_CPU_CAPABILITY=$(CAPABILITY) $(BIN)/python -m pytest -q -m outcome
 

@@ -94,7 +94,7 @@ def auto_workers(device: torch.device) -> int:
     (workers would only move the same reads to other processes, plus a transfer, on cores
     the model uses), else every core of this process's share of the machine
     (``LOCAL_WORLD_SIZE`` processes under torchrun) but one, for the training loop: the
-    small presets need more windows per second than a core can read (README)."""
+    small presets need more windows per second than a core can read (docs/PERFORMANCE.md)."""
     if device.type == "cpu":
         return 0
     share = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
