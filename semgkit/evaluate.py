@@ -12,8 +12,9 @@ Two protocols, as emg2qwerty scores validation and test:
   into windows that each carry the model's past/future context, their central frames
   are stitched in order and the stitched frames decoded once. The first window gets
   the session's own beginning as context, the last reaches past the end (zero-padded);
-  windows are batched across sessions. This equals one full pass whenever the model's
-  receptive field fits in the past context and nothing normalises over the whole input
+  windows are batched across sessions; each window's past is rounded up to whole frames
+  so that its frames fall where one pass's do. This equals one full pass whenever the
+  model's receptive field fits in the past context and nothing normalises over the whole input
   (the TDS-ConvNet, a transformer with a short bounded attention); otherwise each frame
   sees ``past_s + window_s`` of history, the context the model was trained with.
 
@@ -160,12 +161,16 @@ def stitched_log_probs(
     """(index, (ceil(T / hop), classes)) for each whole session of T samples: windows with
     context, stitched; yielded as soon as the session's last window is through the model.
 
-    Each window carries ``past`` samples before it (fewer near the start, with no zeros
-    before the session, as in one full pass) and ``future`` after it (zeros past the end).
-    Windows with the same context are batched across sessions: memory is ``batch_size``
-    windows (read lazily) plus the sessions in flight, whatever the sessions' lengths."""
+    Each window carries ``past`` samples before it, rounded up to whole frames of the
+    model's hop, so that its frames start where one full pass's do (a 1000-sample past
+    over a 16-sample hop would leave every frame 8 samples off); fewer near the start,
+    with no zeros before the session, as in one full pass; and ``future`` after it (zeros
+    past the end). Windows with the same context are batched across sessions: memory is
+    ``batch_size`` windows (read lazily) plus the sessions in flight, whatever the
+    sessions' lengths."""
     device = next(model.parameters()).device
-    window, past = config.samples(config.window_s), config.samples(config.past_s)
+    window = config.samples(config.window_s)
+    past = -(-config.samples(config.past_s) // model.hop) * model.hop  # whole frames
     future = config.samples(config.future_s)
     lo, hi = central_frames(model, config)
     frames = [-(-len(session) // model.hop) for session in sessions]
@@ -179,7 +184,7 @@ def stitched_log_probs(
     bar = tqdm(total=len(jobs), desc="eval", unit="window", disable=not progress)
     for context, same in itertools.groupby(jobs, key=lambda job: job[0]):
         same = list(same)
-        skip = context // model.hop  # lo for every window with its whole past
+        skip = context // model.hop  # a whole number: starts are whole frames
         for b in range(0, len(same), batch_size):
             batch = same[b : b + batch_size]
             x = np.stack([sessions[i].window(s - c, s + window + future) for c, i, s in batch])

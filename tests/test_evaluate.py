@@ -91,21 +91,33 @@ SHORT_CONTEXT = models.ModelConfig(
 )  # fmt: skip  # receptive field 3 + 3 + 2 x 2 frames: within a 10-frame past
 
 
+SHORT_TRANSFORMER = {"attn_window": 4, "pos_kernel": 4}  # receptive field about 300 samples
+
+
 @pytest.mark.parametrize(
-    ("architecture", "past_s"),
+    ("architecture", "overrides", "past_s"),
     [
-        (SHORT_CONTEXT, 0.1),
-        (TDSConfig(mlp_features=32, block_channels=(8, 8), kernel_width=8), 0.2),
+        (SHORT_CONTEXT, {}, 0.1),
+        (TDSConfig(mlp_features=32, block_channels=(8, 8), kernel_width=8), {}, 0.2),
+        # tds-laptop sees 544 samples back; past % hop = 8, 8 and 0 samples (hop 16)
+        ("tds-laptop", {}, 0.5),
+        ("tds-laptop", {}, 0.9),
+        ("tds-laptop", {}, 0.896),
+        # the laptop ladder's shapes with attention and positional conv cut to fit the past
+        ("lap-xxs", SHORT_TRANSFORMER, 0.5),
+        ("lap-s", SHORT_TRANSFORMER, 0.9),
     ],
 )
-def test_stitched_windows_equal_one_full_pass(architecture, past_s, tmp_path):
+def test_stitched_windows_equal_one_full_pass(architecture, overrides, past_s, tmp_path):
     """With the receptive field inside the past context and no normalisation over the
-    whole input, stitching windows changes nothing, the first window and the tail included;
-    sessions of different lengths batched together each get their own frames."""
+    whole input, stitching windows changes nothing, the first window and the tail included,
+    whatever past % hop is (each window's frames start where one pass's do); sessions of
+    different lengths batched together each get their own frames. Tolerance: 1e-4 absolute
+    and relative in log-probability (float32 convolutions over different input lengths)."""
     torch.manual_seed(0)
-    model = models.build(architecture).eval()
+    model = models.build(architecture, **overrides).eval()
     rng = np.random.default_rng(0)
-    emgs = [rng.standard_normal((n, 2, 16)).astype(np.float32) for n in (2030, 1234)]
+    emgs = [rng.standard_normal((n, 2, 16)).astype(np.float32) for n in (5030, 2234)]
     sessions = [
         Session(write_emg2qwerty(tmp_path / f"s{i}.hdf5", n=len(emg), emg=emg))
         for i, emg in enumerate(emgs)
