@@ -15,8 +15,10 @@ Two protocols, as emg2qwerty scores validation and test:
   windows are batched across sessions; each window's past is rounded up to whole frames
   so that its frames fall where one pass's do. This equals one full pass whenever the
   model's receptive field fits in the past context and nothing normalises over the whole input
-  (the TDS-ConvNet, a transformer with a short bounded attention); otherwise each frame
-  sees ``past_s + window_s`` of history, the context the model was trained with.
+  (tds-laptop, a transformer with a short bounded attention; not the paper's `tds`, which
+  looks back 2048 samples, more than the paper's 0.9 s past); otherwise each frame
+  sees ``past_s + window_s`` of history (the past rounded up to a whole frame), the
+  context the model was trained with.
 
 A :class:`Decoder` says how log-probabilities become text: greedy (the paper's numbers)
 or a CTC beam search, with or without a character language model.
