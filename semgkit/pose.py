@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import yaml
 
-from semgkit.data import SessionWindows, _pad
+from semgkit.data import SessionWindows, Transform, _pad
 from semgkit.format import ELECTRODES
 from semgkit.h5files import RecordFile, file_stamp
 from semgkit.pose_format import (
@@ -181,7 +181,8 @@ class PoseWindows(SessionWindows):
     failure at least ``window`` long; without it they tile the whole stage and the mask
     alone keeps failures out of the loss. Training draws a random start in its run from a
     generator seeded by (seed, epoch, index), as :class:`semgkit.data.WindowedDataset` does.
-    The mask is False outside the central window: context is never scored."""
+    The mask is False outside the central window: context is never scored. ``transform``
+    acts on the sEMG only (a band rotation leaves the pose as it is)."""
 
     def __init__(
         self,
@@ -193,12 +194,13 @@ class PoseWindows(SessionWindows):
         seed: int = 0,
         stride: int | None = None,
         skip_ik_failures: bool = True,
+        transform: Transform | None = None,
     ) -> None:
         if window <= 0 or past < 0 or future < 0:
             raise ValueError(f"window={window}, past={past}, future={future}: need window > 0")
         self.sessions = [PoseSession(p) for p in paths]
         self.window, self.past, self.future = window, past, future
-        self.train, self.seed, self.epoch = train, seed, 0
+        self.train, self.seed, self.epoch, self.transform = train, seed, 0, transform
         step = stride or window
         self.items: list[tuple[int, int, int, int]] = []  # session, run start, run end, start
         for i, s in enumerate(self.sessions):
@@ -213,11 +215,13 @@ class PoseWindows(SessionWindows):
         """(emg, angles, mask) of item ``index`` (or ``(epoch, index)``, from a worker)."""
         epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
         i, run_lo, run_hi, start = self.items[index]
+        rng = np.random.default_rng([self.seed, epoch, index])
         if self.train:
-            rng = np.random.default_rng([self.seed, epoch, index])
             start = int(rng.integers(run_lo, max(run_lo, run_hi - self.window) + 1))
         lo, hi = start - self.past, start + self.window + self.future
         emg, angles, mask = self.sessions[i].read(lo, hi)
+        if self.transform is not None:
+            emg = np.ascontiguousarray(self.transform(emg, rng))
         mask[: self.past] = False
         mask[len(mask) - self.future :] = False
         return torch.from_numpy(emg), torch.from_numpy(angles), torch.from_numpy(mask)
