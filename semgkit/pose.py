@@ -32,18 +32,14 @@ from semgkit.pose_format import (
     METADATA_COLUMNS,
     NUM_JOINTS,
     PARTS,
-    REQUIRED_ATTRS,
     SIDES,
-    TIME,
     TIMESERIES,
+    attr_texts,
+    stage_problem,
 )
 
 SHIPPED_SPLITS = Path(__file__).resolve().parent / "assets"
 SCAN_ROWS = 1 << 16  # samples read at a time when a session's IK failures are first found
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def ik_ok(angles: np.ndarray) -> np.ndarray:
@@ -60,34 +56,14 @@ class PoseSession(RecordFile):
 
     def __init__(self, path: str | Path) -> None:
         raw = self._open(path, lambda group: dict(group.attrs))
-        self.attrs = {k: _text(v) for k, v in raw.items()}
-        self._check()
+        self.attrs = attr_texts(raw)
+        problem = stage_problem(self._dtype, self.attrs, self._length)
+        if problem:
+            raise ValueError(f"{self.path}: {problem}")
         self.user, self.session_name = self.attrs["user"], self.attrs["session"]
         self.side, self.stage = self.attrs["side"], self.attrs.get("stage", "")
         self.band = SIDES.index(self.side)
         self._stamp = file_stamp(self.path)
-
-    def _check(self) -> None:
-        names = self._dtype.names or ()
-        where = f"{GROUP}/{TIMESERIES}"
-        for field, width in ((TIME, ()), (EMG, (ELECTRODES,)), (JOINT_ANGLES, (NUM_JOINTS,))):
-            if field not in names:
-                raise ValueError(f"{self.path}: {where} has no field {field} (fields: {names})")
-            kind, shape = self._dtype[field].base.kind, self._dtype[field].shape
-            if kind != "f" or shape != width:
-                raise ValueError(
-                    f"{self.path}: field {field} holds {self._dtype[field]} per sample, "
-                    f"expected floats shaped {width}"
-                )
-        missing = [a for a in REQUIRED_ATTRS if a not in self.attrs]
-        if missing:
-            raise ValueError(f"{self.path}: {GROUP} lacks attribute(s) {missing}")
-        if self.attrs["side"] not in SIDES:
-            raise ValueError(
-                f"{self.path}: attribute side is {self.attrs['side']!r}, expected 'left' or 'right'"
-            )
-        if self._length < 2:
-            raise ValueError(f"{self.path}: {TIMESERIES} has {self._length} sample(s)")
 
     def read(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Samples ``lo:hi``: sEMG (n, 2, 16) float32 in its side's band, angles (n, 20)

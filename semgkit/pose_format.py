@@ -14,6 +14,11 @@ emg2pose masks those samples out of its losses and metrics and, with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from semgkit.format import ELECTRODES  # one band's electrodes, as emg2qwerty's
+
 GROUP = "emg2pose"
 TIMESERIES = "timeseries"
 TIME, EMG, JOINT_ANGLES = "time", "emg", "joint_angles"
@@ -53,3 +58,27 @@ def joints_of(group: str) -> list[int]:
     if not out:
         raise ValueError(f"no joint group {group!r}; choose from {FINGERS + PD_GROUPS}")
     return out
+
+
+def attr_texts(attrs: Mapping[str, Any]) -> dict[str, str]:
+    """A stage's attributes as text (h5py gives bytes for some strings)."""
+    return {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in attrs.items()}
+
+
+def stage_problem(dtype: Any, attrs: Mapping[str, str], samples: int) -> str | None:
+    """What keeps a stage's records (``dtype``, a numpy dtype) and attributes from being
+    emg2pose's, in one line naming the field or attribute; None when it is fine."""
+    names = dtype.names or ()
+    for field, width in ((TIME, ()), (EMG, (ELECTRODES,)), (JOINT_ANGLES, (NUM_JOINTS,))):
+        if field not in names:
+            return f"{GROUP}/{TIMESERIES} has no field {field} (fields: {names})"
+        if dtype[field].base.kind != "f" or dtype[field].shape != width:
+            return f"field {field} holds {dtype[field]} per sample, expected floats shaped {width}"
+    missing = [a for a in REQUIRED_ATTRS if a not in attrs]
+    if missing:
+        return f"{GROUP} lacks attribute(s) {missing}"
+    if attrs["side"] not in SIDES:
+        return f"attribute side is {attrs['side']!r}, expected 'left' or 'right'"
+    if samples < 2:
+        return f"{TIMESERIES} has {samples} sample(s)"
+    return None
