@@ -165,8 +165,15 @@ def fit(
 
 
 def _check_frame_rates(config: TrainConfig, resolved: Any) -> None:
-    """Distillation pairs frames: refuse a teacher at another frame rate before any work."""
+    """Distillation pairs frames of one task: refuse a teacher of the other task or at
+    another frame rate before any work."""
     teacher = model_config(run_config(config.teacher))
+    if is_pose(teacher) != is_pose(resolved):
+        task = "pose" if is_pose(resolved) else "CTC"
+        raise ValueError(
+            f"--teacher {config.teacher}: a {task} student needs a {task} teacher; this "
+            f"teacher has the {'pose' if is_pose(teacher) else 'CTC'} head"
+        )
     if teacher.hop != resolved.hop:
         raise ValueError(
             f"--teacher {config.teacher}: distillation needs teacher and student at the same "

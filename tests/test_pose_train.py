@@ -102,3 +102,60 @@ def test_streaming_a_pose_model_equals_offline(corpus, preset):
         torch.testing.assert_close(streamed, offline, atol=1e-4, rtol=1e-4)
         assert streamer.text == ""  # no text from a regression head
     assert np.isfinite(offline.numpy()).all()
+
+
+@pytest.fixture(scope="module")
+def pose_teacher(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher") / "lap-xs"
+    return fit(_config(corpus, steps=6, val_windows=4), out, progress=False)
+
+
+def test_distillation_with_a_regression_objective_mixes_the_two_l1_terms(corpus, pose_teacher):
+    from semgkit.distill import DistillObjective, frame_mask
+
+    config = _config(corpus, preset="lap-student", teacher=str(pose_teacher), alpha=0.3)
+    objective = DistillObjective(config)
+    windows = PoseWindows(load_pose_split(corpus, "generic").train, 2000)
+    batch = pose_collate(
+        [windows[0], (windows[1][0][:1500], windows[1][1][:1500], windows[1][2][:1500])]
+    )
+    torch.manual_seed(0)
+    student = models.build("lap-student", **POSE).eval()
+    loss, stats = objective(student, batch)
+    with torch.no_grad():
+        pred, teacher = (
+            student(batch["emg"], batch["input_lengths"]),
+            objective.teacher(batch["emg"]),
+        )
+    target, mask = at_frames(batch, pred.shape[1], student.hop)
+    real = frame_mask(student.output_lengths(batch["input_lengths"]), pred.shape[1])
+    l1 = (pred - target)[mask].abs().mean()
+    kd = (pred - teacher)[real].abs().mean()  # padded frames of the short window left out
+    assert loss.item() == pytest.approx((0.7 * l1 + 0.3 * kd).item(), rel=1e-5)
+    assert stats == pytest.approx({"l1": l1.item(), "kd": kd.item()}, rel=1e-5)
+
+
+def test_a_distillation_run_trains_a_pose_student_and_refuses_a_ctc_teacher(
+    corpus, pose_teacher, tmp_path
+):
+    import json
+
+    config = _config(corpus, preset="lap-student", teacher=str(pose_teacher), alpha=0.5,
+                     steps=4, val_windows=4, teacher_cache=True)  # fmt: skip
+    fit(config, tmp_path / "student", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "student" / "metrics.jsonl").open()]
+    assert {"l1", "kd", "teacher_cache_hit_rate"} <= set(rows[0]) and "val_mae" in rows[-1]
+    ctc_teacher = tmp_path / "ctc"
+    ctc_teacher.mkdir()
+    from dataclasses import asdict
+
+    from semgkit.runs import checkpoint_state, model_config, save_atomic, write_json
+
+    ctc_config = TrainConfig(data_dir=str(corpus), preset="lap-xs")
+    write_json(ctc_teacher / "config.json", asdict(ctc_config))
+    save_atomic(checkpoint_state(models.build("lap-xs"), ctc_config, model_config(ctc_config)),
+                ctc_teacher / "best.pt")  # fmt: skip
+    bad = _config(corpus, preset="lap-student", teacher=str(ctc_teacher), steps=2)
+    with pytest.raises(ValueError, match=r"--teacher .*a pose student needs a pose teacher"):
+        fit(bad, tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()  # refused before the run directory is made
