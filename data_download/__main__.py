@@ -1,11 +1,11 @@
-"""Command line: ``python -m data_download emg2qwerty|fetch|check ...``."""
+"""Command line: ``python -m data_download emg2qwerty|emg2pose|fetch|check ...``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import emg2qwerty
+from . import emg2pose, emg2qwerty
 from .fetch import DownloadError, FetchOptions, check_url, fetch
 
 
@@ -26,6 +26,24 @@ def _cmd_emg2qwerty(args: argparse.Namespace) -> int:
             raise DownloadError(f"--mirror {e}") from None
     dest = emg2qwerty.download(args.dest, mirror=args.mirror, options=_options(args))
     return _print_report(dest, args.quiet)
+
+
+def _checked_mirror(mirror: str | None) -> str | None:
+    """``--mirror`` if it is a URL data_download can fetch from (an error naming the flag)."""
+    try:
+        return mirror and check_url(mirror)
+    except DownloadError as e:
+        raise DownloadError(f"--mirror {e}") from None
+
+
+def _cmd_emg2pose(args: argparse.Namespace) -> int:
+    mirror = _checked_mirror(args.mirror)
+    dest = emg2pose.download(args.dest, mini=args.mini, mirror=mirror, options=_options(args))
+    rep = emg2pose.report(dest, "mini" if args.mini else "full", progress=not args.quiet)
+    print(rep.summary())
+    if not rep.ok:
+        raise DownloadError(f"{dest}: dataset incomplete or damaged (see report above)")
+    return 0
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -79,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="base URL serving emg2qwerty-data-2021-08.tar.gz and generic.yaml, user0..7.yaml",
     )
     p.set_defaults(func=_cmd_emg2qwerty)
+
+    p = sub.add_parser("emg2pose", help="the emg2pose archive: the mini set or the release")
+    network_flags(p)
+    p.add_argument(
+        "--mini", action="store_true", help="the ~600 MiB mini set (default: the 431 GiB release)"
+    )
+    p.add_argument(
+        "--mirror", default=None, help=f"base URL serving {emg2pose.MINI} / {emg2pose.FULL}"
+    )
+    p.set_defaults(func=_cmd_emg2pose)
 
     p = sub.add_parser("fetch", help="any single file")
     p.add_argument("url")

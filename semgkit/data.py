@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 import yaml
@@ -25,14 +24,14 @@ from torch.utils.data import Dataset, get_worker_info
 from semgkit.charset import CHARSET
 from semgkit.format import ATTRS, ELECTRODES, FIELDS, GROUP
 from semgkit.format import TIMESERIES as DATASET
-from semgkit.h5files import file_stamp, open_file, raw_offset, read_raw, scratch
+from semgkit.h5files import RecordFile, file_stamp
 
 SHOW_MISSING = 5  # a split naming many absent sessions shows the first few and the count
 TYPED_CONDITION = "on_keyboard"  # keystrokes are ground truth only when typed on a keyboard
 KEYSTROKE_FIELDS = {"key": "text", "start": "number"}  # what semgkit reads of a keystroke
 
 
-class Session:
+class Session(RecordFile):
     """One emg2qwerty session file: metadata and key events in memory, the signal on disk.
 
     Opening validates the layout and reads only the attributes it needs. ``window(lo, hi)``
@@ -41,76 +40,22 @@ class Session:
     Handles come from a small per-process cache, so a Session pickles and forks cheaply.
     """
 
+    GROUP = GROUP
+
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: no such session file")
-        try:
-            with h5py.File(self.path, "r") as f:
-                if GROUP not in f or DATASET not in f[GROUP]:
-                    raise ValueError(f"{self.path}: no '{GROUP}/{DATASET}' dataset")
-                group = f[GROUP]
-                dtype, self._length = group[DATASET].dtype, len(group[DATASET])
-                self._offset = raw_offset(group[DATASET])
-                attrs = {a: group.attrs[a] for a in ATTRS[:3] if a in group.attrs}
-                present = set(group.attrs)
-        except OSError as err:
-            raise ValueError(f"{self.path}: not a readable HDF5 file ({err})") from err
+        attrs, present = self._open(
+            path, lambda g: ({a: g.attrs[a] for a in ATTRS[:3] if a in g.attrs}, set(g.attrs))
+        )
+        dtype = self._dtype
         names = dtype.names or ()
         missing = [n for n in FIELDS if n not in names] + [a for a in ATTRS if a not in present]
         if missing:
             raise ValueError(f"{self.path}: not an emg2qwerty session, missing {missing}")
         check_fields(self.path, dtype, self._length)
-        self._dtype = dtype
         self.session_name = str(attrs["session_name"])
         self.user = str(attrs["user"])
         self.condition = str(attrs["condition"])
         self._stamp = file_stamp(self.path)
-
-    def __len__(self) -> int:
-        return self._length
-
-    def _unchanged(self) -> tuple[int, int, int]:
-        """The file's stamp; an error naming the file if it was deleted, truncated or
-        rewritten since this Session opened it (a run must not train on a moving file)."""
-        try:
-            stamp = file_stamp(self.path)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{self.path}: session file disappeared while in use") from None
-        if stamp != self._stamp:
-            raise ValueError(
-                f"{self.path}: session file changed while in use (truncated or rewritten; "
-                f"{self._stamp[1]} bytes when opened, {stamp[1]} now)"
-            )
-        return stamp
-
-    def _group(self) -> h5py.Group:
-        """The session's HDF5 group, from an unchanged file (see :meth:`_unchanged`)."""
-        try:
-            return open_file(self.path, self._unchanged())[GROUP]
-        except OSError as err:
-            raise ValueError(f"{self.path}: not a readable HDF5 file ({err})") from err
-
-    def _read(self, rows: slice, field: str | None = None) -> np.ndarray:
-        """Records ``rows`` (one ``field`` of them if given); whole records are read into
-        this process's scratch buffer, and are valid until the next read. Whole records of
-        a contiguous dataset bypass HDF5 (:func:`semgkit.h5files.read_raw`)."""
-        raw = field is None and self._offset is not None and rows.step in (None, 1)
-        stamp = self._unchanged() if raw else None
-        dataset = None if raw else self._group()[DATASET]
-        try:
-            if raw:
-                span = range(*rows.indices(len(self)))
-                return read_raw(self.path, stamp, self._offset, self._dtype, span)
-            if field is not None:
-                return dataset.fields(field)[rows]
-            start, stop, _ = rows.indices(len(self))
-            out = scratch(dataset.dtype, max(stop - start, 0))
-            if len(out):
-                dataset.read_direct(out, rows)
-            return out
-        except OSError as err:
-            raise ValueError(f"{self.path}: cannot read samples {rows} ({err})") from err
 
     def window(self, lo: int, hi: int) -> np.ndarray:
         """Samples ``lo:hi`` as float32 (hi - lo, 2, 16), band 0 = left; samples outside the
@@ -338,7 +283,25 @@ def typed_sessions(paths: Sequence[Path]) -> list[Session]:
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
-class WindowedDataset(Dataset):
+class SessionWindows(Dataset):
+    """Items over ``sessions``, each a tuple whose first entry is its session's index; the
+    epoch (``set_epoch``) seeds a training item's random draw."""
+
+    sessions: list
+    items: list[tuple[int, ...]]
+    epoch: int = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def user(self, index: int) -> str:
+        return self.sessions[self.items[index][0]].user
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+class WindowedDataset(SessionWindows):
     """Windows of ``past + window + future`` samples; labels are the keys pressed in the window.
 
     Training draws a random offset per item from a generator seeded by (seed, epoch, index),
@@ -371,15 +334,6 @@ class WindowedDataset(Dataset):
         step = stride or window
         for i, s in enumerate(self.sessions):
             self.items += [(i, start) for start in range(0, max(1, len(s) - window + 1), step)]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def user(self, index: int) -> str:
-        return self.sessions[self.items[index][0]].user
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Item ``index`` of the current epoch, or of ``epoch`` given as ``(epoch, index)``

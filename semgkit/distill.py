@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semgkit.charset import CHARSET
+from semgkit.pose_train import at_frames, is_pose, masked_l1
 from semgkit.runs import load_run
 
 
@@ -159,6 +160,11 @@ def load_teacher(run_dir: str | Path) -> tuple[nn.Module, str]:
 class DistillObjective:
     """``(1 - alpha) * CTC + alpha * kd_loss``: the student objective that ``fit`` uses.
 
+    For a pose student (the regression head) the teacher's angles are the soft targets:
+    ``(1 - alpha) * L1(student, true angles) + alpha * L1(student, teacher angles)``, each
+    emg2pose's masked L1 (the first over frames without IK failures, the second over every
+    real frame); the temperature plays no part.
+
     The teacher (``config.teacher``, a run directory) is loaded once, frozen and kept in
     eval mode; it is not a submodule of the student, so the optimizer, checkpoints and
     ``model.train()`` never touch it. Holding no state of its own besides the on-disk
@@ -176,6 +182,7 @@ class DistillObjective:
         self.temperature = float(config.temperature)
         self.student_name = str(config.preset)
         self.teacher, self.teacher_name = load_teacher(config.teacher)
+        self.pose = is_pose(getattr(self.teacher, "config", None))  # fit checks the student's
         self.cache = None
         if config.teacher_cache:
             root = (
@@ -217,16 +224,21 @@ class DistillObjective:
             self._checked = True
         log_probs = model(batch["emg"], lengths)
         frames = model.output_lengths(lengths).to(log_probs.device)
-        ctc = ctc_loss(log_probs, frames, batch)
         teacher = self.teacher_log_probs(batch, log_probs.shape[1])
         if teacher.shape != log_probs.shape:
             raise ValueError(
                 f"teacher {self.teacher_name!r} output {tuple(teacher.shape)} does not match "
                 f"student {self.student_name!r} output {tuple(log_probs.shape)}"
             )
-        kd = kd_loss(log_probs, teacher, self.temperature, frame_mask(frames, log_probs.shape[1]))
-        loss = (1.0 - self.alpha) * ctc + self.alpha * kd
-        stats = {"ctc": float(ctc.detach()), "kd": float(kd.detach())}
+        real = frame_mask(frames, log_probs.shape[1])
+        if self.pose:
+            target, mask = at_frames(batch, log_probs.shape[1], model.hop)
+            task, kd = masked_l1(log_probs, target, mask), masked_l1(log_probs, teacher, real)
+        else:
+            task = ctc_loss(log_probs, frames, batch)
+            kd = kd_loss(log_probs, teacher, self.temperature, real)
+        loss = (1.0 - self.alpha) * task + self.alpha * kd
+        stats = {"l1" if self.pose else "ctc": float(task.detach()), "kd": float(kd.detach())}
         if self.cache is not None:
             stats["teacher_cache_hit_rate"] = self.cache.hit_rate
         return loss, stats

@@ -1,13 +1,17 @@
-"""This process's open session files: an LRU of read-only handles, and a scratch buffer.
+"""This process's open session files: an LRU of read-only handles, a scratch buffer, and
+:class:`RecordFile`, the record reader both session layouts share.
 
-Apart from :mod:`semgkit.data`, whose reader deals with the session layout only.
+Apart from :mod:`semgkit.data` and :mod:`semgkit.pose`, whose readers deal with their
+layouts only.
 """
 
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import h5py
 import numpy as np
@@ -101,6 +105,89 @@ def read_raw(
         if got != out.nbytes:
             raise OSError(f"read {got} of {out.nbytes} bytes: the file ends early")
     return out
+
+
+T = TypeVar("T")
+
+
+class RecordFile:
+    """A session file read as records of one compound dataset (``GROUP/DATASET``), lazily.
+
+    A subclass's ``__init__`` validates its layout and sets ``path``, ``_stamp``,
+    ``_length``, ``_dtype`` and ``_offset`` (:func:`raw_offset`); this class reads records
+    from the file as it was when opened, so emg2qwerty's and emg2pose's readers share one
+    read path (and its guards against files changed under a run)."""
+
+    GROUP: str = ""
+    DATASET: str = "timeseries"
+    path: Path
+    _stamp: tuple[int, int, int]
+    _length: int
+    _dtype: np.dtype
+    _offset: int | None
+
+    def _open(self, path: str | Path, take: Callable[[h5py.Group], T]) -> T:
+        """Open ``path``, check it holds ``GROUP/DATASET``, note the records' dtype, length
+        and raw offset, and return ``take(group)`` (what the subclass reads of it)."""
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such session file")
+        try:
+            with h5py.File(self.path, "r") as f:
+                if self.GROUP not in f or self.DATASET not in f[self.GROUP]:
+                    raise ValueError(f"{self.path}: no '{self.GROUP}/{self.DATASET}' dataset")
+                group = f[self.GROUP]
+                dataset = group[self.DATASET]
+                self._dtype, self._length = dataset.dtype, len(dataset)
+                self._offset = raw_offset(dataset)
+                return take(group)
+        except OSError as err:
+            raise ValueError(f"{self.path}: not a readable HDF5 file ({err})") from err
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _unchanged(self) -> tuple[int, int, int]:
+        """The file's stamp; an error naming the file if it was deleted, truncated or
+        rewritten since it was opened (a run must not train on a moving file)."""
+        try:
+            stamp = file_stamp(self.path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.path}: session file disappeared while in use") from None
+        if stamp != self._stamp:
+            raise ValueError(
+                f"{self.path}: session file changed while in use (truncated or rewritten; "
+                f"{self._stamp[1]} bytes when opened, {stamp[1]} now)"
+            )
+        return stamp
+
+    def _group(self) -> h5py.Group:
+        """The session's HDF5 group, from an unchanged file (see :meth:`_unchanged`)."""
+        try:
+            return open_file(self.path, self._unchanged())[self.GROUP]
+        except OSError as err:
+            raise ValueError(f"{self.path}: not a readable HDF5 file ({err})") from err
+
+    def _read(self, rows: slice, field: str | None = None) -> np.ndarray:
+        """Records ``rows`` (one ``field`` of them if given); whole records are read into
+        this process's scratch buffer, and are valid until the next read. Whole records of
+        a contiguous dataset bypass HDF5 (:func:`read_raw`)."""
+        raw = field is None and self._offset is not None and rows.step in (None, 1)
+        stamp = self._unchanged() if raw else None
+        dataset = None if raw else self._group()[self.DATASET]
+        try:
+            if raw:
+                span = range(*rows.indices(len(self)))
+                return read_raw(self.path, stamp, self._offset, self._dtype, span)
+            if field is not None:
+                return dataset.fields(field)[rows]
+            start, stop, _ = rows.indices(len(self))
+            out = scratch(dataset.dtype, max(stop - start, 0))
+            if len(out):
+                dataset.read_direct(out, rows)
+            return out
+        except OSError as err:
+            raise ValueError(f"{self.path}: cannot read samples {rows} ({err})") from err
 
 
 _buffers: dict[np.dtype, np.ndarray] = {}

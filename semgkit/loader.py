@@ -15,13 +15,13 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from semgkit import models, paper
 from semgkit.data import WindowedDataset, collate, load_split
@@ -102,12 +102,13 @@ def auto_workers(device: torch.device) -> int:
 
 
 def train_loader(
-    dataset: WindowedDataset,
+    dataset: Dataset,
     batch_sampler: Sampler,
     num_workers: int = 0,
     seed: int = 0,
     pin_memory: bool = False,
     prefetch_factor: int = 4,
+    collate_fn: Callable = collate,
 ) -> DataLoader:
     """A DataLoader over ``batch_sampler`` with persistent, prefetching workers.
 
@@ -120,7 +121,7 @@ def train_loader(
         dataset,
         batch_sampler=batch_sampler,
         num_workers=num_workers,
-        collate_fn=collate,
+        collate_fn=collate_fn,
         pin_memory=pin_memory,
         worker_init_fn=seed_worker,
         generator=torch.Generator().manual_seed(seed),

@@ -7,7 +7,7 @@ raw sEMG (B, T, 2, 16) at 2 kHz
   -> LayerNorm + Linear to d_model, time masking (training only)
   -> convolutional positional embedding (wav2vec2 style, grouped, causal)
   -> N pre-LayerNorm transformer blocks, causal attention (optionally a bounded window)
-  -> head: Linear to 99 classes, log-softmax for CTC
+  -> head: Linear to 99 classes, log-softmax for CTC; or Linear to 20 joint angles (pose)
 Every convolution is padded on the left only, so frame i sees samples before
 (i + 1) * hop and a window of T samples gives exactly T // hop frames.
 """
@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from semgkit.charset import CHARSET
 from semgkit.format import CHANNELS, SAMPLE_RATE
+from semgkit.pose_format import NUM_JOINTS
 from semgkit.tds import TDSConfig, TDSConvNet, tds_flops_per_second
 
 
@@ -38,9 +39,22 @@ class CTCHead(nn.Module):
         return self.linear(x).log_softmax(-1)
 
 
-# The head is chosen by ModelConfig.head; a second task (per-frame joint angles, as in
-# emg2pose) adds its head here and leaves the encoder untouched.
-HEADS: dict[str, type[nn.Module]] = {"ctc": CTCHead}
+class PoseHead(nn.Module):
+    """Per-frame joint angles in radians (``num_classes`` = 20, emg2pose's hand): a linear
+    regression from the encoder's frames, trained on emg2pose's masked L1 loss."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.linear = nn.Linear(config.d_model, config.num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(x)
+
+
+# The head is chosen by ModelConfig.head: CTC over the 99 classes (typing, emg2qwerty) or
+# a regression of the hand's joint angles (pose, emg2pose); the encoder is the same.
+HEADS: dict[str, type[nn.Module]] = {"ctc": CTCHead, "pose": PoseHead}
+HEAD_OUTPUTS = {"ctc": CHARSET.num_classes, "pose": NUM_JOINTS}  # num_classes each needs
 
 
 @dataclass(frozen=True)
@@ -70,12 +84,22 @@ class ModelConfig:
             raise ValueError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
         if self.feat_norm not in ("group", "batch"):
             raise ValueError(f"feat_norm {self.feat_norm!r}: choose 'group' or 'batch'")
-        if self.head not in HEADS:
-            raise ValueError(f"head {self.head!r}: choose from {sorted(HEADS)}")
+        check_head(self.head, self.num_classes)
 
     @property
     def hop(self) -> int:
         return math.prod(self.conv_strides)
+
+
+def check_head(head: str, num_classes: int) -> None:
+    """Refuse an unknown head, or one given the other task's number of outputs."""
+    if head not in HEADS:
+        raise ValueError(f"head {head!r}: choose from {sorted(HEADS)}")
+    if num_classes != HEAD_OUTPUTS[head]:
+        raise ValueError(
+            f"head {head!r} has {HEAD_OUTPUTS[head]} outputs per frame, not num_classes="
+            f"{num_classes} (override both: head={head!r}, num_classes={HEAD_OUTPUTS[head]})"
+        )
 
 
 def _laptop(d_model: int, layers: int, heads: int, channels: tuple[int, ...]) -> ModelConfig:
@@ -263,6 +287,7 @@ def config_dict(config: ModelConfig | TDSConfig) -> dict[str, Any]:
 def build(name_or_config: str | ModelConfig | TDSConfig | dict, **overrides: Any) -> nn.Module:
     config = resolve(name_or_config, **overrides)
     if isinstance(config, TDSConfig):
+        check_head(config.head, config.num_classes)  # its head is its own Linear
         return TDSConvNet(config)
     return SEMGTransformer(config)
 

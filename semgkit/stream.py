@@ -1,4 +1,5 @@
-"""Chunked causal inference with state: feed sEMG as it arrives, get CTC frames and text.
+"""Chunked causal inference with state: feed sEMG as it arrives, get CTC frames and text
+(or, from a model with the pose head, its per-frame joint angles).
 
 The streamer works on any model that maps (batch, samples, 2, 16) to (batch, frames, 99)
 causally with a bounded receptive field (causal convolutions with left padding and
@@ -37,7 +38,7 @@ MAX_PROBE_SECONDS = 64.0  # longest signal used to look for the end of the recep
 
 @dataclass
 class StepOutput:
-    log_probs: torch.Tensor  # (frames emitted this step, 99)
+    log_probs: torch.Tensor  # (frames emitted this step, 99); a pose model's angles (.., 20)
     text: str  # characters decoded this step (greedy CTC, collapsed across chunk edges)
 
 
@@ -178,6 +179,9 @@ class Streamer:
                 f"(hop={self.hop}, got {model.output_lengths(probe).tolist()} for {probe.tolist()})"
             )
         self.chunk_samples = chunk_samples
+        config = getattr(model, "config", None)
+        self.outputs = getattr(config, "num_classes", CHARSET.num_classes)
+        self.ctc = getattr(config, "head", "ctc") == "ctc"  # text only from a CTC head
         self.context_frames = context_frames or receptive_field(model)
         self.incremental = IncrementalTransformer(model) if supports_incremental(model) else None
         self.reset()
@@ -208,7 +212,7 @@ class Streamer:
         self.buffer = torch.cat([self.buffer, chunk.to(self.buffer.dtype)])
         complete = self.buffer_start + len(self.buffer) // self.hop
         if complete == self.frames_done:
-            return StepOutput(torch.zeros(0, CHARSET.num_classes), "")
+            return StepOutput(torch.zeros(0, self.outputs), "")
         # the first new frame needs context_frames - 1 frames before it
         start = max(self.buffer_start, self.frames_done - self.context_frames + 1)
         offset = (start - self.buffer_start) * self.hop
@@ -226,6 +230,8 @@ class Streamer:
         return StepOutput(log_probs, new_text)
 
     def _greedy(self, labels: list[int]) -> str:
+        if not self.ctc:
+            return ""
         kept = collapse(labels, previous=self.last_label)
         if labels:
             self.last_label = labels[-1]

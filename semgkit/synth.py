@@ -26,6 +26,7 @@ import shutil
 import string
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -204,9 +205,21 @@ def generate(
     if isinstance(preset, str) and preset not in CORPUS_PRESETS:
         raise ValueError(f"unknown corpus preset {preset!r}; known: {sorted(CORPUS_PRESETS)}")
     config = CORPUS_PRESETS[preset] if isinstance(preset, str) else preset
+    recipe = {"config": asdict(config), "seed": int(seed), "format": FORMAT}
+    return build_corpus(
+        out_dir, recipe, overwrite, lambda tmp: _write_corpus(tmp, config, int(seed), progress)
+    )
+
+
+def build_corpus(
+    out_dir: str | Path, recipe: dict, overwrite: bool, write: Callable[[Path], None]
+) -> Path:
+    """``write(tmp)`` a corpus into a temporary sibling of ``out_dir`` and rename it into
+    place, marked with ``recipe``; a finished corpus of the same recipe is reused, and
+    ``out_dir`` is replaced only if empty, an older semgkit corpus, or ``overwrite``."""
     out = Path(out_dir)
     # through JSON, so it compares equal to the marker read back (tuples become lists)
-    recipe = json.loads(json.dumps({"config": asdict(config), "seed": int(seed), "format": FORMAT}))
+    recipe = json.loads(json.dumps(recipe))
     marker = out / MARKER
     if marker.is_file() and json.loads(marker.read_text()) == recipe:
         return out
@@ -217,7 +230,7 @@ def generate(
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    _write_corpus(tmp, config, int(seed), progress)
+    write(tmp)
     (tmp / MARKER).write_text(json.dumps(recipe, indent=1))
     if out.exists():
         shutil.rmtree(out)

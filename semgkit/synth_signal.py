@@ -127,6 +127,29 @@ def mixing(rotation: float, gains: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * (d / MUSCLE_WIDTH[:, None]) ** 2) * gains[None, :]
 
 
+ENV_FS = 200  # Hz: the rate muscle activations are computed at
+
+
+def muscle_activation(user: User, keystrokes: list[dict], duration_s: float) -> np.ndarray:
+    """(frames, 2, 12) float32 activation of each hand's muscles at ``ENV_FS``, frame i at
+    time ``i / ENV_FS``, resting tone included: what drives the signal (and the synthetic
+    hand's joint angles, :mod:`semgkit.synth_pose`)."""
+    te = np.arange(int(duration_s * ENV_FS) + 1) / ENV_FS
+    act = np.zeros((len(te), 2, MUSCLES_PER_HAND), dtype=np.float32)
+    for i, k in enumerate(keystrokes):
+        char = CHARSET.key_to_char(k["key"])
+        if char is None:
+            continue
+        # touch typists hold the shift of the other hand than the key it modifies
+        after = keystrokes[i + 1]["key"] if i + 1 < len(keystrokes) else "a"
+        right_shift = key_geometry(CHARSET.key_to_char(after) or "a")[0] < 5
+        lo, hi = np.searchsorted(te, [k["start"] - 0.1, k["end"] + 0.35])
+        pattern = key_activation(char, right_shift) * user.style
+        env = _envelope(te[lo:hi], k["start"], k["end"])
+        act[lo:hi] += env[:, None, None] * pattern[None].astype(np.float32)
+    return act + 0.03  # resting tone
+
+
 def session_signal(
     user: User,
     keystrokes: list[dict],
@@ -141,24 +164,10 @@ def session_signal(
     so an 18-minute session takes seconds). ``out``, a (T, 32) float32 array, receives the
     signal: a corpus reuses one, as a fresh array per session costs 0.5 s of page faults.
     ``noise_std`` is the amplifier noise relative to a fully active muscle."""
-    fs = sample_rate
+    fs, env_fs = sample_rate, ENV_FS
     n = int(round(duration_s * fs))
-    env_fs = 200
-    te = np.arange(int(duration_s * env_fs) + 1) / env_fs
-    act = np.zeros((len(te), 2, MUSCLES_PER_HAND), dtype=np.float32)
-    for i, k in enumerate(keystrokes):
-        char = CHARSET.key_to_char(k["key"])
-        if char is None:
-            continue
-        # touch typists hold the shift of the other hand than the key it modifies
-        after = keystrokes[i + 1]["key"] if i + 1 < len(keystrokes) else "a"
-        right_shift = key_geometry(CHARSET.key_to_char(after) or "a")[0] < 5
-        lo, hi = np.searchsorted(te, [k["start"] - 0.1, k["end"] + 0.35])
-        pattern = key_activation(char, right_shift) * user.style
-        env = _envelope(te[lo:hi], k["start"], k["end"])
-        act[lo:hi] += env[:, None, None] * pattern[None].astype(np.float32)
-    act += 0.03  # resting tone
-    act = act.reshape(len(te), -1).T  # channels first: every step below is a row operation
+    act = muscle_activation(user, keystrokes, duration_s)
+    act = act.reshape(len(act), -1).T  # channels first: every step below is a row operation
     muscles = _motor_unit_noise(n, 2 * MUSCLES_PER_HAND, fs, user.peak_hz, rng)
     mix = np.zeros((32, 2 * MUSCLES_PER_HAND), dtype=np.float32)  # electrode <- muscle
     for band in range(2):

@@ -45,6 +45,7 @@ class TDSConfig:
     block_channels: tuple[int, ...] = (24, 24, 24, 24)
     kernel_width: int = 32  # temporal kernel of each TDS conv block, in frames
     num_classes: int = 99
+    head: str = "ctc"  # or "pose": 20 joint angles per frame, no log-softmax (models.HEADS)
     causal: bool = True  # left-pad so frame i sees only samples < (i + 1) * hop
     # SpecAugment (training only): up to N masks per example, widths drawn in [0, max).
     time_masks: int = 3
@@ -245,7 +246,8 @@ class TDSConvNet(nn.Module):
         spec = self.norm(spec.reshape(b, BANDS * ELECTRODES, bins, frames))
         x = spec.reshape(b, BANDS, ELECTRODES, bins, frames).permute(0, 4, 1, 2, 3)
         x = torch.cat([mlp(x[:, :, i]) for i, mlp in enumerate(self.band_mlps)], dim=-1)
-        return self.head(self.blocks(x)).log_softmax(dim=-1)
+        out = self.head(self.blocks(x))
+        return out if self.config.head == "pose" else out.log_softmax(dim=-1)
 
 
 def tds_flops_per_second(config: TDSConfig, sample_rate: float = SAMPLE_RATE) -> float:

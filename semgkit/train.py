@@ -27,10 +27,12 @@ from tqdm.auto import tqdm
 
 from semgkit import models
 from semgkit.augment import paper_augmentation
-from semgkit.data import WindowedDataset, load_split
+from semgkit.data import Split, WindowedDataset, collate, load_split
 from semgkit.distill import DistillObjective, ctc_loss
 from semgkit.evaluate import EvalResult, evaluate, evaluate_model
 from semgkit.loader import StepBatches, auto_workers, train_loader
+from semgkit.pose import PoseSplit, load_pose_split, pose_collate
+from semgkit.pose_train import evaluate_pose, is_pose, pose_objective, pose_windows
 from semgkit.runs import (
     CHECKPOINT_S,
     Every,
@@ -69,8 +71,14 @@ def _device() -> torch.device:
     return torch.device("cpu")
 
 
-def _check_inputs(config: TrainConfig) -> None:
-    load_split(config.data_dir, config.split)  # raises with the missing path named
+def _split(config: TrainConfig, resolved: Any) -> Split | PoseSplit:
+    """The run's split (raises with a missing path named): emg2pose's for a pose model."""
+    load = load_pose_split if is_pose(resolved) else load_split
+    return load(config.data_dir, config.split)
+
+
+def _check_inputs(config: TrainConfig, resolved: Any) -> None:
+    _split(config, resolved)
     for name in ("init", "teacher"):
         run = getattr(config, name)
         if run and not (Path(run) / "config.json").is_file():
@@ -129,8 +137,8 @@ def fit(
     out = Path(out_dir)
     rank, world = _distributed()
     check_config(config)
-    _check_inputs(config)
     resolved = model_config(config)  # raises on an unknown preset or field
+    _check_inputs(config, resolved)
     if config.batch_size % (world * config.accumulate):
         raise ValueError(
             f"batch_size {config.batch_size} must divide by processes x accumulate "
@@ -144,7 +152,9 @@ def fit(
     model = models.build(resolved)  # built (and the init and teacher runs read) before any write
     if config.init:
         load_weights(model, Path(config.init) / "best.pt", config, resolved)
-    objective = DistillObjective(config) if config.teacher else ctc_objective
+    objective = pose_objective if is_pose(resolved) else ctc_objective
+    if config.teacher:
+        objective = DistillObjective(config)
     owned = open_run(out, config, resume) if rank == 0 else contextlib.nullcontext(None)
     with owned as resume_here, StopOnInterrupt() as stop, contextlib.ExitStack() as closing:
         if world > 1:  # rank 0 has checked and prepared the run directory
@@ -155,8 +165,15 @@ def fit(
 
 
 def _check_frame_rates(config: TrainConfig, resolved: Any) -> None:
-    """Distillation pairs frames: refuse a teacher at another frame rate before any work."""
+    """Distillation pairs frames of one task: refuse a teacher of the other task or at
+    another frame rate before any work."""
     teacher = model_config(run_config(config.teacher))
+    if is_pose(teacher) != is_pose(resolved):
+        task = "pose" if is_pose(resolved) else "CTC"
+        raise ValueError(
+            f"--teacher {config.teacher}: a {task} student needs a {task} teacher; this "
+            f"teacher has the {'pose' if is_pose(teacher) else 'CTC'} head"
+        )
     if teacher.hop != resolved.hop:
         raise ValueError(
             f"--teacher {config.teacher}: distillation needs teacher and student at the same "
@@ -184,16 +201,20 @@ def _fit(
     model = model.to(device)
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
-    split = load_split(config.data_dir, config.split)
-    train_set = WindowedDataset(
-        split.train,
-        config.samples(config.window_s),
-        config.samples(config.past_s),
-        config.samples(config.future_s),
-        train=True,
-        transform=paper_augmentation() if config.augment else None,
-        seed=config.order_seed(),
-    )
+    pose = is_pose(resolved)
+    split = _split(config, resolved)
+    if pose:
+        train_set = pose_windows(config, split.train, train=True)
+    else:
+        train_set = WindowedDataset(
+            split.train,
+            config.samples(config.window_s),
+            config.samples(config.past_s),
+            config.samples(config.future_s),
+            train=True,
+            transform=paper_augmentation() if config.augment else None,
+            seed=config.order_seed(),
+        )
     step, best = 0, float("inf")
     if resume:
         state = load_checkpoint(out / "last.pt")
@@ -235,7 +256,8 @@ def _fit(
         rank=rank, world=world, accumulate=config.accumulate,
     )  # fmt: skip
     workers = config.num_workers if config.num_workers >= 0 else auto_workers(device)
-    batches = iter(train_loader(train_set, sampler, workers, config.order_seed(), pin_memory=cuda))
+    batches = iter(train_loader(train_set, sampler, workers, config.order_seed(), pin_memory=cuda,
+                                collate_fn=pose_collate if pose else collate))  # fmt: skip
     while step < config.steps:
         if stop.requested(device, world):
             if rank == 0:
@@ -274,12 +296,9 @@ def _fit(
             log.write(json.dumps(row) + "\n")
         validate = step == config.steps or (config.val_every and step % config.val_every == 0)
         if validate and rank == 0 and split.val:
-            cer = evaluate_model(
-                model, split.val, config, max_windows=config.val_windows, protocol="window"
-            )
-            cer = cer.overall["CER"]
-            log.write(json.dumps({"step": step, "val_cer": cer}) + "\n")
-            if cer < best:
+            cer = _validate(model, split.val, config, pose)
+            log.write(json.dumps({"step": step, "val_mae" if pose else "val_cer": cer}) + "\n")
+            if cer < best:  # "best_cer" in checkpoints: the angle error for a pose run
                 best = cer
                 checkpoint("best.pt")
         ending = step == config.steps
@@ -303,6 +322,15 @@ def _fit(
     if world > 1:
         dist.barrier()
     return out
+
+
+def _validate(model: nn.Module, paths: list[Path], config: TrainConfig, pose: bool) -> float:
+    """The validation score a run keeps its best weights by: CER, or a pose run's angle
+    error (degrees), on ``config.val_windows`` windows."""
+    if pose:
+        return evaluate_pose(model, paths, config, max_windows=config.val_windows)["overall"]["MAE"]
+    result = evaluate_model(model, paths, config, max_windows=config.val_windows, protocol="window")
+    return result.overall["CER"]
 
 
 def fit_or_resume(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> Path:

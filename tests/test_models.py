@@ -212,19 +212,19 @@ def test_time_mask_replaces_spans_with_the_mask_embedding():
     assert hit.float().mean() <= 0.5 + 1e-6
 
 
-def test_head_is_chosen_by_configuration(monkeypatch):
-    class PoseHead(torch.nn.Module):  # a regression head beside CTC, encoder untouched
-        def __init__(self, config):
-            super().__init__()
-            self.linear = torch.nn.Linear(config.d_model, 20)
-
-        def forward(self, x):
-            return self.linear(x)
-
-    monkeypatch.setitem(models.HEADS, "pose", PoseHead)
-    model = build("lap-xs", head="pose").eval()
+@pytest.mark.parametrize("preset", ["lap-xs", "tds-laptop"])
+def test_head_is_chosen_by_configuration(preset):
+    ctc = build(preset).eval()
+    pose = build(preset, head="pose", num_classes=20).eval()
+    encoder = {k: v for k, v in ctc.state_dict().items() if not k.startswith("head.")}
+    missing = pose.load_state_dict(encoder, strict=False).missing_keys
+    assert missing and all(k.startswith("head.") for k in missing)  # the encoder is shared
+    x = torch.randn(1, 400, 2, 16)
     with torch.no_grad():
-        assert model(torch.randn(1, 400, 2, 16)).shape == (1, 20, 20)
+        angles, log_probs = pose(x), ctc(x)
+    assert angles.shape[:2] == log_probs.shape[:2] and angles.shape[2] == 20
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(log_probs.shape[:2]))
+    assert not torch.allclose(angles.exp().sum(-1), torch.ones(angles.shape[:2]))  # no softmax
 
 
 @pytest.mark.parametrize(
@@ -232,7 +232,8 @@ def test_head_is_chosen_by_configuration(monkeypatch):
     [
         ({"d_model": 100, "heads": 16}, "divisible"),
         ({"feat_norm": "layer"}, "feat_norm"),
-        ({"head": "pose"}, "head"),
+        ({"head": "no-such"}, "head"),
+        ({"head": "pose"}, "num_classes=99"),
     ],
 )
 def test_bad_config_errors(overrides, field):
