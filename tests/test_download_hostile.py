@@ -156,7 +156,9 @@ def test_a_resume_answered_with_another_range_restarts(server, tmp_path, capsys)
     path = fetch(f"{server.url}/f.bin", tmp_path, options=OPTS)
     assert path.read_bytes() == DATA  # restarted from zero, never spliced at the wrong byte
     assert [r.get("Range") for r in server.requests[1:]] == ["bytes=500-", None]
-    assert "asked for bytes 500-, got Content-Range 'bytes 100-1023/1024'" in capsys.readouterr().err
+    assert (
+        "asked for bytes 500-, got Content-Range 'bytes 100-1023/1024'" in capsys.readouterr().err
+    )
 
 
 def test_a_content_length_contradicting_the_range_keeps_the_part(server, tmp_path):
@@ -198,9 +200,7 @@ def test_a_shorter_range_than_asked_is_resumed_for_the_rest(server, tmp_path):
 # ---------------------------------------------------------------- lengths
 
 
-def test_a_chunked_body_past_its_content_length_is_cut_at_the_length(
-    server, tmp_path, monkeypatch
-):
+def test_a_chunked_body_past_its_content_length_is_cut_at_the_length(server, tmp_path, monkeypatch):
     def chunked(h):
         head(h, "200 OK", ETag=ETAG, Content_Length=len(DATA), Transfer_Encoding="chunked")
         for _ in range(2000):  # ~8 MiB offered for a 1,024-byte file
