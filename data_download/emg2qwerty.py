@@ -24,11 +24,15 @@ from tqdm import tqdm
 
 from semgkit.format import ATTRS, FIELDS, GROUP, JSON_ATTRS, TIMESERIES
 
+from . import pins
 from .archive import MalformedArchiveError, safe_extract
 from .fetch import DownloadError, FetchOptions, fetch, load_manifest, update_manifest
 
 ARCHIVE_URL = "https://fb-ctrl-oss.s3.amazonaws.com/emg2qwerty/emg2qwerty-data-2021-08.tar.gz"
-SPLITS_URL = "https://raw.githubusercontent.com/facebookresearch/emg2qwerty/main/config/user"
+SPLITS_URL = (
+    "https://raw.githubusercontent.com/facebookresearch/emg2qwerty/"
+    f"{pins.SPLITS_COMMIT}/config/user"
+)
 SPLIT_NAMES = ("generic",) + tuple(f"user{i}" for i in range(8))
 # Extracted size / archive size, for the free-disk check before downloading. An estimate:
 # 346 h x 2 kHz x 136 bytes per sample (32 float32 + one float64) ~ 339 GB of HDF5 against a
@@ -59,7 +63,8 @@ def download(
     archive_name = next(iter(targets))
     for name, url in targets.items():
         if name.startswith("splits/"):
-            _check_split_file(fetch(url, dest, name=name, options=opts))
+            pin = {} if mirror else _split_pin(name)
+            _check_split_file(fetch(url, dest, name=name, options=opts, **pin))
 
     key = f"extracted:{archive_name}"
     extracted = load_manifest(dest).get(key)
@@ -82,6 +87,12 @@ def download(
         raise
     update_manifest(dest, key, {"archive_sha256": sha, "entries": len(moved)})
     return dest
+
+
+def _split_pin(name: str) -> dict:
+    """fetch()'s size and sha256 for an official split file (data_download.pins)."""
+    size, sha256 = pins.SPLITS[Path(name).stem]
+    return {"size": size, "sha256": sha256}
 
 
 def _check_split_file(path: Path) -> None:

@@ -357,3 +357,26 @@ def test_bad_rate_flags_are_one_line_errors(tmp_path, flags, message):
     )
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and message in proc.stderr
     assert not (tmp_path / "d").exists()
+
+
+# ---------------------------------------------------------------- pins
+
+
+def test_official_split_files_are_pinned_by_size_and_sha256(server, tmp_path, monkeypatch):
+    from data_download import emg2qwerty as e2q
+    from data_download import pins
+
+    assert set(pins.SPLITS) == set(e2q.SPLIT_NAMES)
+    assert all(pins.SPLITS_COMMIT in url for url in list(e2q.urls().values())[1:])
+    fake = b"dataset:\n  train:\n  - {user: u, session: s}\n"
+    server.script = serve(fake)
+    monkeypatch.setattr(e2q, "SPLITS_URL", server.url)  # "official" files from a wrong server
+    with pytest.raises(DownloadError, match=f"announces {len(fake)} bytes, the file is pinned"):
+        e2q.download(tmp_path, options=OPTS)
+    assert not (tmp_path / "splits" / "generic.yaml").exists()
+    # same size, other bytes: refused by the sha256, nothing published
+    monkeypatch.setitem(pins.SPLITS, "generic", (len(fake), pins.SPLITS["generic"][1]))
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        e2q.download(tmp_path, options=OPTS)
+    assert not (tmp_path / "splits" / "generic.yaml").exists()
+    assert part_files(tmp_path / "splits") == []
