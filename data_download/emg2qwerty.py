@@ -67,8 +67,8 @@ def download(
             _check_split_file(fetch(url, dest, name=name, options=opts, **pin))
 
     key = f"extracted:{archive_name}"
-    extracted = load_manifest(dest).get(key)
-    unpacked = extracted is not None and (dest / "metadata.csv").exists()
+    extracted = load_manifest(dest).get(key) or {}
+    unpacked = bool(extracted.get("archive_sha256")) and (dest / "metadata.csv").exists()
     if unpacked and not (dest / archive_name).exists():
         return dest  # unpacked by an earlier run and the archive deleted since
     archive_opts = replace(opts, extra_space_ratio=EXTRACT_RATIO)
@@ -76,16 +76,19 @@ def download(
     sha = load_manifest(dest)[archive_name]["sha256"]
     if unpacked and extracted["archive_sha256"] == sha:
         return dest
-    update_manifest(dest, key, None)
+    # what earlier extractions created may be replaced; everything else in dest is not
+    ours = set(extracted.get("names", []))
+    update_manifest(dest, key, {"names": sorted(ours)})  # (no archive_sha256: not done)
     try:
-        moved = safe_extract(archive, dest, progress=opts.progress)
+        moved = safe_extract(archive, dest, progress=opts.progress, replaceable=ours)
     except MalformedArchiveError:
         # a malformed archive will not get better by resuming: unpublish it (a full disk
-        # raises a plain DownloadError and keeps the archive for the rerun)
+        # or a name clash raises a plain DownloadError and keeps the archive for the rerun)
         archive.unlink(missing_ok=True)
         update_manifest(dest, archive_name, None)
         raise
-    update_manifest(dest, key, {"archive_sha256": sha, "entries": len(moved)})
+    names = sorted(ours | {p.name for p in moved})
+    update_manifest(dest, key, {"archive_sha256": sha, "entries": len(moved), "names": names})
     return dest
 
 
