@@ -194,7 +194,7 @@ def read_metadata(path: Path) -> list[dict]:
     if not path.exists():
         raise DownloadError(f"{path} not found: the dataset is not (completely) extracted")
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # a BOM is not a column name
             reader = csv.DictReader(f)
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as e:
