@@ -155,9 +155,8 @@ def test_a_declared_size_past_the_caps_costs_nothing(tmp_path):
 def test_a_collision_in_the_dataset_command_keeps_the_archive_for_a_rerun(tmp_path):
     """Through ``python -m data_download emg2qwerty``: one line naming both, exit 1, the
     user's folder intact and the archive kept, so the rerun does not download it again."""
-    from test_download import SESSIONS, FileServer, build_archive, split_yaml
-
     from data_download import emg2qwerty as e2q
+    from tests.test_download import SESSIONS, FileServer, build_archive, split_yaml
 
     (tmp_path / "build").mkdir()
     srv = FileServer({"emg2qwerty-data-2021-08.tar.gz": build_archive(tmp_path / "build")})

@@ -4,8 +4,6 @@ session in two parts of a split, a split file that is not YAML; a BOM in metadat
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import yaml
 from semgkit import cli
 from semgkit.data import Session, load_split
 from tests.test_data import FS, T0, write_emg2qwerty, write_split
+from tests.test_download import _cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,13 +100,7 @@ def test_a_split_file_that_is_not_a_split_is_a_one_line_error(tmp_path, capsys, 
 def test_a_bom_in_metadata_csv_is_not_a_missing_column(tmp_path):
     rows = "session,user\ns0,u\n"
     (tmp_path / "metadata.csv").write_bytes(b"\xef\xbb\xbf" + rows.encode())
-    proc = subprocess.run(
-        [sys.executable, "-m", "data_download", "check", str(tmp_path), "--quiet"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _cli("check", str(tmp_path))
     assert "needs a 'session' column" not in proc.stderr
     assert "sessions found: 0 of 1 listed" in proc.stdout and "missing s0" in proc.stdout
 
