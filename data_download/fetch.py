@@ -8,7 +8,9 @@ the file on the server changed (or its validators are unknown) the download rest
 zero instead of splicing two versions. ``DEST/.manifest.json``
 records the size, sha256 and mtime of every published file: a rerun skips a file whose
 size and mtime still match (``verify=True`` re-hashes it), and a file downloaded again
-later must match the sha256 recorded the first time.
+later must match the size and sha256 recorded the first time. What a server answers is
+checked before its bytes are kept (:mod:`data_download.responses`): the status and range
+asked for, the announced length (never written past), a minimum rate, http(s) only.
 """
 
 from __future__ import annotations
