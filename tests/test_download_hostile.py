@@ -8,7 +8,10 @@ import contextlib
 import hashlib
 import importlib
 import json
+import os
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -380,3 +383,40 @@ def test_official_split_files_are_pinned_by_size_and_sha256(server, tmp_path, mo
         e2q.download(tmp_path, options=OPTS)
     assert not (tmp_path / "splits" / "generic.yaml").exists()
     assert part_files(tmp_path / "splits") == []
+
+
+# ---------------------------------------------------------------- https
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
+def test_https_still_verifies_the_certificate_and_its_host(tmp_path):
+    """The deadline-guarded HTTPS handler keeps urllib's checks: a certificate nobody
+    trusts is refused; trusted (SSL_CERT_FILE), the same server is fetched."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    srv = Scripted()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv.httpd.socket = context.wrap_socket(srv.httpd.socket, server_side=True)
+    url = srv.url.replace("http://", "https://") + "/f.bin"
+    try:
+        with pytest.raises(DownloadError, match="CERTIFICATE_VERIFY_FAILED"):
+            fetch(url, tmp_path / "a", options=OPTS)
+        proc = subprocess.run(
+            [sys.executable, "-m", "data_download", "fetch", url, "--dest", str(tmp_path / "b")]
+            + ["--quiet", "--sha256", SHA],
+            cwd=ROOT,
+            env={**os.environ, "SSL_CERT_FILE": str(cert)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / "b" / "f.bin").read_bytes() == DATA
+    finally:
+        srv.close()
