@@ -15,6 +15,8 @@ def _options(args: argparse.Namespace) -> FetchOptions:
         retries=args.retries,
         verify=args.verify,
         progress=not args.quiet,
+        min_rate=args.min_rate,
+        rate_window=args.rate_window,
     )
 
 
@@ -81,6 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
             type=int,
             default=2,
             help="automatic resumes after a dropped connection that made progress (default 2)",
+        )
+        p.add_argument(
+            "--min-rate",
+            type=float,
+            default=10240,
+            help="give up a transfer slower than this many bytes/s over --rate-window, "
+            "keeping the partial file for a rerun (0: no minimum; default 10240)",
+        )
+        p.add_argument(
+            "--rate-window",
+            type=float,
+            default=60.0,
+            help="seconds over which --min-rate is averaged; also the longest wait for a "
+            "response's headers (default 60)",
         )
         p.add_argument(
             "--verify",

@@ -24,11 +24,15 @@ from tqdm import tqdm
 
 from semgkit.format import ATTRS, FIELDS, GROUP, JSON_ATTRS, TIMESERIES
 
+from . import pins
 from .archive import MalformedArchiveError, safe_extract
 from .fetch import DownloadError, FetchOptions, fetch, load_manifest, update_manifest
 
 ARCHIVE_URL = "https://fb-ctrl-oss.s3.amazonaws.com/emg2qwerty/emg2qwerty-data-2021-08.tar.gz"
-SPLITS_URL = "https://raw.githubusercontent.com/facebookresearch/emg2qwerty/main/config/user"
+SPLITS_URL = (
+    "https://raw.githubusercontent.com/facebookresearch/emg2qwerty/"
+    f"{pins.SPLITS_COMMIT}/config/user"
+)
 SPLIT_NAMES = ("generic",) + tuple(f"user{i}" for i in range(8))
 # Extracted size / archive size, for the free-disk check before downloading. An estimate:
 # 346 h x 2 kHz x 136 bytes per sample (32 float32 + one float64) ~ 339 GB of HDF5 against a
@@ -59,11 +63,12 @@ def download(
     archive_name = next(iter(targets))
     for name, url in targets.items():
         if name.startswith("splits/"):
-            _check_split_file(fetch(url, dest, name=name, options=opts))
+            pin = {} if mirror else _split_pin(name)
+            _check_split_file(fetch(url, dest, name=name, options=opts, **pin))
 
     key = f"extracted:{archive_name}"
-    extracted = load_manifest(dest).get(key)
-    unpacked = extracted is not None and (dest / "metadata.csv").exists()
+    extracted = load_manifest(dest).get(key) or {}
+    unpacked = bool(extracted.get("archive_sha256")) and (dest / "metadata.csv").exists()
     if unpacked and not (dest / archive_name).exists():
         return dest  # unpacked by an earlier run and the archive deleted since
     archive_opts = replace(opts, extra_space_ratio=EXTRACT_RATIO)
@@ -71,17 +76,26 @@ def download(
     sha = load_manifest(dest)[archive_name]["sha256"]
     if unpacked and extracted["archive_sha256"] == sha:
         return dest
-    update_manifest(dest, key, None)
+    # what earlier extractions created may be replaced; everything else in dest is not
+    ours = set(extracted.get("names", []))
+    update_manifest(dest, key, {"names": sorted(ours)})  # (no archive_sha256: not done)
     try:
-        moved = safe_extract(archive, dest, progress=opts.progress)
+        moved = safe_extract(archive, dest, progress=opts.progress, replaceable=ours)
     except MalformedArchiveError:
         # a malformed archive will not get better by resuming: unpublish it (a full disk
-        # raises a plain DownloadError and keeps the archive for the rerun)
+        # or a name clash raises a plain DownloadError and keeps the archive for the rerun)
         archive.unlink(missing_ok=True)
         update_manifest(dest, archive_name, None)
         raise
-    update_manifest(dest, key, {"archive_sha256": sha, "entries": len(moved)})
+    names = sorted(ours | {p.name for p in moved})
+    update_manifest(dest, key, {"archive_sha256": sha, "entries": len(moved), "names": names})
     return dest
+
+
+def _split_pin(name: str) -> dict:
+    """fetch()'s size and sha256 for an official split file (data_download.pins)."""
+    size, sha256 = pins.SPLITS[Path(name).stem]
+    return {"size": size, "sha256": sha256}
 
 
 def _check_split_file(path: Path) -> None:
@@ -180,7 +194,7 @@ def read_metadata(path: Path) -> list[dict]:
     if not path.exists():
         raise DownloadError(f"{path} not found: the dataset is not (completely) extracted")
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # a BOM is not a column name
             reader = csv.DictReader(f)
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as e:

@@ -8,13 +8,14 @@ the file on the server changed (or its validators are unknown) the download rest
 zero instead of splicing two versions. ``DEST/.manifest.json``
 records the size, sha256 and mtime of every published file: a rerun skips a file whose
 size and mtime still match (``verify=True`` re-hashes it), and a file downloaded again
-later must match the sha256 recorded the first time.
+later must match the size and sha256 recorded the first time. What a server answers is
+checked before its bytes are kept (:mod:`data_download.responses`): the status and range
+asked for, the announced length (never written past), a minimum rate, http(s) only.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import math
 import os
@@ -24,21 +25,29 @@ import sys
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from .errors import DownloadError
+from .responses import (
+    SCHEMES,
+    ChangedRange,
+    Interrupted,
+    Overrun,
+    Pace,
+    Stalled,
+    content_range_of,
+    expected_body,
+    open_url,
+    read_body,
+)
+
 MANIFEST = ".manifest.json"
-SCHEMES = ("http", "https")
 PART_SUFFIXES = (".part", ".part.json", ".part.json.tmp")  # a download's working files
 USER_AGENT = "semgkit-data-download/0.1"
 GIB = 1024**3
-
-
-class DownloadError(RuntimeError):
-    """A download, verification or extraction failed; the message is one line for the user."""
 
 
 @dataclass
@@ -49,17 +58,28 @@ class FetchOptions:
     verify: bool = False  # re-hash files the manifest already lists instead of trusting size+mtime
     extra_space_ratio: float = 0.0  # free disk needed beyond the file, as a multiple of its size
     progress: bool = True
+    # a drip ends: fewer than min_rate bytes/s over rate_window seconds (0: no minimum)
+    min_rate: float = 10 * 1024
+    rate_window: float = 60.0
+    max_bytes: int | None = None  # refuse a file announced larger than this
 
     def __post_init__(self) -> None:
         for what, ok in (
             ("timeout (--timeout) must be finite and > 0", 0 < self.timeout < math.inf),
             ("retries (--retries) must be >= 0", self.retries >= 0),
+            ("min_rate (--min-rate) must be finite and >= 0", 0 <= self.min_rate < math.inf),
+            ("rate_window (--rate-window) must be finite and > 0", 0 < self.rate_window < math.inf),
+            ("max_bytes must be None or >= 0", self.max_bytes is None or self.max_bytes >= 0),
             ("chunk_size must be > 0", self.chunk_size > 0),
             ("extra_space_ratio must be >= 0", self.extra_space_ratio >= 0),
         ):
             if not ok:
                 field = what.split()[0]
                 raise DownloadError(f"{what}, got {getattr(self, field)}")
+
+    @property
+    def pace(self) -> Pace:
+        return Pace(self.min_rate, self.rate_window)
 
 
 # ---------------------------------------------------------------- manifest
@@ -196,22 +216,30 @@ def fetch(
     *,
     name: str | None = None,
     sha256: str | None = None,
+    size: int | None = None,
     options: FetchOptions | None = None,
 ) -> Path:
     """Download ``url`` to ``dest/name`` (name defaults to the URL's last path component;
-    it may contain sub-folders), verified, resumable; returns the final path."""
+    it may contain sub-folders), verified, resumable; returns the final path.
+
+    ``sha256`` and ``size`` pin the file: a server announcing another size is refused
+    before a byte is written, and other bytes are never published."""
     opts = options or FetchOptions()
     dest = Path(dest)
     check_url(url)
     name = _check_name(name or _name_from_url(url), dest)
     expected = _check_sha256(sha256)
+    if size is not None and not (isinstance(size, int) and size >= 0):
+        raise DownloadError(f"size must be a byte count >= 0, got {size!r}")
     try:
-        return _fetch(url, dest, name, expected, opts)
+        return _fetch(url, dest, name, expected, size, opts)
     except OSError as e:  # local file system: not a directory, read-only, disk full...
         raise DownloadError(f"{e.filename or dest}: {e.strerror or e}") from None
 
 
-def _fetch(url: str, dest: Path, name: str, expected: str | None, opts: FetchOptions) -> Path:
+def _fetch(
+    url: str, dest: Path, name: str, expected: str | None, size: int | None, opts: FetchOptions
+) -> Path:
     if dest.exists() and not dest.is_dir():
         raise DownloadError(f"--dest {dest} exists and is not a directory")
     final = dest / name
@@ -225,6 +253,7 @@ def _fetch(url: str, dest: Path, name: str, expected: str | None, opts: FetchOpt
             f"{dest / MANIFEST} ({recorded['sha256']}); delete the entry to accept a new file"
         )
     expected = expected or (recorded or {}).get("sha256")
+    size = size if size is not None else (recorded or {}).get("size")
 
     if final.exists():
         return _reuse_existing(dest, name, url, recorded, expected, opts)
@@ -233,21 +262,26 @@ def _fetch(url: str, dest: Path, name: str, expected: str | None, opts: FetchOpt
     for attempt in range(opts.retries + 1):
         before = partial.size
         try:
-            total = _transfer(url, partial, final.name, opts)
+            total = _transfer(url, partial, final.name, opts, size)
             break
-        except _Interrupted as e:
+        except Interrupted as e:
             if attempt == opts.retries or partial.size <= before:
                 raise DownloadError(
                     f"{url}: connection lost after {partial.size} bytes ({e.reason}); "
                     f"partial data kept in {part}, rerun to resume"
                 ) from None
             time.sleep(min(2.0**attempt, 10.0))
+        except Stalled as e:
+            raise DownloadError(
+                f"{url}: slower than --min-rate {opts.min_rate:g} B/s ({e.got} bytes in the "
+                f"last {e.seconds:.0f} s); partial data kept in {part}, rerun to resume"
+            ) from None
 
-    if partial.size > total:  # (fewer bytes raise _Interrupted in _transfer)
+    if partial.size != total:  # (a .part changed behind our back)
         partial.discard()
         raise DownloadError(
-            f"{url}: got {partial.size} bytes but the server announced {total}; "
-            f"deleted {part}, rerun to start over"
+            f"{url}: {part} holds {partial.size} bytes, the server announced {total}; "
+            f"deleted it, rerun to start over"
         )
     digest = partial.digest.hexdigest()
     if expected is not None and digest != expected:
@@ -293,11 +327,6 @@ def _reuse_existing(
         )
     update_manifest(dest, name, _stat_entry(final, digest, url))
     return final
-
-
-class _Interrupted(Exception):
-    def __init__(self, reason: object):
-        self.reason = reason
 
 
 class _PartFile:
@@ -359,25 +388,26 @@ class _PartFile:
         self.digest.update(chunk)
 
 
-def _transfer(url: str, part: _PartFile, label: str, opts: FetchOptions) -> int:
+def _transfer(url: str, part: _PartFile, label: str, opts: FetchOptions, size: int | None) -> int:
     """Append the rest of ``url`` to ``part``; returns the file's total size in bytes.
 
     A resume asks for the missing bytes only if the server's file still has the validators
     recorded when ``part`` was started (``If-Range``); otherwise it starts over from zero.
-    Errors that a resume can fix raise ``_Interrupted``; the others ``DownloadError``.
+    The answer is checked against the request (responses.expected_body) and the announced
+    size against ``size`` and ``opts.max_bytes`` before a byte is written. Errors that a
+    resume can fix raise ``Interrupted``; a drip ``Stalled``; the others ``DownloadError``.
     """
     part.forget_unverifiable()  # (a server without validators: every retry starts over)
     offset, saved = part.size, part.validators
     headers = {"User-Agent": USER_AGENT}
     if offset:
         headers.update({"Range": f"bytes={offset}-", "If-Range": _if_range(saved)})
-    request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=opts.timeout)
+        response = open_url(url, headers, opts.timeout, opts.pace)
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset:
-            _, total = _content_range(e.headers.get("Content-Range"))
-            if total == offset:  # the .part file already holds everything
+            _, _, total = content_range_of(e.headers.get("Content-Range"))
+            if total == offset == saved.get("total"):  # the .part already holds everything
                 return total
             part.discard()
             raise DownloadError(
@@ -385,46 +415,60 @@ def _transfer(url: str, part: _PartFile, label: str, opts: FetchOptions) -> int:
                 f"deleted {part.path}, rerun to start over"
             ) from None
         raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
-    except urllib.error.URLError as e:
-        raise DownloadError(f"{url}: cannot connect ({e.reason})") from None
-    except (OSError, http.client.HTTPException) as e:
-        raise DownloadError(f"{url}: cannot connect ({e})") from None
 
     with response:
         current = _validators(response.headers)
-        if offset and response.status == 206:
-            start, total = _content_range(response.headers.get("Content-Range"))
-            if start != offset or total != saved.get("total") or _changed(saved, current):
+        try:
+            body = expected_body(url, response, offset)
+        except ChangedRange as e:
+            _note(f"{url}: {e}")
+            part.discard()
+            response.close()
+            return _transfer(url, part, label, opts, size)
+        if body.start:
+            if body.total != saved.get("total") or _changed(saved, current):
                 _note(f"{url}: the file on the server changed since {part.path} was started")
                 part.discard()
                 response.close()
-                return _transfer(url, part, label, opts)
-        else:  # a fresh download, or a server that sent the whole (possibly new) file
-            if offset:
-                _note(f"{url}: the server sent the whole file, not the rest (it changed)")
-            length = response.headers.get("Content-Length")
-            total = int(length) if length is not None and length.isdigit() else None
-            offset = 0
+                return _transfer(url, part, label, opts, size)
+        elif offset:  # a server that sent the whole (possibly new) file
+            _note(f"{url}: the server sent the whole file, not the rest (it changed)")
+        total, offset = body.total, body.start
         if total is None:
             raise DownloadError(f"{url}: server did not announce the file size")
+        _check_announced(url, total, size, opts.max_bytes)
         needed = (total - offset) + int(total * opts.extra_space_ratio)
         check_free_space(part.path.parent, needed, f"{label} ({total / GIB:.2f} GiB)")
         if not offset:
             part.start({**current, "total": total})
-        with open(part.path, "ab") as f, _bar(total, label, opts.progress) as bar:
-            bar.update(offset)
-            while True:
-                try:
-                    chunk = response.read(opts.chunk_size)
-                except (OSError, http.client.HTTPException) as e:
-                    raise _Interrupted(str(e) or type(e).__name__) from None
-                if not chunk:
-                    break
-                part.write(f, chunk)
-                bar.update(len(chunk))
-    if part.size < total:
-        raise _Interrupted("server closed the connection early")
+        try:
+            with open(part.path, "ab") as f, _bar(total, label, opts.progress) as bar:
+                bar.update(offset)
+
+                def write(chunk: bytes) -> None:
+                    part.write(f, chunk)
+                    bar.update(len(chunk))
+
+                read_body(url, response, body.length, write, opts.chunk_size, opts.pace)
+        except Overrun:  # headers and body disagree: none of it can be trusted
+            part.discard()
+            raise
+    if part.size < total:  # a shorter range than asked for: resume the rest
+        raise Interrupted(f"the server sent only up to byte {offset + body.length} of {total}")
     return total
+
+
+def _check_announced(url: str, total: int, size: int | None, cap: int | None) -> None:
+    if size is not None and total != size:
+        raise DownloadError(
+            f"{url}: the server announces {total} bytes, the file is pinned at {size}; "
+            f"nothing was written"
+        )
+    if cap is not None and total > cap:
+        raise DownloadError(
+            f"{url}: the server announces {total} bytes, over the cap of {cap} (max_bytes); "
+            f"nothing was written"
+        )
 
 
 def _note(why: str) -> None:
@@ -451,12 +495,3 @@ def _changed(saved: dict, current: dict) -> bool:
     """True unless the response repeats a recorded validator and contradicts none."""
     shared = [key for key in ("etag", "last_modified") if key in saved and key in current]
     return not shared or any(saved[key] != current[key] for key in shared)
-
-
-def _content_range(value: str | None) -> tuple[int | None, int | None]:
-    """(first byte, total size) from ``bytes 100-199/300`` or ``bytes */300``."""
-    match = re.fullmatch(r"bytes (?:(\d+)-\d+|\*)/(\d+)", (value or "").strip())
-    if not match:
-        return None, None
-    first, total = match.groups()
-    return (int(first) if first else None), int(total)

@@ -80,15 +80,28 @@ class Session(RecordFile):
     def timestamps(self) -> np.ndarray:
         """Sample times (unix seconds) of the whole session, read on every access."""
         t = self._read(slice(None), "time")
+        if not np.isfinite(t).all():
+            first = int(np.argmax(~np.isfinite(t)))
+            raise ValueError(f"{self.path}: field time is {t[first]} at sample {first}")
         steps = np.diff(t)
         if (steps < 0).any():  # a repeated timestamp is fine: emg2qwerty allows it too
             first = int(np.argmax(steps < 0)) + 1
             raise ValueError(f"{self.path}: field time goes backwards at sample {first}")
+        self._check_span(t[0], t[-1])
         return t
+
+    def _check_span(self, first: float, last: float) -> None:
+        """A session must last: a constant (or NaN) time column gives no sample rate."""
+        if not (np.isfinite(first) and np.isfinite(last) and last > first):
+            raise ValueError(
+                f"{self.path}: field time does not increase ({first} at the first sample, "
+                f"{last} at the last); not a recording"
+            )
 
     @cached_property
     def sample_rate(self) -> float:
         ends = self._read(slice(0, len(self), max(len(self) - 1, 1)), "time")
+        self._check_span(float(ends[0]), float(ends[-1]))
         return float((len(self) - 1) / (ends[-1] - ends[0]))
 
     def _json(self, name: str, fields: dict[str, str]) -> list[dict]:
@@ -221,26 +234,59 @@ def load_split(data_dir: str | Path, name: str) -> Split:
     if not path.is_file():
         known = sorted(p.stem for p in (root / "splits").glob("*.yaml"))
         raise FileNotFoundError(f"split {name!r}: no {path}; splits here: {known}")
-    spec = yaml.safe_load(path.read_text()) or {}
-    dataset = spec.get("dataset")
-    if not isinstance(dataset, dict):
-        raise ValueError(f"{path}: no 'dataset' mapping with train/val/test lists")
-    parts, absent = {}, []
+    spec = yaml_mapping(path)
+    dataset = split_dataset(path, spec)
+    parts, absent, seen = {}, [], {}
     for part in ("train", "val", "test"):
         entries = dataset.get(part) or []
+        if not isinstance(entries, list):
+            raise ValueError(f"{path}: dataset.{part} is not a list of sessions")
         paths = []
         for i, entry in enumerate(entries):
+            where = f"{path}: dataset.{part}[{i}]"
             if not isinstance(entry, dict) or "session" not in entry:
-                raise ValueError(f"{path}: dataset.{part}[{i}] has no 'session' field")
-            session = root / f"{entry['session']}.hdf5"
-            if not session.is_file():
-                absent.append(f"dataset.{part}[{i}] -> {session}")
-            paths.append(session)
+                raise ValueError(f"{where} has no 'session' field")
+            session = str(entry["session"])
+            if "/" in session or "\\" in session or session in ("", ".", ".."):
+                raise ValueError(f"{where}: session {session!r} is not a file name in {root}")
+            if seen.setdefault(session, part) != part:
+                raise ValueError(
+                    f"{where}: session {session!r} is also in {seen[session]}; a session "
+                    "belongs to one part of a split"
+                )
+            file = root / f"{session}.hdf5"
+            if not file.is_file():
+                absent.append(f"{where} -> {file}")
+            paths.append(file)
         parts[part] = paths
     if absent:
         shown = "; ".join(absent[:SHOW_MISSING]) + ("; ..." if len(absent) > SHOW_MISSING else "")
         raise FileNotFoundError(f"{path}: {len(absent)} missing session file(s): {shown}")
     return Split(name=name, user=str(spec.get("user", name)), **parts)
+
+
+def yaml_mapping(path: Path) -> dict:
+    """A YAML file's top-level mapping ({} if empty); a file that is not YAML, or not a
+    mapping, is an error naming it."""
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: not a YAML split file ({first})") from None
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: not a split file (a YAML {type(spec).__name__}, not a mapping)")
+    return spec
+
+
+def split_dataset(path: Path, spec: dict | None = None) -> dict:
+    """The ``dataset`` mapping (train/val/test lists) of a split file (``spec``: its
+    contents when already read)."""
+    dataset = (yaml_mapping(path) if spec is None else spec).get("dataset")
+    if not isinstance(dataset, dict):
+        raise ValueError(f"{path}: no 'dataset' mapping with train/val/test lists")
+    return dataset
 
 
 def personal_splits(data_dir: str | Path) -> dict[str, str]:
@@ -250,9 +296,7 @@ def personal_splits(data_dir: str | Path) -> dict[str, str]:
     own top-level ``user`` is a label (``user: user0`` in the real files)."""
     out: dict[str, str] = {}
     for path in sorted((Path(data_dir) / "splits").glob("user*.yaml")):
-        dataset = (yaml.safe_load(path.read_text()) or {}).get("dataset")
-        if not isinstance(dataset, dict):
-            raise ValueError(f"{path}: no 'dataset' mapping with train/val/test lists")
+        dataset = split_dataset(path)
         for part in ("train", "val", "test"):
             for i, entry in enumerate(dataset.get(part) or []):
                 if not isinstance(entry, dict) or "user" not in entry:

@@ -30,6 +30,7 @@ import argparse
 import functools
 import itertools
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -131,13 +132,26 @@ class EvalResult:
     protocol: str = "session"
 
     def to_json(self) -> str:
+        """Valid JSON: a rate with no characters to score (NaN) is written ``null``."""
         users = self.per_user.set_index("user").to_dict(orient="index")
         payload = {"protocol": self.protocol, "overall": self.overall, "per_user": users}
-        return json.dumps({**payload, "decoder": self.decoder, "decoding": self.decoding}, indent=1)
+        payload = {**payload, "decoder": self.decoder, "decoding": self.decoding}
+        return json.dumps(_null_for_nan(payload), indent=1, allow_nan=False)
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`to_json` atomically: a reader never sees half a result."""
         atomic_write(Path(path), self.to_json())
+
+
+def _null_for_nan(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _null_for_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_null_for_nan(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def central_frames(model: nn.Module, config: TrainConfig) -> tuple[int, int]:

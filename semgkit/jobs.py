@@ -11,11 +11,16 @@ weights are the same whichever way the runs are scheduled (tests/test_jobs.py).
 
 Workers are started with ``spawn`` (no fork of a process holding torch's thread pools or
 a Jupyter kernel's sockets); each job is a module-level function and picklable arguments.
+A worker ends within a second of the process that started it: a kernel killed for memory
+must not leave its runs training with no one to read them (tests/test_book.py).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
@@ -60,7 +65,12 @@ def run_jobs(
         return [results[i] for i in range(n)]
     context = multiprocessing.get_context("spawn")
     with (
-        ProcessPoolExecutor(max_workers=min(jobs, n), mp_context=context) as pool,
+        ProcessPoolExecutor(
+            max_workers=min(jobs, n),
+            mp_context=context,
+            initializer=_exit_with,
+            initargs=(os.getpid(),),
+        ) as pool,
         tqdm(total=n, desc=f"{desc}, {jobs} at a time") as bar,
     ):
         running: dict[Future, int] = {}
@@ -74,6 +84,18 @@ def run_jobs(
                 results[running.pop(f)] = f.result()
             bar.update(len(done))
     return [results[i] for i in range(n)]
+
+
+def _exit_with(parent: int) -> None:
+    """A worker's initializer: end the worker once ``parent`` is gone (it is then
+    re-parented, so its parent id changes), whatever job it is running."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _check_acyclic(after: list[int | None]) -> None:

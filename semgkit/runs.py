@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -160,15 +160,50 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ) from err
 
 
-def config_diff(saved: dict[str, Any], config: TrainConfig) -> list[str]:
-    """``field: saved -> new`` for every field where ``config`` differs from ``saved``,
-    except those the weights do not depend on (``UNWEIGHED``: resume with other workers)."""
+def config_diff(saved: dict[str, Any], config: TrainConfig) -> tuple[list[str], list[str]]:
+    """(differences, accepted) between a run's saved config and ``config``.
+
+    ``field: saved -> new`` for every field that differs, except those the weights do not
+    depend on (``UNWEIGHED``: resume with other workers). A field ``saved`` lacks (written
+    by a semgkit that did not have it) is accepted when ``config`` holds its default, the
+    value the older code behaved as; such fields are returned in ``accepted``. A field
+    this version does not know (written by a newer one) always differs: its meaning, and
+    whether the weights depend on it, are unknown here."""
     new = json.loads(json.dumps(asdict(config)))
-    return [
-        f"{k}: {saved.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}"
-        for k in sorted((set(saved) | set(new)) - set(UNWEIGHED))
-        if saved.get(k) != new.get(k)
-    ]
+    defaults = json.loads(json.dumps(_defaults()))
+    diff, accepted = [], []
+    for k in sorted((set(saved) | set(new)) - set(UNWEIGHED)):
+        if k not in new:
+            diff.append(f"{k}: {saved[k]!r} -> (not a field of this semgkit version)")
+        elif k not in saved and new[k] == defaults.get(k, object()):
+            accepted.append(f"{k}={new[k]!r}")
+        elif k not in saved:
+            diff.append(f"{k}: (absent, i.e. the default {defaults[k]!r}) -> {new[k]!r}")
+        elif saved[k] != new[k]:
+            diff.append(f"{k}: {saved[k]!r} -> {new[k]!r}")
+    return diff, accepted
+
+
+def _defaults() -> dict[str, Any]:
+    """TrainConfig's default value of every field that has one."""
+    out = {}
+    for f in fields(TrainConfig):
+        if f.default is not MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def saved_config(path: Path) -> dict[str, Any]:
+    """A run's ``config.json`` as a dict; anything else is an error naming the file."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable run config ({err})") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: not a run config (a JSON {type(saved).__name__})")
+    return saved
 
 
 class RunInUse(OSError):
@@ -213,12 +248,17 @@ def open_run(out: Path, config: TrainConfig, resume: bool) -> Iterator[bool]:
                 raise FileExistsError(
                     f"run directory {out} is not empty; pass --resume to continue it"
                 )
-            saved = json.loads((out / "config.json").read_text())
-            diff = config_diff(saved, config)
+            diff, accepted = config_diff(saved_config(out / "config.json"), config)
             if diff:
                 raise ValueError(
                     f"--resume: {out / 'config.json'} holds a different config than this "
                     f"run ({'; '.join(diff)})"
+                )
+            if accepted:
+                print(
+                    f"note: {out / 'config.json'} was written by another semgkit version, "
+                    f"without {', '.join(accepted)}; resuming with these defaults",
+                    file=sys.stderr,
                 )
         elif names - RUN_FILES:
             raise FileExistsError(

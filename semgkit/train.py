@@ -27,9 +27,17 @@ from tqdm.auto import tqdm
 
 from semgkit import models
 from semgkit.augment import paper_augmentation
-from semgkit.data import Split, WindowedDataset, collate, load_split
+from semgkit.data import (
+    TYPED_CONDITION,
+    Split,
+    WindowedDataset,
+    collate,
+    load_split,
+    typed_sessions,
+)
 from semgkit.distill import DistillObjective, ctc_loss
-from semgkit.evaluate import EvalResult, evaluate, evaluate_model
+from semgkit.evaluate import EvalResult, central_frames, evaluate, evaluate_model
+from semgkit.format import SAMPLE_RATE
 from semgkit.loader import StepBatches, auto_workers, train_loader
 from semgkit.pose import PoseSplit, load_pose_split, pose_collate
 from semgkit.pose_train import evaluate_pose, is_pose, pose_objective, pose_windows
@@ -150,6 +158,7 @@ def fit(
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
     model = models.build(resolved)  # built (and the init and teacher runs read) before any write
+    _check_evaluable(config, resolved, model)
     if config.init:
         load_weights(model, Path(config.init) / "best.pt", config, resolved)
     objective = pose_objective if is_pose(resolved) else ctc_objective
@@ -162,6 +171,27 @@ def fit(
         resume = resume_here if rank == 0 else (out / "last.pt").is_file()
         return _fit(config, out, resume, progress, on_step, checkpoint_s, stop, closing,
                     resolved, model, objective)  # fmt: skip
+
+
+def _check_evaluable(config: TrainConfig, resolved: Any, model: nn.Module) -> None:
+    """What the validation at the end (and ``semgkit eval``) needs, checked before the
+    first step: a run that trained for hours must not fail there, nor every resume.
+    A pose run scores every window frame by frame, so only CTC runs are checked."""
+    if is_pose(resolved):
+        return
+    try:
+        central_frames(model, config)
+    except ValueError as err:
+        raise ValueError(
+            f"--window-s {config.window_s}: {err}, so validation and `semgkit eval` could "
+            f"not score it; choose a multiple of {model.hop / SAMPLE_RATE:g} s"
+        ) from None
+    val = load_split(config.data_dir, config.split).val
+    if val and not typed_sessions(val):
+        raise ValueError(
+            f"split {config.split!r}: none of its {len(val)} val session(s) has typed ground "
+            f"truth (condition {TYPED_CONDITION}), so validation could not score any"
+        )
 
 
 def _check_frame_rates(config: TrainConfig, resolved: Any) -> None:

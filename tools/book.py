@@ -9,7 +9,8 @@
 build/book/, per-chapter wall times to build/book/timings.csv and the run's parameters
 to build/book/run.json (which `html` and `lab` follow). A failing cell stops the build
 and names the chapter, the cell and the error; so does a cell that runs past
-`--cell-timeout`.
+`--cell-timeout`, and a kernel that dies (one line: the likely cause is memory). Each
+executed notebook records whether it finished; `html` refuses to publish one that did not.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def run(
 ) -> int:
     import jupytext
     import papermill
-    from nbclient.exceptions import CellTimeoutError
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     from semgkit.results import atomic_write
@@ -76,8 +77,10 @@ def run(
         notebook = src_dir / f"{chapter.stem}.ipynb"
         jupytext.write(jupytext.read(chapter), notebook)
         executed = out_dir / f"{chapter.stem}.ipynb"
+        executed.unlink(missing_ok=True)  # an older run's copy must not pass for this one
         print(f"book: {chapter.name} (profile {profile})", flush=True)
         start = time.perf_counter()
+        failure = None
         try:
             papermill.execute_notebook(
                 notebook,
@@ -90,18 +93,29 @@ def run(
                 execution_timeout=cell_timeout or None,
             )
         except PapermillExecutionError as err:
-            print(
-                f"book: FAILED {chapter.name}, cell {err.exec_count} (code cell #{err.cell_index}): "
-                f"{err.ename}: {err.evalue}\n  executed notebook with the traceback: {executed}",
-                file=sys.stderr,
+            failure = (
+                f"cell {err.exec_count} (code cell #{err.cell_index}): {err.ename}: {err.evalue}"
             )
-            return 1
+            detail = f"\n  executed notebook with the traceback: {executed}"
         except CellTimeoutError as err:
-            print(
-                f"book: FAILED {chapter.name}: a cell ran past --cell-timeout {cell_timeout} s "
-                f"({str(err).splitlines()[0]})",
-                file=sys.stderr,
+            failure = (
+                f"a cell ran past --cell-timeout {cell_timeout} s ({str(err).splitlines()[0]})"
             )
+            detail = ""
+        except DeadKernelError:
+            failure = (
+                "its kernel died, most likely killed for lack of memory (the system ends the "
+                "largest process when memory runs out; its training workers ended with it); "
+                "free memory or use a smaller profile, then rerun"
+            )
+            detail = ""
+        except KeyboardInterrupt:
+            mark_executed(executed, "interrupted (Ctrl-C)")
+            raise
+        mark_executed(executed, failure)
+        if failure is not None:
+            sep = ", " if failure.startswith("cell ") else ": "
+            print(f"book: FAILED {chapter.name}{sep}{failure}{detail}", file=sys.stderr)
             return 1
         elapsed = time.perf_counter() - start
         timings.append((chapter.stem, elapsed))
@@ -111,6 +125,50 @@ def run(
     atomic_write(out_dir / "run.json", json.dumps(params, indent=1) + "\n")
     print(f"book: {len(timings)} chapter(s) in {sum(s for _, s in timings):.1f} s -> {out_dir}")
     return 0
+
+
+MARK = "semgkit_book"  # notebook metadata: {"executed": bool, "failure": why}
+
+
+def mark_executed(notebook: Path, failure: str | None) -> None:
+    """Record in an executed notebook whether its execution finished (``failure`` None),
+    so that `html` publishes only chapters that did."""
+    import nbformat
+
+    if not notebook.is_file():
+        return
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata[MARK] = {"executed": failure is None, **({"failure": failure} if failure else {})}
+    tmp = notebook.with_name(f".{notebook.name}.tmp")
+    nbformat.write(nb, tmp)
+    tmp.replace(notebook)
+
+
+def unfinished(nb) -> str | None:
+    """Why an executed notebook is not a finished chapter, or None if it is. Notebooks
+    from before the mark existed are judged by papermill's record and their cells."""
+    mark = nb.metadata.get(MARK)
+    if mark is not None:
+        return None if mark.get("executed") else mark.get("failure", "its execution failed")
+    if nb.metadata.get("papermill", {}).get("exception"):
+        return "a cell raised"
+    skipped = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()
+               and c.get("execution_count") is None]  # fmt: skip
+    return f"{len(skipped)} cell(s) never ran" if skipped else None
+
+
+def refuse_unfinished(executed: list[Path]) -> None:
+    """`html` publishes a finished book only: a chapter whose execution failed (or was cut
+    short) would pass for a result."""
+    import nbformat
+
+    bad = [(p, why) for p in executed if (why := unfinished(nbformat.read(p, as_version=4)))]
+    if bad:
+        listed = "; ".join(f"{p.name}: {why}" for p, why in bad)
+        raise SystemExit(
+            f"book: not publishing HTML: {len(bad)} chapter(s) did not execute to the end "
+            f"({listed}); rerun `make book`, or delete {bad[0][0]} to publish the others"
+        )
 
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -191,6 +249,7 @@ def html(build: Path) -> int:
         raise SystemExit(
             f"book: no executed chapters under {build / 'book'}; run `make book` first"
         )
+    refuse_unfinished(executed)
     out = build / "html"
     if out.exists():
         shutil.rmtree(out)
