@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from semgkit import bench, evaluate, export, lm, loader, synth, train_cli
+from semgkit import bench, checkpoint, evaluate, export, lm, loader, synth, train_cli
 
 # train_cli also registers `distill`
-COMMAND_MODULES = (synth, train_cli, evaluate, bench, loader, export, lm)
+COMMAND_MODULES = (synth, train_cli, evaluate, bench, loader, export, lm, checkpoint)
 
 
 def build_parser() -> argparse.ArgumentParser:

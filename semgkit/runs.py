@@ -32,6 +32,7 @@ from torch import nn
 
 from semgkit import models, paper
 from semgkit.charset import CHARSET
+from semgkit.checkpoint import WEIGHT_KEYS, load_checkpoint
 from semgkit.format import SAMPLE_RATE
 
 
@@ -143,21 +144,6 @@ def save_atomic(obj: Any, path: Path) -> None:
 
 def write_json(path: Path, obj: Any) -> None:
     write_bytes(path, json.dumps(obj, indent=1, default=str).encode())
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint's contents; a damaged file is an error naming it and what to do."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, ValueError, OSError, ImportError, AttributeError) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
-        other = {"last.pt": "best.pt", "best.pt": "last.pt"}.get(path.name)
-        hint = f" or copy {other} over it" if other and (path.parent / other).is_file() else ""
-        raise ValueError(
-            f"{path}: damaged or truncated checkpoint ({str(err).splitlines()[0]}); "
-            f"delete it{hint}, then rerun"
-        ) from err
 
 
 def config_diff(saved: dict[str, Any], config: TrainConfig) -> list[str]:
@@ -322,21 +308,37 @@ def checkpoint_state(model: nn.Module, config: TrainConfig, resolved: Any) -> di
 
 
 def load_weights(
-    model: nn.Module, path: Path, config: TrainConfig, resolved: Any | None = None
-) -> None:
-    """Load a checkpoint's weights, refusing one trained for another model or charset.
+    model: nn.Module,
+    path: Path,
+    config: TrainConfig,
+    resolved: Any | None = None,
+    needs: tuple[str, ...] = WEIGHT_KEYS,
+) -> dict[str, Any]:
+    """Load a checkpoint's weights into ``model``; returns the checkpoint's contents.
 
-    ``resolved`` is ``model_config(config)`` when the caller has it already."""
-    state = load_checkpoint(path)
+    A checkpoint trained for another model or charset is refused naming the file (a
+    ``last.pt`` copied from another run too). ``resolved`` is ``model_config(config)``
+    when the caller has it already; ``needs`` the keys the caller reads besides."""
+    state = load_checkpoint(path, needs)
     if state.get("charset") != CHARSET.chars:
         raise ValueError(f"{path}: checkpoint was trained with another character set")
     expected = model_config(config) if resolved is None else resolved
-    if models.resolve(state["model_config"]) != expected:
+    try:
+        same = models.resolve(state["model_config"]) == expected
+    except (TypeError, ValueError, AttributeError):
+        same = False
+    if not same:
         raise ValueError(
             f"{path}: checkpoint is a {state['preset']!r} model, not {config.preset!r} "
             "with these model settings"
         )
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise ValueError(
+            f"{path}: weights do not fit the model ({str(err).splitlines()[0]})"
+        ) from err
+    return state
 
 
 def config_from_json(path: str | Path) -> TrainConfig:

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from semgkit import models
 from semgkit.augment import paper_augmentation
+from semgkit.checkpoint import TRAINING_KEYS, WEIGHT_KEYS
 from semgkit.data import WindowedDataset, load_split
 from semgkit.distill import DistillObjective, ctc_loss
 from semgkit.evaluate import EvalResult, evaluate, evaluate_model
@@ -39,7 +40,6 @@ from semgkit.runs import (
     TrainConfig,
     check_config,
     checkpoint_state,
-    load_checkpoint,
     load_weights,
     model_config,
     open_run,
@@ -196,12 +196,15 @@ def _fit(
     )
     step, best = 0, float("inf")
     if resume:
-        state = load_checkpoint(out / "last.pt")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        step, best = state["step"], state["best_cer"]
+        last = out / "last.pt"
+        state = load_weights(model, last, config, resolved, WEIGHT_KEYS + TRAINING_KEYS)
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as err:
+            raise ValueError(f"{last}: its training state does not fit this run ({err})") from err
+        step, best = int(state["step"]), float(state["best_cer"])
         if rank == 0:
             trim_log(out / "metrics.jsonl", step)
     elif rank == 0:
