@@ -8,6 +8,7 @@ an exit code.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from semgkit import bench, checkpoint, evaluate, export, lm, loader, synth, train_cli
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as err:  # training saved a checkpoint and says how to resume
         print(f"semgkit {args.command}: {err or 'interrupted'}", file=sys.stderr)
-        return 130
+        return 128 + getattr(err, "signum", signal.SIGINT)  # 130, or 143 for SIGTERM
 
 
 if __name__ == "__main__":

@@ -218,43 +218,60 @@ def open_run(out: Path, config: TrainConfig, resume: bool) -> Iterator[bool]:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a run after saving its checkpoint; the message says how to resume."""
+    """Ctrl-C (SIGINT) or SIGTERM stopped a run after saving its checkpoint; the message
+    says how to resume. ``signum`` is the signal: a command exits with 128 + ``signum``."""
+
+    def __init__(self, message: str = "", signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
 
 class StopOnInterrupt:
-    """Turn the first Ctrl-C (SIGINT) into a request to stop at the next step boundary.
+    """Turn the first Ctrl-C (SIGINT) or SIGTERM into a request to stop at the next step
+    boundary: SIGTERM is what Slurm, Kubernetes and Colab send before they stop a job.
 
     The training loop checks :meth:`requested`, saves ``last.pt`` and raises
-    :class:`Interrupted`. A second Ctrl-C interrupts at once (the last checkpoint stays
-    intact). Outside the main thread signals cannot be caught, and Ctrl-C acts as usual."""
+    :class:`Interrupted`. A second signal acts at once (the last checkpoint stays
+    intact). Outside the main thread signals cannot be caught, and they act as usual."""
 
     def __init__(self) -> None:
-        self.flag = False
-        self.previous: Any = None
+        self.signum = 0
+        self.previous: dict[int, Any] = {}
+
+    @property
+    def flag(self) -> bool:
+        return bool(self.signum)
 
     def _handler(self, signum: int, frame: Any) -> None:
-        self.flag = True
-        signal.signal(signal.SIGINT, self.previous)
-        print("\nstopping after this step (Ctrl-C again to abort at once)", file=sys.stderr)
+        self.signum = signum
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        print(f"\nstopping after this step ({STOP_SIGNALS[signum]} again to abort at once)",
+              file=sys.stderr)  # fmt: skip
 
     def __enter__(self) -> StopOnInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handler)
+            self.previous = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None and not self.flag:
-            signal.signal(signal.SIGINT, self.previous)
+        if not self.signum:
+            for s, handler in self.previous.items():
+                signal.signal(s, handler)
 
-    def requested(self, device: torch.device, world: int) -> bool:
-        """Whether to stop; under DDP, true on every process as soon as one was interrupted."""
+    def requested(self, device: torch.device, world: int) -> int:
+        """The signal to stop for, or 0; under DDP, on every process as soon as one got it
+        (torchrun passes a SIGTERM to every rank, a user's Ctrl-C may reach one)."""
         if world == 1:
-            return self.flag
+            return self.signum
         import torch.distributed as dist
 
-        flag = torch.tensor([float(self.flag)], device=device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+        signum = torch.tensor([float(self.signum)], device=device)
+        dist.all_reduce(signum, op=dist.ReduceOp.MAX)
+        return int(signum.item())
 
 
 class Every:
