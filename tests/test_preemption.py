@@ -143,20 +143,21 @@ def test_sigterm_under_torchrun_stops_every_rank_at_one_step(corpus, tmp_path):
 
 # --- kills at many points resume exactly ----------------------------------------------------
 
-STEPS = 8  # checkpoints (checkpoint_every=2) at steps 2, 4, 6 and 8: the 4th write is the last
+STEPS = 6  # checkpoints (checkpoint_every=2) at steps 2, 4 and 6: the 3rd write is the last
 KILLS = {
     "before the first checkpoint": ["--kill-after", "1"],
     "right after the first checkpoint": ["--kill-after", "2"],
     "during a checkpoint write": ["--kill-writing", "last.pt:2"],
     "just before the end": ["--kill-after", str(STEPS - 1)],
-    "during the last write (best.pt written)": ["--kill-writing", "last.pt:4"],
+    "during the last write (best.pt written)": ["--kill-writing", "last.pt:3"],
 }
 
 
 def recipe(corpus: Path, workers: int):
     # two threads: a product split over threads rounds the same way only if the split is
     # the same in both processes (semgkit.train pins the thread count)
-    return tiny(corpus, steps=STEPS, checkpoint_every=2, num_threads=2, num_workers=workers)
+    return tiny(corpus, steps=STEPS, checkpoint_every=2, num_threads=2, num_workers=workers,
+                val_windows=8)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
