@@ -149,3 +149,27 @@ def test_a_config_with_an_unknown_model_field_is_a_one_line_error(corpus, tmp_pa
     argv = ["train", "--config", str(recipe), "--out", str(out)]
     one_line_error(capsys, cli.main(argv), "model field(s) ['layerz'] unknown")
     assert not out.exists()
+
+
+# --- eval on a run that never finished ---------------------------------------------------------
+
+
+def test_eval_of_an_unfinished_run_warns_naming_the_step(corpus, finished, tmp_path, capsys):
+    def crash(step: int) -> None:
+        if step == 3:
+            raise RuntimeError("killed")
+
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError):
+        fit(tiny(corpus, val_every=2, val_windows=4), out, progress=False, on_step=crash)
+    assert (out / "best.pt").is_file() and not (out / "done.json").exists()
+    assert cli.main(["eval", "--data", str(corpus), "--run", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (
+        f"semgkit eval: warning: {out} is not a finished run (no done.json): best.pt is from "
+        "step 2 of 6; resume it with --resume to finish, or expect the error rates of a model "
+        "that has not finished training"
+    )
+    assert "CER" in json.loads(captured.out)["overall"]
+    assert cli.main(["eval", "--data", str(corpus), "--run", str(finished)]) == 0
+    assert capsys.readouterr().err == ""  # a finished run: not a word
