@@ -225,6 +225,9 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(message)
         self.signum = signum
 
+    def __reduce__(self) -> tuple:  # keeps the signal across a process pool's pickling
+        return (type(self), (str(self), self.signum))
+
 
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
