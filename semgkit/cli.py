@@ -8,12 +8,13 @@ an exit code.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
-from semgkit import bench, evaluate, export, lm, loader, synth, train_cli
+from semgkit import bench, checkpoint, evaluate, export, lm, loader, synth, train_cli
 
 # train_cli also registers `distill`
-COMMAND_MODULES = (synth, train_cli, evaluate, bench, loader, export, lm)
+COMMAND_MODULES = (synth, train_cli, evaluate, bench, loader, export, lm, checkpoint)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as err:  # training saved a checkpoint and says how to resume
         print(f"semgkit {args.command}: {err or 'interrupted'}", file=sys.stderr)
-        return 130
+        return 128 + getattr(err, "signum", signal.SIGINT)  # 130, or 143 for SIGTERM
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import functools
 import itertools
 import json
 import math
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -46,11 +47,12 @@ from tqdm.auto import tqdm
 
 from semgkit import decode, lm
 from semgkit.charset import CHARSET
+from semgkit.checkpoint import load_checkpoint
 from semgkit.data import Session, WindowedDataset, collate, load_split, typed_sessions
 from semgkit.format import SAMPLE_RATE
 from semgkit.metrics import per_user, pooled_counts, rates
 from semgkit.results import atomic_write
-from semgkit.runs import TrainConfig, load_run
+from semgkit.runs import TrainConfig, load_run, run_config
 
 
 @dataclass(frozen=True)
@@ -426,8 +428,25 @@ def _cli(args: argparse.Namespace) -> int:
             "beam", 50 if args.beam is None else args.beam, args.lm or "default",
             min_log_prob=args.min_log_prob,
         )  # fmt: skip
+    _warn_if_unfinished(args.run)
     result = evaluate(
         args.run, args.data, args.split, args.part, decoder=decoder, protocol=args.protocol
     )
     print(result.to_json())
     return 0
+
+
+def _warn_if_unfinished(run: Path) -> None:
+    """A run without ``done.json`` was stopped or is still training: its ``best.pt`` may
+    be from its first steps. Evaluating it is allowed (watching a long run is a use), but
+    never silently: one line on stderr says so and from which step the weights are."""
+    if (run / "done.json").is_file() or not (run / "best.pt").is_file():
+        return  # finished, or not a run (load_run names what is missing)
+    state = load_checkpoint(run / "best.pt", ("step",))
+    steps = run_config(run).steps if (run / "config.json").is_file() else "?"
+    print(
+        f"semgkit eval: warning: {run} is not a finished run (no done.json): best.pt is from "
+        f"step {state['step']} of {steps}; resume it with --resume to finish, or expect "
+        "the error rates of a model that has not finished training",
+        file=sys.stderr,
+    )

@@ -9,9 +9,12 @@ persistent worker), and a resumed run starts the sampler at its step.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import functools
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -26,6 +29,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from semgkit import models, paper
 from semgkit.data import WindowedDataset, collate, load_split
 from semgkit.results import atomic_write
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def batch_indices(step: int, size: int, n: int, seed: int) -> tuple[int, list[int]]:
@@ -80,9 +85,21 @@ class StepBatches(Sampler[list[tuple[int, int]]]):
                 yield [(epoch, i) for i in mine[k * micro : (k + 1) * micro]]
 
 
-def seed_worker(worker_id: int) -> None:
+def seed_worker(worker_id: int, parent: int = 0) -> None:
     """Seed a worker's global generators from its torch seed (a function of the loader's
-    generator and the worker id), and keep it to one thread: workers are processes."""
+    generator and the worker id), and keep it to one thread: workers are processes.
+
+    A worker ends with its process: Ctrl-C and SIGTERM sent to the whole process group
+    are the main process's to handle (it stops at a step boundary, then shuts workers
+    down), and on Linux the kernel kills a worker whose parent died (a SIGKILL), which
+    would otherwise read on for seconds holding the run directory's lock. ``parent`` is
+    the pid of the process that made the loader."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if parent and os.getppid() != parent:  # it died before prctl took effect
+            os._exit(1)
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
@@ -123,7 +140,7 @@ def train_loader(
         num_workers=num_workers,
         collate_fn=collate_fn,
         pin_memory=pin_memory,
-        worker_init_fn=seed_worker,
+        worker_init_fn=functools.partial(seed_worker, parent=os.getpid()),
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=workers,
         prefetch_factor=prefetch_factor if workers else None,

@@ -276,6 +276,12 @@ def resolve(name_or_config: str | ModelConfig | TDSConfig, **overrides: Any):
         config = kind(**{k: v for k, v in name_or_config.items() if k in known})
     else:
         config = name_or_config
+    unknown = sorted(set(overrides) - {f.name for f in fields(config)})
+    if unknown:
+        raise ValueError(
+            f"model field(s) {unknown} unknown to a {type(config).__name__}; "
+            f"known: {sorted(f.name for f in fields(config))}"
+        )
     return replace(config, **overrides) if overrides else config
 
 

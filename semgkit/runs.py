@@ -32,6 +32,7 @@ from torch import nn
 
 from semgkit import models, paper
 from semgkit.charset import CHARSET
+from semgkit.checkpoint import WEIGHT_KEYS, load_checkpoint
 from semgkit.format import SAMPLE_RATE
 
 
@@ -143,21 +144,6 @@ def save_atomic(obj: Any, path: Path) -> None:
 
 def write_json(path: Path, obj: Any) -> None:
     write_bytes(path, json.dumps(obj, indent=1, default=str).encode())
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint's contents; a damaged file is an error naming it and what to do."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, ValueError, OSError, ImportError, AttributeError) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
-        other = {"last.pt": "best.pt", "best.pt": "last.pt"}.get(path.name)
-        hint = f" or copy {other} over it" if other and (path.parent / other).is_file() else ""
-        raise ValueError(
-            f"{path}: damaged or truncated checkpoint ({str(err).splitlines()[0]}); "
-            f"delete it{hint}, then rerun"
-        ) from err
 
 
 def config_diff(saved: dict[str, Any], config: TrainConfig) -> tuple[list[str], list[str]]:
@@ -272,43 +258,63 @@ def open_run(out: Path, config: TrainConfig, resume: bool) -> Iterator[bool]:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a run after saving its checkpoint; the message says how to resume."""
+    """Ctrl-C (SIGINT) or SIGTERM stopped a run after saving its checkpoint; the message
+    says how to resume. ``signum`` is the signal: a command exits with 128 + ``signum``."""
+
+    def __init__(self, message: str = "", signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+    def __reduce__(self) -> tuple:  # keeps the signal across a process pool's pickling
+        return (type(self), (str(self), self.signum))
+
+
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
 
 class StopOnInterrupt:
-    """Turn the first Ctrl-C (SIGINT) into a request to stop at the next step boundary.
+    """Turn the first Ctrl-C (SIGINT) or SIGTERM into a request to stop at the next step
+    boundary: SIGTERM is what Slurm, Kubernetes and Colab send before they stop a job.
 
     The training loop checks :meth:`requested`, saves ``last.pt`` and raises
-    :class:`Interrupted`. A second Ctrl-C interrupts at once (the last checkpoint stays
-    intact). Outside the main thread signals cannot be caught, and Ctrl-C acts as usual."""
+    :class:`Interrupted`. A second signal acts at once (the last checkpoint stays
+    intact). Outside the main thread signals cannot be caught, and they act as usual."""
 
     def __init__(self) -> None:
-        self.flag = False
-        self.previous: Any = None
+        self.signum = 0
+        self.previous: dict[int, Any] = {}
+
+    @property
+    def flag(self) -> bool:
+        return bool(self.signum)
 
     def _handler(self, signum: int, frame: Any) -> None:
-        self.flag = True
-        signal.signal(signal.SIGINT, self.previous)
-        print("\nstopping after this step (Ctrl-C again to abort at once)", file=sys.stderr)
+        self.signum = signum
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        print(f"\nstopping after this step ({STOP_SIGNALS[signum]} again to abort at once)",
+              file=sys.stderr)  # fmt: skip
 
     def __enter__(self) -> StopOnInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handler)
+            self.previous = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None and not self.flag:
-            signal.signal(signal.SIGINT, self.previous)
+        if not self.signum:
+            for s, handler in self.previous.items():
+                signal.signal(s, handler)
 
-    def requested(self, device: torch.device, world: int) -> bool:
-        """Whether to stop; under DDP, true on every process as soon as one was interrupted."""
+    def requested(self, device: torch.device, world: int) -> int:
+        """The signal to stop for, or 0; under DDP, on every process as soon as one got it
+        (torchrun passes a SIGTERM to every rank, a user's Ctrl-C may reach one)."""
         if world == 1:
-            return self.flag
+            return self.signum
         import torch.distributed as dist
 
-        flag = torch.tensor([float(self.flag)], device=device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+        signum = torch.tensor([float(self.signum)], device=device)
+        dist.all_reduce(signum, op=dist.ReduceOp.MAX)
+        return int(signum.item())
 
 
 class Every:
@@ -362,21 +368,37 @@ def checkpoint_state(model: nn.Module, config: TrainConfig, resolved: Any) -> di
 
 
 def load_weights(
-    model: nn.Module, path: Path, config: TrainConfig, resolved: Any | None = None
-) -> None:
-    """Load a checkpoint's weights, refusing one trained for another model or charset.
+    model: nn.Module,
+    path: Path,
+    config: TrainConfig,
+    resolved: Any | None = None,
+    needs: tuple[str, ...] = WEIGHT_KEYS,
+) -> dict[str, Any]:
+    """Load a checkpoint's weights into ``model``; returns the checkpoint's contents.
 
-    ``resolved`` is ``model_config(config)`` when the caller has it already."""
-    state = load_checkpoint(path)
+    A checkpoint trained for another model or charset is refused naming the file (a
+    ``last.pt`` copied from another run too). ``resolved`` is ``model_config(config)``
+    when the caller has it already; ``needs`` the keys the caller reads besides."""
+    state = load_checkpoint(path, needs)
     if state.get("charset") != CHARSET.chars:
         raise ValueError(f"{path}: checkpoint was trained with another character set")
     expected = model_config(config) if resolved is None else resolved
-    if models.resolve(state["model_config"]) != expected:
+    try:
+        same = models.resolve(state["model_config"]) == expected
+    except (TypeError, ValueError, AttributeError):
+        same = False
+    if not same:
         raise ValueError(
             f"{path}: checkpoint is a {state['preset']!r} model, not {config.preset!r} "
             "with these model settings"
         )
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise ValueError(
+            f"{path}: weights do not fit the model ({str(err).splitlines()[0]})"
+        ) from err
+    return state
 
 
 def config_from_json(path: str | Path) -> TrainConfig:

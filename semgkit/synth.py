@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import shutil
 import string
 import sys
@@ -42,6 +43,7 @@ from semgkit.synth_signal import BLOCK, ROWS, UNSHIFT, User, make_user, session_
 
 ASSET = Path(__file__).resolve().parent / "assets" / "prompts.txt"
 MARKER = ".semgkit-corpus.json"
+PARTIAL = ".semgkit-partial"  # in a build under way: its folder may be cleared
 EMG_DTYPE = np.dtype([*((f, "<f4", (ELECTRODES,)) for f in EMG_FIELDS), (TIME_FIELD, "<f8")])
 START_TIME = 1.6e9  # unix seconds of the first session: real files carry wall-clock times
 FORMAT = 2  # bumped when the files change, so an older corpus on disk is rebuilt
@@ -200,7 +202,8 @@ def generate(
 
     The corpus is built in a temporary sibling folder and renamed into place, so an
     interrupted run never leaves a half corpus behind. ``out_dir`` may be replaced only
-    if it is empty, an older semgkit corpus, or ``overwrite`` is true.
+    if it is empty or holds nothing but a semgkit corpus (a run or notes kept inside one
+    are not its files), or ``overwrite`` is true; otherwise the error names what is there.
     """
     if isinstance(preset, str) and preset not in CORPUS_PRESETS:
         raise ValueError(f"unknown corpus preset {preset!r}; known: {sorted(CORPUS_PRESETS)}")
@@ -223,19 +226,55 @@ def build_corpus(
     marker = out / MARKER
     if marker.is_file() and json.loads(marker.read_text()) == recipe:
         return out
-    if out.exists() and any(out.iterdir()) and not marker.is_file() and not overwrite:
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file")
+    foreign = _not_written_by_synth(out) if out.exists() and not overwrite else []
+    if foreign:
+        shown = ", ".join(foreign[:4]) + (
+            f" and {len(foreign) - 4} more" if len(foreign) > 4 else ""
+        )
+        what = "is not a semgkit corpus" if not marker.is_file() else "holds more than a corpus"
         raise FileExistsError(
-            f"{out} is not empty and is not a semgkit corpus; pass --overwrite to replace it"
+            f"--out {out} {what}: it holds {shown}, which semgkit synth did not write; "
+            "choose an empty or new directory (or pass --overwrite to delete them)"
         )
     tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    if tmp.exists():  # a build cut short, or something else of that name
+        if tmp.is_dir() and ((tmp / PARTIAL).is_file() or not any(tmp.iterdir())):
+            shutil.rmtree(tmp)
+        else:
+            raise FileExistsError(f"{tmp} is in the way and was not left by semgkit synth")
     tmp.mkdir(parents=True)
+    (tmp / PARTIAL).touch()
     write(tmp)
+    (tmp / PARTIAL).unlink()
     (tmp / MARKER).write_text(json.dumps(recipe, indent=1))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
     return out
+
+
+def _not_written_by_synth(out: Path) -> list[str]:
+    """The entries of ``out`` a corpus written by :func:`generate` would not hold: all of
+    them without a corpus marker; else anything but the marker, ``metadata.csv``, the
+    sessions (or emg2pose stages) it lists and the split files ``splits/generic.yaml`` and
+    ``user<N>.yaml``."""
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
+    if not (out / MARKER).is_file():
+        return names
+    try:
+        with (out / "metadata.csv").open(newline="") as f:
+            # emg2pose names a stage's file in its own column; emg2qwerty by the session
+            listed = {f"{row.get('filename') or row['session']}.hdf5" for row in csv.DictReader(f)}
+    except (OSError, KeyError, csv.Error, UnicodeDecodeError):
+        listed = set()
+    own = {MARKER, "metadata.csv", "splits/"} | listed
+    splits = out / "splits"
+    inside = sorted(p.name for p in splits.iterdir()) if splits.is_dir() else []
+    return [n for n in names if n not in own] + [
+        f"splits/{n}" for n in inside if not re.fullmatch(r"(generic|user\d+)\.yaml", n)
+    ]
 
 
 def _write_corpus(root: Path, config: SynthConfig, seed: int, progress: bool) -> None:

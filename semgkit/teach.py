@@ -8,6 +8,7 @@ Training live (estimates, the playground's micro models) is :mod:`semgkit.live`.
 from __future__ import annotations
 
 import html
+import string
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,19 +53,26 @@ def count_phrase(n: int, m: int, noun: str) -> str:
     return f"for {n} of {m} {noun}"
 
 
+def literal(text: str) -> str:
+    """``text`` as Markdown that shows it as typed: every ASCII punctuation mark escaped, so
+    a name (a profile's, a preset's: files people share) cannot open a tag, link or maths."""
+    return "".join(f"\\{c}" if c in string.punctuation else c for c in text)
+
+
 def claim(source: str, text: str, verdict: bool | str | None, measured: str) -> Markdown:
     """A boxed claim (what the paper reports, or what to expect) with this run's verdict
     beside it. ``verdict`` None: this run cannot test the claim, and the box says so."""
     shown = "not testable in this run" if verdict is None else mark(verdict)
+    source, text, measured = literal(source), literal(text), literal(measured)
     return Markdown(f"> **{source}:** {text}\n>\n> **This run: {shown}.** {measured}")
 
 
 def claims(source: str, items: Sequence[tuple[str, bool | str | None, str]]) -> Markdown:
     """Several claims from one source in one box, each with its own verdict."""
-    lines = [f"> **{source}**", ">"]
+    lines = [f"> **{literal(source)}**", ">"]
     for text, verdict, measured in items:
         shown = "not testable in this run" if verdict is None else mark(verdict)
-        lines.append(f"> - {text} **This run: {shown}** ({measured})")
+        lines.append(f"> - {literal(text)} **This run: {shown}** ({literal(measured)})")
     return Markdown("\n".join(lines))
 
 

@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
@@ -27,6 +28,7 @@ from tqdm.auto import tqdm
 
 from semgkit import models
 from semgkit.augment import paper_augmentation
+from semgkit.checkpoint import TRAINING_KEYS, WEIGHT_KEYS
 from semgkit.data import (
     TYPED_CONDITION,
     Split,
@@ -49,7 +51,6 @@ from semgkit.runs import (
     TrainConfig,
     check_config,
     checkpoint_state,
-    load_checkpoint,
     load_weights,
     model_config,
     open_run,
@@ -140,7 +141,7 @@ def fit(
     ``resume`` continues from ``last.pt``; the run directory's config must match. Without
     a checkpoint there is nothing to continue and the run starts over. Besides every
     ``config.checkpoint_every`` steps, ``last.pt`` is written every ``checkpoint_s``
-    seconds, and on Ctrl-C (then :class:`semgkit.runs.Interrupted` is raised).
+    seconds, and on Ctrl-C or SIGTERM (then :class:`semgkit.runs.Interrupted` is raised).
     ``on_step(step)`` is called after every optimizer step (tests use it to kill a run)."""
     out = Path(out_dir)
     rank, world = _distributed()
@@ -154,8 +155,10 @@ def fit(
         )
     if config.teacher:
         _check_frame_rates(config, resolved)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
+    # Always set, to the default when the config leaves it: only an explicit count turns
+    # MKL's dynamic threading off, which can change how a product is split (and rounded)
+    # with the machine's load, and a resumed run must repeat every rounding of the first.
+    torch.set_num_threads(config.num_threads or torch.get_num_threads())
     torch.manual_seed(config.seed)
     model = models.build(resolved)  # built (and the init and teacher runs read) before any write
     _check_evaluable(config, resolved, model)
@@ -246,13 +249,19 @@ def _fit(
             seed=config.order_seed(),
         )
     step, best = 0, float("inf")
+    cuda = device.type == "cuda"
     if resume:
-        state = load_checkpoint(out / "last.pt")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        step, best = state["step"], state["best_cer"]
+        last = out / "last.pt"
+        state = load_weights(model, last, config, resolved, WEIGHT_KEYS + TRAINING_KEYS)
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+            if cuda and state.get("cuda_rng") is not None:  # dropout and masks on a GPU
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+        except (ValueError, KeyError, TypeError, RuntimeError) as err:
+            raise ValueError(f"{last}: its training state does not fit this run ({err})") from err
+        step, best = int(state["step"]), float(state["best_cer"])
         if rank == 0:
             trim_log(out / "metrics.jsonl", step)
     elif rank == 0:
@@ -269,6 +278,7 @@ def _fit(
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None,
             "step": step,
             "best_cer": best,
         }
@@ -280,7 +290,6 @@ def _fit(
         desc=f"train {config.preset}", disable=not progress or rank != 0))  # fmt: skip
     autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda")
     timer = Every(checkpoint_s)
-    cuda = device.type == "cuda"
     sampler = StepBatches(
         len(train_set), config.batch_size, config.order_seed(), config.steps, start=step,
         rank=rank, world=world, accumulate=config.accumulate,
@@ -288,14 +297,19 @@ def _fit(
     workers = config.num_workers if config.num_workers >= 0 else auto_workers(device)
     batches = iter(train_loader(train_set, sampler, workers, config.order_seed(), pin_memory=cuda,
                                 collate_fn=pose_collate if pose else collate))  # fmt: skip
+    # workers end with the run, also when a signal or an error ends it (not when collected)
+    closing.callback(getattr(batches, "_shutdown_workers", lambda: None))
     while step < config.steps:
-        if stop.requested(device, world):
+        signum = stop.requested(device, world)
+        if signum:
             if rank == 0:
                 log.flush()
                 checkpoint("last.pt")
+            how = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
             raise Interrupted(
-                f"interrupted at step {step} of {config.steps}; {out / 'last.pt'} is saved: "
-                "rerun the same command with --resume to continue"
+                f"{how} at step {step} of {config.steps}; {out / 'last.pt'} is saved: "
+                "rerun the same command with --resume to continue",
+                signum,
             )
         tic = time.perf_counter()
         model.train()

@@ -250,6 +250,57 @@ def test_refuses_non_empty_foreign_dir_and_overwrite_replaces_it(tmp_path):
     assert len(sessions(out)) == expected_session_count(TINY)
 
 
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_a_corpus_holding_a_run_or_a_split_of_ones_own_is_never_replaced(tmp_path, capsys):
+    # a corpus of another recipe is replaced, but only when it holds nothing else
+    out = generate(tmp_path / "c", TINY, seed=0, progress=False)
+    run = out / "runs" / "tiny"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "last.pt").write_bytes(b"weights")
+    (out / "splits" / "mine.yaml").write_text("user: me\n")
+    before = tree(out)
+    with pytest.raises(FileExistsError, match=r"holds more than a corpus: it holds runs/, "
+                       r"splits/mine\.yaml, which semgkit synth did not write"):  # fmt: skip
+        generate(out, TINY, seed=1, progress=False)
+    assert cli.main(["synth", "--out", str(out), "--preset", "smoke", "--seed", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.startswith(f"semgkit synth: error: --out {out} holds more than a corpus")
+        and "\n" not in err
+    )
+    assert tree(out) == before
+    assert not (tmp_path / "c.partial").exists()
+
+
+def test_a_run_directory_is_refused_naming_what_is_there(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("config.json", "metrics.jsonl", "last.pt", "best.pt", "done.json"):
+        (out / name).write_text(name)
+    before = tree(out)
+    assert cli.main(["synth", "--out", str(out), "--preset", "smoke"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"semgkit synth: error: --out {out} is not a semgkit corpus: it holds best.pt, "
+        "config.json, done.json, last.pt and 1 more, which semgkit synth did not write; "
+        "choose an empty or new directory (or pass --overwrite to delete them)"
+    )
+    assert tree(out) == before
+
+
+def test_a_folder_in_the_way_of_the_build_is_never_cleared(tmp_path):
+    (tmp_path / "c.partial").mkdir()
+    (tmp_path / "c.partial" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match=r"c\.partial is in the way"):
+        generate(tmp_path / "c", TINY, progress=False)
+    assert (tmp_path / "c.partial" / "notes.txt").read_text() == "keep me"
+
+
 def test_empty_existing_dir_is_filled(tmp_path):
     out = tmp_path / "empty"
     out.mkdir()
@@ -294,7 +345,7 @@ def test_interrupted_build_leaves_no_out_dir(tmp_path, monkeypatch):
     monkeypatch.undo()
     generate(out, TINY, progress=False)  # a retry starts clean and finishes
     assert len(sessions(out)) == expected_session_count(TINY)
-    assert not (tmp_path / "corpus.partial").exists()
+    assert not (tmp_path / "corpus.partial").exists()  # the cut build, cleared (it was ours)
 
 
 def test_interrupted_rebuild_keeps_the_previous_corpus(tmp_path, monkeypatch):
