@@ -12,7 +12,10 @@ the stream equals offline causal inference (to float rounding) for any chunk siz
 Models that are not causal (the paper presets normalise over the whole window with
 GroupNorm, which looks ahead) or whose attention is unbounded are refused with a clear
 error rather than streamed approximately: `receptive_field` detects both by perturbing
-the signal and watching which frames move.
+the signal and watching which frames move. Those models stream in sliding-window mode
+instead (`SlidingWindowStreamer`): every hop the model reruns on the last window, as it
+was trained, and emits the hop's new frames, exactly offline window inference
+(`window_inference`); the cost is one window's forward per hop.
 
 For the transformer family the streamer goes further and keeps each layer's own state
 (`IncrementalTransformer`): the featurizer's convolution buffers, the positional
@@ -34,6 +37,8 @@ from semgkit.format import SAMPLE_RATE
 from semgkit.models import SEMGTransformer
 
 MAX_PROBE_SECONDS = 64.0  # longest signal used to look for the end of the receptive field
+WINDOW_SAMPLES = 5 * SAMPLE_RATE  # sliding window: the paper's 4 s window + 0.9 s + 0.1 s context
+HOP_SAMPLES = 80  # sliding window: 40 ms between reruns
 
 
 @dataclass
@@ -67,7 +72,9 @@ def receptive_field(model: nn.Module, seed: int = 0) -> int:
             raise ValueError(
                 f"model {type(model).__name__} is not causal: changing signal at frame {mid} "
                 f"changes frame {int(changed.min())} (a norm over the window, e.g. GroupNorm in "
-                "the paper presets, looks ahead); streaming it would be approximate, so it is refused"
+                "the paper presets, looks ahead); streaming it incrementally would be approximate, "
+                "so it is refused: stream it in sliding-window mode instead "
+                "(SlidingWindowStreamer, or stream(..., mode='sliding'))"
             )
         if len(changed) and changed.max() < frames - 1:
             return int(changed.max()) - mid + 1
@@ -179,9 +186,7 @@ class Streamer:
                 f"(hop={self.hop}, got {model.output_lengths(probe).tolist()} for {probe.tolist()})"
             )
         self.chunk_samples = chunk_samples
-        config = getattr(model, "config", None)
-        self.outputs = getattr(config, "num_classes", CHARSET.num_classes)
-        self.ctc = getattr(config, "head", "ctc") == "ctc"  # text only from a CTC head
+        self.outputs, self.ctc = _head(model)
         self.context_frames = context_frames or receptive_field(model)
         self.incremental = IncrementalTransformer(model) if supports_incremental(model) else None
         self.reset()
@@ -201,8 +206,7 @@ class Streamer:
 
     def step(self, chunk: torch.Tensor) -> StepOutput:
         """Feed (samples, 2, 16) of new signal; returns the frames and text it completes."""
-        if chunk.dim() != 3 or tuple(chunk.shape[1:]) != (2, 16):
-            raise ValueError(f"chunk shaped {tuple(chunk.shape)}: expected (samples, 2, 16)")
+        _check_chunk(chunk)
         if self.incremental is not None:
             log_probs = self.incremental.step(chunk)
             self.frames_done += len(log_probs)
@@ -232,17 +236,118 @@ class Streamer:
     def _greedy(self, labels: list[int]) -> str:
         if not self.ctc:
             return ""
-        kept = collapse(labels, previous=self.last_label)
-        if labels:
-            self.last_label = labels[-1]
-        return CHARSET.labels_to_text(kept)
+        self.last_label, text = _greedy(labels, self.last_label)
+        return text
+
+
+class SlidingWindowStreamer:
+    """Sliding-window inference: every ``hop_samples`` the model reruns on the last
+    ``window_samples`` of signal (all of it while less has arrived) and emits the frames
+    of that hop, the last ``hop_samples // model.hop`` of the window's output.
+
+    For models that normalise over their input window (the paper presets' GroupNorm), so
+    each frame sees the window it would see offline; equal to `window_inference` for any
+    chunk size. A chunk that crosses several hop ends runs the model once per hop end."""
+
+    def __init__(
+        self, model: nn.Module, window_samples: int = WINDOW_SAMPLES, hop_samples: int = HOP_SAMPLES
+    ) -> None:
+        hop = int(model.hop)
+        for name, value in (("window_samples", window_samples), ("hop_samples", hop_samples)):
+            if value < hop or value % hop:
+                raise ValueError(
+                    f"{name}={value}: must be a positive multiple of the model hop {hop}"
+                )
+        if hop_samples > window_samples:
+            raise ValueError(f"hop_samples={hop_samples} exceeds window_samples={window_samples}")
+        self.model = model.eval()
+        self.window, self.hop_samples = window_samples, hop_samples
+        self.hop_frames = hop_samples // hop
+        self.outputs, self.ctc = _head(model)
+        self.reset()
+
+    def reset(self) -> None:
+        self.buffer = torch.zeros(0, 2, 16)  # the signal a later window still needs
+        self.buffer_start = 0  # global sample index of buffer[0]
+        self.emitted_to = 0  # global sample index of the last hop end emitted
+        self.last_label = CHARSET.blank
+        self.text = ""
+
+    def step(self, chunk: Tensor) -> StepOutput:
+        """Feed (samples, 2, 16) of new signal; returns the frames of every hop it completes."""
+        _check_chunk(chunk)
+        self.buffer = torch.cat([self.buffer, chunk.to(self.buffer.dtype)])
+        parts = [torch.zeros(0, self.outputs)]
+        while self.buffer_start + len(self.buffer) >= self.emitted_to + self.hop_samples:
+            end = self.emitted_to + self.hop_samples
+            start = max(0, end - self.window)
+            window = self.buffer[start - self.buffer_start : end - self.buffer_start]
+            with torch.inference_mode():
+                parts.append(_frames(self.model, window[None])[-self.hop_frames :])
+            self.emitted_to = end
+        drop = max(0, self.emitted_to + self.hop_samples - self.window - self.buffer_start)
+        self.buffer, self.buffer_start = self.buffer[drop:], self.buffer_start + drop
+        log_probs = torch.cat(parts)
+        new_text = ""
+        if self.ctc:
+            self.last_label, new_text = _greedy(log_probs.argmax(-1).tolist(), self.last_label)
+        self.text += new_text
+        return StepOutput(log_probs, new_text)
+
+
+@torch.no_grad()
+def window_inference(
+    model: nn.Module,
+    emg: Tensor,
+    window_samples: int = WINDOW_SAMPLES,
+    hop_samples: int = HOP_SAMPLES,
+) -> Tensor:
+    """Offline reference of the sliding window: for each hop end t, the model on
+    emg[max(0, t - window) : t], keeping its last hop of frames -> (frames, classes)."""
+    model.eval()
+    hop_frames = hop_samples // int(model.hop)
+    ends = range(hop_samples, len(emg) + 1, hop_samples)
+    parts = [model(emg[None, max(0, t - window_samples) : t])[0][-hop_frames:] for t in ends]
+    return torch.cat(parts) if parts else torch.zeros(0, _head(model)[0])
+
+
+def _head(model: nn.Module) -> tuple[int, bool]:
+    """(outputs per frame, whether they are CTC log-probabilities that decode to text)."""
+    config = getattr(model, "config", None)
+    return getattr(config, "num_classes", CHARSET.num_classes), getattr(
+        config, "head", "ctc"
+    ) == "ctc"
+
+
+def _check_chunk(chunk: Tensor) -> None:
+    if chunk.dim() != 3 or tuple(chunk.shape[1:]) != (2, 16):
+        raise ValueError(f"chunk shaped {tuple(chunk.shape)}: expected (samples, 2, 16)")
+
+
+def _greedy(labels: list[int], previous: int) -> tuple[int, str]:
+    """Greedy CTC labels of new frames, collapsed across the chunk edge -> (last label, text)."""
+    kept = collapse(labels, previous=previous)
+    return (labels[-1] if labels else previous), CHARSET.labels_to_text(kept)
 
 
 def stream(
-    model: nn.Module, emg: torch.Tensor, chunk_samples: int, context_frames: int | None = None
+    model: nn.Module,
+    emg: torch.Tensor,
+    chunk_samples: int,
+    context_frames: int | None = None,
+    mode: str = "incremental",
+    **window: int,
 ):
-    """Stream a whole (samples, 2, 16) signal chunk by chunk -> ((frames, 99), text)."""
-    streamer = Streamer(model, chunk_samples, context_frames)
+    """Stream a whole (samples, 2, 16) signal chunk by chunk -> ((frames, 99), text).
+
+    ``mode="sliding"`` uses `SlidingWindowStreamer` (``window`` takes its window_samples
+    and hop_samples); ``"incremental"`` the causal `Streamer`."""
+    if mode == "sliding":
+        streamer = SlidingWindowStreamer(model, **window)
+    elif mode == "incremental":
+        streamer = Streamer(model, chunk_samples, context_frames)
+    else:
+        raise ValueError(f"mode {mode!r}: choose 'incremental' or 'sliding'")
     parts = [
         streamer.step(emg[i : i + chunk_samples]).log_probs
         for i in range(0, len(emg), chunk_samples)

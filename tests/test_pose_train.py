@@ -11,7 +11,7 @@ from semgkit.pose import PoseWindows, load_pose_split, pose_collate
 from semgkit.pose_metrics import PoseErrors
 from semgkit.pose_train import POSE, at_frames, evaluate_pose, masked_l1, pose_objective
 from semgkit.runs import TrainConfig, load_run
-from semgkit.stream import Streamer
+from semgkit.stream import SlidingWindowStreamer, Streamer, window_inference
 from semgkit.synth_pose import generate_pose
 from semgkit.train import fit
 
@@ -102,6 +102,19 @@ def test_streaming_a_pose_model_equals_offline(corpus, preset):
         torch.testing.assert_close(streamed, offline, atol=1e-4, rtol=1e-4)
         assert streamer.text == ""  # no text from a regression head
     assert np.isfinite(offline.numpy()).all()
+
+
+def test_sliding_window_streaming_of_a_pose_model_equals_window_inference():
+    # the paper presets normalise over the window, so a pose head on one streams this way
+    torch.manual_seed(0)
+    model = models.build("tiny", **POSE).eval()
+    emg = torch.randn(997, 2, 16)
+    offline = window_inference(model, emg, 400, 80)
+    assert offline.shape == (960 // model.hop, 20)
+    streamer = SlidingWindowStreamer(model, 400, 80)
+    parts = [streamer.step(emg[i : i + 37]).log_probs for i in range(0, len(emg), 37)]
+    assert torch.equal(torch.cat(parts), offline)
+    assert streamer.text == ""
 
 
 @pytest.fixture(scope="module")

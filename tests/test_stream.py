@@ -6,13 +6,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from semgkit.charset import CHARSET
-from semgkit.models import build
+from semgkit.models import PRESETS, build
 from semgkit.stream import (
     IncrementalTransformer,
+    SlidingWindowStreamer,
     Streamer,
     receptive_field,
     stream,
     supports_incremental,
+    window_inference,
 )
 
 
@@ -119,3 +121,55 @@ def test_incremental_refuses_paper_presets():
     with pytest.raises(ValueError, match="feat_norm"):
         IncrementalTransformer(build("tiny"))
     assert not supports_incremental(build("tds-laptop"))
+
+
+def test_incremental_streamer_names_sliding_window_mode_for_paper_presets():
+    with pytest.raises(ValueError, match="not causal.*sliding-window mode"):
+        Streamer(build("tiny"), 80)
+
+
+@pytest.mark.parametrize(
+    "preset",
+    [pytest.param(p, marks=pytest.mark.slow) if p in ("base", "large") else p for p in PRESETS],
+)
+def test_sliding_window_equals_offline_window_inference(preset):
+    """Every preset streams in sliding-window mode: bitwise the offline window inference,
+    for an odd chunk size, a chunk spanning several hops, and again after a reset."""
+    torch.manual_seed(0)
+    model = build(preset).eval()
+    window, hop = 400, 80  # short window: a fast test; the mode's default is 5 s
+    emg = torch.randn(960 + 37, 2, 16)
+    offline = window_inference(model, emg, window, hop)
+    assert offline.shape == (960 // hop * (hop // model.hop), CHARSET.num_classes)
+    streamer = SlidingWindowStreamer(model, window, hop)
+    for chunk in (37, 333):
+        streamer.reset()
+        parts = [streamer.step(emg[i : i + chunk]).log_probs for i in range(0, len(emg), chunk)]
+        assert torch.equal(torch.cat(parts), offline)
+    assert streamer.text == Streamer(CausalToy(), 80)._greedy(offline.argmax(-1).tolist())
+
+
+def test_sliding_window_frames_see_the_window_not_the_whole_signal():
+    """Past the first window, a frame is the model on the last window only (GroupNorm over
+    that window), which differs from one offline pass over the whole signal."""
+    torch.manual_seed(0)
+    model = build("tiny").eval()
+    emg = torch.randn(1600, 2, 16)
+    streamed, _ = stream(model, emg, 160, mode="sliding", window_samples=800, hop_samples=160)
+    with torch.no_grad():
+        last = model(emg[None, 800:])[0][-8:]
+        whole = model(emg[None])[0][-8:]
+    assert torch.equal(streamed[-8:], last)
+    assert not torch.allclose(streamed[-8:], whole, atol=1e-3)
+
+
+def test_sliding_window_bad_arguments():
+    model = build("lap-xs")
+    with pytest.raises(ValueError, match="hop_samples=30"):
+        SlidingWindowStreamer(model, 800, 30)
+    with pytest.raises(ValueError, match="exceeds window_samples"):
+        SlidingWindowStreamer(model, 800, 1600)
+    with pytest.raises(ValueError, match="expected"):
+        SlidingWindowStreamer(model, 800, 80).step(torch.randn(80, 32))
+    with pytest.raises(ValueError, match="mode"):
+        stream(model, torch.randn(160, 2, 16), 80, mode="approximate")
