@@ -50,6 +50,51 @@ METADATA_COLUMNS = (
 
 
 @dataclass(frozen=True)
+class Population:
+    """A group of held-out users unlike the training population: their band placement
+    spread (``placement`` scales the +-1.5-electrode rotation), motor-unit spectrum
+    (``spectrum`` scales its peak frequency: thicker skin and fat pass lower frequencies),
+    amplitude at the skin (``amplitude`` scales the electrode gains) and typing speed
+    (``speed`` divides inter-key intervals and hold times). ``users`` of them are drawn,
+    each with the personal split's number of test sessions."""
+
+    name: str
+    users: int = 4
+    placement: float = 1.0
+    spectrum: float = 1.0
+    amplitude: float = 1.0
+    speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.name.replace("-", "").isalnum():
+            raise ValueError(f"population {self.name!r}: a name of letters, digits and '-'")
+        for key in ("users", "placement", "spectrum", "amplitude", "speed"):
+            if not getattr(self, key) > 0:
+                raise ValueError(
+                    f"population {self.name}: {key}={getattr(self, key)} must be positive"
+                )
+
+    def user(self, base: User) -> User:
+        """``base`` (drawn as any training user) moved into this population."""
+        return replace(
+            base,
+            iki_s=base.iki_s / self.speed,
+            hold_s=base.hold_s / self.speed,
+            rotation=base.rotation * self.placement,
+            gains=base.gains * self.amplitude,
+            peak_hz=base.peak_hz * self.spectrum,
+        )
+
+
+# Populations a corpus can hold out (SynthConfig.populations); each differs in one way.
+POPULATIONS: dict[str, Population] = {
+    "wide-placement": Population("wide-placement", placement=3.0),
+    "thick-skin": Population("thick-skin", spectrum=0.6, amplitude=0.6),
+    "fast-typists": Population("fast-typists", speed=1.6),
+}
+
+
+@dataclass(frozen=True)
 class SynthConfig:
     """Corpus shape; users and sessions mirror emg2qwerty's generic/personal splits."""
 
@@ -62,6 +107,20 @@ class SynthConfig:
     sample_rate: int = SAMPLE_RATE
     user_spread: float = 1.0  # scales every per-user difference (0: all users alike)
     noise_std: float = 0.05  # amplifier noise relative to a fully active muscle
+    # held-out populations: their users only in splits/holdout-<name>.yaml's test part
+    populations: tuple[Population, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.populations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"populations {names}: each name once")
+
+    def recipe(self) -> dict[str, Any]:
+        """The config as the corpus marker records it (no populations: as before they existed)."""
+        fields = asdict(self)
+        if not self.populations:
+            del fields["populations"]
+        return fields
 
 
 CORPUS_PRESETS: dict[str, SynthConfig] = {
@@ -173,8 +232,26 @@ def session_name(user: str, t0: float) -> str:
     return f"{time.strftime('%Y-%m-%d', time.gmtime(t0))}-{int(t0)}-keystrokes-{user}"
 
 
+def population_ids(config: SynthConfig, seed: int) -> list[list[str]]:
+    """Each held-out population's user ids: drawn from their own stream, so the other users'
+    ids (and so the whole corpus without populations) stay as they were."""
+    taken = set(user_ids(config.train_users + config.test_users, seed))
+    rng = np.random.default_rng([seed, 2**31 - 2])
+    out = []
+    for population in config.populations:
+        ids: list[str] = []
+        while len(ids) < population.users:
+            uid = str(10**7 + int(rng.integers(9 * 10**7)))
+            if uid not in taken:
+                taken.add(uid)
+                ids.append(uid)
+        out.append(sorted(ids))
+    return out
+
+
 def _plan(config: SynthConfig, seed: int) -> list[tuple[int, str, int, str]]:
-    """(user index, user id, session index, role) for every session of the corpus."""
+    """(user index, user id, session index, role) for every session of the corpus; a
+    held-out population's sessions have role ``holdout-<name>``."""
     ids = user_ids(config.train_users + config.test_users, seed)
     plan = []
     for u in range(config.train_users):
@@ -185,6 +262,11 @@ def _plan(config: SynthConfig, seed: int) -> list[tuple[int, str, int, str]]:
         u = config.train_users + i
         roles = ["ptrain"] * n_train + ["pval"] * n_val + ["test"] * n_test
         plan += [(u, ids[u], s, r) for s, r in enumerate(roles)]
+    u = config.train_users + config.test_users
+    for population, names in zip(config.populations, population_ids(config, seed), strict=True):
+        for name in names:
+            plan += [(u, name, s, f"holdout-{population.name}") for s in range(n_test)]
+            u += 1
     return plan
 
 
@@ -206,7 +288,8 @@ def generate(
     config = CORPUS_PRESETS[preset] if isinstance(preset, str) else preset
     out = Path(out_dir)
     # through JSON, so it compares equal to the marker read back (tuples become lists)
-    recipe = json.loads(json.dumps({"config": asdict(config), "seed": int(seed), "format": FORMAT}))
+    recipe = {"config": config.recipe(), "seed": int(seed), "format": FORMAT}
+    recipe = json.loads(json.dumps(recipe))
     marker = out / MARKER
     if marker.is_file() and json.loads(marker.read_text()) == recipe:
         return out
@@ -228,10 +311,7 @@ def generate(
 def _write_corpus(root: Path, config: SynthConfig, seed: int, progress: bool) -> None:
     prompts = load_prompts()
     plan = _plan(config, seed)
-    users = {
-        name: make_user(name, np.random.default_rng([seed, u]), config.user_spread)
-        for u, name, _, _ in plan
-    }
+    users = {name: _user(config, seed, u, name, role) for u, name, _, role in plan}
     rows, roles = [], {}
     signal = np.empty((int(round(config.session_s * config.sample_rate)), 32), np.float32)
     for u, name, s, role in tqdm(plan, desc="synth sessions", disable=not progress):
@@ -271,6 +351,15 @@ def _write_corpus(root: Path, config: SynthConfig, seed: int, progress: bool) ->
     _write_splits(root, roles, config)
 
 
+def _user(config: SynthConfig, seed: int, u: int, name: str, role: str) -> User:
+    """User ``u``, drawn as every user is, then moved into its population if held out."""
+    user = make_user(name, np.random.default_rng([seed, u]), config.user_spread)
+    for population in config.populations:
+        if role == f"holdout-{population.name}":
+            return population.user(user)
+    return user
+
+
 def _write_splits(root: Path, roles: dict[tuple[str, str], str], config: SynthConfig) -> None:
     """generic.yaml and user0..userN.yaml, as in emg2qwerty's config/user: a Hydra header, a
     top-level ``user`` label (``generic``, ``user0``...), sessions listed by numeric user id."""
@@ -302,6 +391,10 @@ def _write_splits(root: Path, roles: dict[tuple[str, str], str], config: SynthCo
             },
         }
         write(f"user{i}", personal)
+    for population in config.populations:  # train and val as generic: no user of theirs
+        role = f"holdout-{population.name}"
+        held_out = {**generic["dataset"], "test": entries(lambda u, r, role=role: r == role)}
+        write(role, {"user": role, "dataset": held_out})
 
 
 def add_cli(subparsers: Any) -> None:
@@ -315,6 +408,11 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument(
         "--session-minutes", type=float, help="length of every session (default: the preset's)"
     )
+    p.add_argument(
+        "--population", action="append", default=[], metavar="NAME[:USERS]",
+        help=f"add a held-out population ({', '.join(POPULATIONS)}), USERS users (default 4), "
+        "scored by splits/holdout-NAME.yaml (repeatable)",
+    )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace a non-corpus directory")
     p.set_defaults(func=_cli)
 
@@ -331,6 +429,17 @@ def _cli(args: argparse.Namespace) -> int:
         if not 0.1 <= args.session_minutes <= 24 * 60:
             raise ValueError(f"--session-minutes {args.session_minutes}: need 0.1 to 1440")
         config = replace(config, session_s=60.0 * args.session_minutes)
+    if args.population:
+        config = replace(config, populations=tuple(map(_population_flag, args.population)))
     out = generate(args.out, config, args.seed, overwrite=args.overwrite)
     print(out)
     return 0
+
+
+def _population_flag(text: str) -> Population:
+    name, _, users = text.partition(":")
+    if name not in POPULATIONS:
+        raise ValueError(f"--population {text!r}: choose from {', '.join(POPULATIONS)}")
+    if users and not (users.isdigit() and int(users) > 0):
+        raise ValueError(f"--population {text!r}: USERS must be a positive whole number")
+    return replace(POPULATIONS[name], users=int(users or POPULATIONS[name].users))
