@@ -109,17 +109,22 @@ class SynthConfig:
     noise_std: float = 0.05  # amplifier noise relative to a fully active muscle
     # held-out populations: their users only in splits/holdout-<name>.yaml's test part
     populations: tuple[Population, ...] = ()
+    # write only the held-out users (their sessions, holdout splits with a test part only):
+    # to score models trained on this recipe's corpus without writing it again
+    populations_only: bool = False
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.populations]
         if len(set(names)) != len(names):
             raise ValueError(f"populations {names}: each name once")
+        if self.populations_only and not names:
+            raise ValueError("populations_only: name at least one population")
 
     def recipe(self) -> dict[str, Any]:
         """The config as the corpus marker records it (no populations: as before they existed)."""
         fields = asdict(self)
         if not self.populations:
-            del fields["populations"]
+            del fields["populations"], fields["populations_only"]
         return fields
 
 
@@ -314,6 +319,8 @@ def _write_corpus(root: Path, config: SynthConfig, seed: int, progress: bool) ->
     users = {name: _user(config, seed, u, name, role) for u, name, _, role in plan}
     rows, roles = [], {}
     signal = np.empty((int(round(config.session_s * config.sample_rate)), 32), np.float32)
+    if config.populations_only:
+        plan = [step for step in plan if step[3].startswith("holdout-")]
     for u, name, s, role in tqdm(plan, desc="synth sessions", disable=not progress):
         rng = np.random.default_rng([seed, u, s + 1])
         t0 = START_TIME + 3600.0 * (u * 16 + s)
@@ -380,8 +387,9 @@ def _write_splits(root: Path, roles: dict[tuple[str, str], str], config: SynthCo
             "test": entries(lambda u, r: r == "test"),
         },
     }
-    write("generic", generic)
     test_users = sorted({u for (u, _), r in roles.items() if r == "test"})
+    if not config.populations_only:
+        write("generic", generic)
     for i, user in enumerate(test_users):
         personal = {
             "user": f"user{i}",
@@ -391,7 +399,8 @@ def _write_splits(root: Path, roles: dict[tuple[str, str], str], config: SynthCo
             },
         }
         write(f"user{i}", personal)
-    for population in config.populations:  # train and val as generic: no user of theirs
+    # train and val as generic (none with populations_only): no user of the population
+    for population in config.populations:
         role = f"holdout-{population.name}"
         held_out = {**generic["dataset"], "test": entries(lambda u, r, role=role: r == role)}
         write(role, {"user": role, "dataset": held_out})

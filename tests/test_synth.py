@@ -450,3 +450,22 @@ def test_cli_population_flag(tmp_path, capsys):
         synth.Population("x", speed=0)
     with pytest.raises(ValueError, match="each name once"):
         replace(TINY, populations=(synth.POPULATIONS["fast-typists"],) * 2)
+
+
+def test_populations_only_writes_the_held_out_users_alone(populated, tmp_path):
+    """The same held-out sessions, byte for byte, without writing the rest again."""
+    only = generate(tmp_path / "only", replace(POPULATED, populations_only=True), progress=False)
+    assert sorted(p.stem for p in (only / "splits").glob("*.yaml")) == [
+        "holdout-fast-typists",
+        "holdout-wide-placement",
+    ]
+    for name in ("fast-typists", "wide-placement"):
+        split = load_split(only, f"holdout-{name}")
+        assert not split.train and not split.val
+        full = load_split(populated, f"holdout-{name}").test
+        assert [p.name for p in split.test] == [p.name for p in full]
+        for a, b in zip(split.test, full, strict=True):
+            assert Session(a).emg.tobytes() == Session(b).emg.tobytes()
+    assert len(sessions(only)) == 6 * CORPUS_PRESETS["smoke"].personal_sessions[2]
+    with pytest.raises(ValueError, match="populations_only"):
+        replace(TINY, populations_only=True)
