@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from semgkit.charset import CHARSET
 from semgkit.format import ELECTRODES, EMG_FIELDS, GROUP, SAMPLE_RATE, TIME_FIELD, TIMESERIES
+from semgkit.populations import POPULATIONS, Population, draw_ids, population_flag
 from semgkit.synth_signal import BLOCK, ROWS, UNSHIFT, User, make_user, session_signal
 
 ASSET = Path(__file__).resolve().parent / "assets" / "prompts.txt"
@@ -47,51 +48,6 @@ FORMAT = 2  # bumped when the files change, so an older corpus on disk is rebuil
 METADATA_COLUMNS = (
     "session", "user", "condition", "duration_mins", "num_keystrokes", "num_prompts",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Population:
-    """A group of held-out users unlike the training population: their band placement
-    spread (``placement`` scales the +-1.5-electrode rotation), motor-unit spectrum
-    (``spectrum`` scales its peak frequency: thicker skin and fat pass lower frequencies),
-    amplitude at the skin (``amplitude`` scales the electrode gains) and typing speed
-    (``speed`` divides inter-key intervals and hold times). ``users`` of them are drawn,
-    each with the personal split's number of test sessions."""
-
-    name: str
-    users: int = 4
-    placement: float = 1.0
-    spectrum: float = 1.0
-    amplitude: float = 1.0
-    speed: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not self.name.replace("-", "").isalnum():
-            raise ValueError(f"population {self.name!r}: a name of letters, digits and '-'")
-        for key in ("users", "placement", "spectrum", "amplitude", "speed"):
-            if not getattr(self, key) > 0:
-                raise ValueError(
-                    f"population {self.name}: {key}={getattr(self, key)} must be positive"
-                )
-
-    def user(self, base: User) -> User:
-        """``base`` (drawn as any training user) moved into this population."""
-        return replace(
-            base,
-            iki_s=base.iki_s / self.speed,
-            hold_s=base.hold_s / self.speed,
-            rotation=base.rotation * self.placement,
-            gains=base.gains * self.amplitude,
-            peak_hz=base.peak_hz * self.spectrum,
-        )
-
-
-# Populations a corpus can hold out (SynthConfig.populations); each differs in one way.
-POPULATIONS: dict[str, Population] = {
-    "wide-placement": Population("wide-placement", placement=3.0),
-    "thick-skin": Population("thick-skin", spectrum=0.6, amplitude=0.6),
-    "fast-typists": Population("fast-typists", speed=1.6),
-}
 
 
 @dataclass(frozen=True)
@@ -238,20 +194,10 @@ def session_name(user: str, t0: float) -> str:
 
 
 def population_ids(config: SynthConfig, seed: int) -> list[list[str]]:
-    """Each held-out population's user ids: drawn from their own stream, so the other users'
-    ids (and so the whole corpus without populations) stay as they were."""
+    """Each held-out population's user ids, distinct from the other users' (which stay as
+    they were: the corpus without populations is unchanged)."""
     taken = set(user_ids(config.train_users + config.test_users, seed))
-    rng = np.random.default_rng([seed, 2**31 - 2])
-    out = []
-    for population in config.populations:
-        ids: list[str] = []
-        while len(ids) < population.users:
-            uid = str(10**7 + int(rng.integers(9 * 10**7)))
-            if uid not in taken:
-                taken.add(uid)
-                ids.append(uid)
-        out.append(sorted(ids))
-    return out
+    return draw_ids(config.populations, taken, seed)
 
 
 def _plan(config: SynthConfig, seed: int) -> list[tuple[int, str, int, str]]:
@@ -439,16 +385,7 @@ def _cli(args: argparse.Namespace) -> int:
             raise ValueError(f"--session-minutes {args.session_minutes}: need 0.1 to 1440")
         config = replace(config, session_s=60.0 * args.session_minutes)
     if args.population:
-        config = replace(config, populations=tuple(map(_population_flag, args.population)))
+        config = replace(config, populations=tuple(map(population_flag, args.population)))
     out = generate(args.out, config, args.seed, overwrite=args.overwrite)
     print(out)
     return 0
-
-
-def _population_flag(text: str) -> Population:
-    name, _, users = text.partition(":")
-    if name not in POPULATIONS:
-        raise ValueError(f"--population {text!r}: choose from {', '.join(POPULATIONS)}")
-    if users and not (users.isdigit() and int(users) > 0):
-        raise ValueError(f"--population {text!r}: USERS must be a positive whole number")
-    return replace(POPULATIONS[name], users=int(users or POPULATIONS[name].users))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from semgkit import cli, synth, synth_signal
+from semgkit import cli, populations, synth, synth_signal
 from semgkit.data import Session, load_split, personal_splits
 from semgkit.synth import CORPUS_PRESETS, MARKER, SynthConfig, generate
 
@@ -381,8 +381,8 @@ def test_long_noise_keeps_its_variance_and_spectrum():
 POPULATED = replace(
     CORPUS_PRESETS["smoke"],
     populations=(
-        synth.POPULATIONS["fast-typists"],
-        replace(synth.POPULATIONS["wide-placement"], users=2),
+        populations.POPULATIONS["fast-typists"],
+        replace(populations.POPULATIONS["wide-placement"], users=2),
     ),
 )
 
@@ -422,11 +422,11 @@ def test_a_holdout_split_has_no_user_of_its_population_in_training(populated):
 def test_population_users_differ_in_their_one_way():
     """Drawn like any user, then moved: faster typing, wider placement, lower spectrum."""
     base = synth_signal.make_user("u", np.random.default_rng(3), 1.0)
-    fast = synth.POPULATIONS["fast-typists"].user(base)
+    fast = populations.POPULATIONS["fast-typists"].user(base)
     assert fast.iki_s == pytest.approx(base.iki_s / 1.6) and (fast.rotation == base.rotation).all()
-    wide = synth.POPULATIONS["wide-placement"].user(base)
+    wide = populations.POPULATIONS["wide-placement"].user(base)
     np.testing.assert_allclose(wide.rotation, 3 * base.rotation)
-    thick = synth.POPULATIONS["thick-skin"].user(base)
+    thick = populations.POPULATIONS["thick-skin"].user(base)
     assert thick.peak_hz < base.peak_hz and (thick.gains < base.gains).all()
 
 
@@ -447,9 +447,9 @@ def test_cli_population_flag(tmp_path, capsys):
         assert cli.main(["synth", "--out", str(tmp_path / "q"), "--population", bad]) == 2
         assert shown in capsys.readouterr().err
     with pytest.raises(ValueError, match="speed=0"):
-        synth.Population("x", speed=0)
+        populations.Population("x", speed=0)
     with pytest.raises(ValueError, match="each name once"):
-        replace(TINY, populations=(synth.POPULATIONS["fast-typists"],) * 2)
+        replace(TINY, populations=(populations.POPULATIONS["fast-typists"],) * 2)
 
 
 def test_populations_only_writes_the_held_out_users_alone(populated, tmp_path):
