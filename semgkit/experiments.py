@@ -34,7 +34,7 @@ from semgkit.uncertainty import estimate
 # Every other module of semgkit, a new one included, is in the cache key.
 NOT_IN_RUN_KEY = (
     "bench", "cli", "experiments", "export", "findings", "jobs", "notebook", "paper",
-    "profiles", "results", "live", "stream", "teach", "uncertainty",
+    "profiles", "results", "live", "robustness", "stream", "teach", "uncertainty",
 )  # fmt: skip
 
 
