@@ -38,17 +38,21 @@ class BandJitter:
     max_samples: int = 120
 
     def __call__(self, emg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        shift = int(rng.integers(-self.max_samples, self.max_samples + 1))
-        out = emg.copy()  # one contiguous copy, then the right band shifted in place
-        right, source, t = out[:, 1], emg[:, 1], len(emg)
-        k = min(abs(shift), t)
-        if shift >= 0:
-            right[k:] = source[: t - k]
-            right[:k] = 0
-        else:
-            right[: t - k] = source[k:]
-            right[t - k :] = 0
-        return out
+        return lag_right_band(emg, int(rng.integers(-self.max_samples, self.max_samples + 1)))
+
+
+def lag_right_band(emg: np.ndarray, shift: int) -> np.ndarray:
+    """``emg`` with the right band ``shift`` samples later (earlier if negative), zero-filled."""
+    out = emg.copy()  # one contiguous copy, then the right band shifted in place
+    right, source, t = out[:, 1], emg[:, 1], len(emg)
+    k = min(abs(shift), t)
+    if shift >= 0:
+        right[k:] = source[: t - k]
+        right[:k] = 0
+    else:
+        right[: t - k] = source[k:]
+        right[t - k :] = 0
+    return out
 
 
 @dataclass(frozen=True)

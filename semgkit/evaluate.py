@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from semgkit import decode, lm
+from semgkit import decode, lm, perturb
 from semgkit.charset import CHARSET
 from semgkit.checkpoint import load_checkpoint
 from semgkit.data import Session, WindowedDataset, collate, load_split, typed_sessions
@@ -228,12 +228,14 @@ def evaluate_model(
     progress: bool = False,
     decoder: Decoder = GREEDY,
     protocol: str = "session",
+    perturbation: perturb.Perturbation | None = None,
 ) -> EvalResult:
     """Decode ``paths`` under ``protocol`` (see the module docstring) and pool the edits.
 
-    ``max_windows`` scores a fixed random sample of windows (``window`` protocol only)."""
+    ``max_windows`` scores a fixed random sample of windows (``window`` protocol only);
+    ``perturbation`` is applied to each session's signal before the model sees it."""
     return evaluate_decoders(
-        model, paths, config, [decoder], max_windows, batch_size, progress, protocol
+        model, paths, config, [decoder], max_windows, batch_size, progress, protocol, perturbation
     )[0]
 
 
@@ -247,6 +249,7 @@ def evaluate_decoders(
     batch_size: int = 16,
     progress: bool = False,
     protocol: str = "session",
+    perturbation: perturb.Perturbation | None = None,
 ) -> list[EvalResult]:
     """:func:`evaluate_model` with several decoders over one pass of the model.
 
@@ -265,7 +268,7 @@ def evaluate_decoders(
     rows: list[list[dict]] = [[] for _ in decoders]
     frames_decoded = 0
     for row, log_probs in _scored(
-        model, paths, config, max_windows, batch_size, progress, protocol
+        model, paths, config, max_windows, batch_size, progress, protocol, perturbation
     ):
         frames_decoded += len(log_probs)
         for k, decoder in enumerate(decoders):
@@ -297,11 +300,13 @@ def _scored(
     batch_size: int,
     progress: bool,
     protocol: str,
+    perturbation: perturb.Perturbation | None = None,
 ) -> Iterator[tuple[dict[str, Any], Tensor]]:
     """(row without its prediction, log-probabilities to decode) per scored unit: a whole
-    session (``session``) or one window (``window``)."""
+    session (``session``) or one window (``window``), each session perturbed if asked."""
+    perturbed = perturbation.session if perturbation else lambda session: session
     if protocol == "session":
-        sessions = typed_sessions(paths)
+        sessions = [perturbed(s) for s in typed_sessions(paths)]
         for i, log_probs in stitched_log_probs(model, sessions, config, batch_size, progress):
             s = sessions[i]
             row = {"_index": i, "session": s.session_name, "user": s.user}
@@ -314,6 +319,7 @@ def _scored(
         config.samples(config.past_s),
         config.samples(config.future_s),
     )
+    data.sessions = [perturbed(s) for s in data.sessions]
     order = list(range(len(data)))
     if max_windows is not None and len(order) > max_windows:
         order = np.random.default_rng(0).choice(order, max_windows, replace=False).tolist()
@@ -379,6 +385,7 @@ def evaluate(
     progress: bool = False,
     decoder: Decoder = GREEDY,
     protocol: str | None = None,
+    perturbation: perturb.Perturbation | None = None,
 ) -> EvalResult:
     """A run (or a model with its config) on one part of a split: overall and per user.
 
@@ -386,8 +393,9 @@ def evaluate(
     model, paths, config = model_and_paths(run_or_model, data_dir, split, part, config)
     protocol = protocol or ("session" if part == "test" else "window")
     return evaluate_model(
-        model, paths, config, progress=progress, decoder=decoder, protocol=protocol
-    )
+        model, paths, config, progress=progress, decoder=decoder, protocol=protocol,
+        perturbation=perturbation,
+    )  # fmt: skip
 
 
 def add_cli(subparsers: Any) -> None:
@@ -415,6 +423,7 @@ def add_cli(subparsers: Any) -> None:
         "--min-log-prob", type=float, default=None,
         help="beam: skip keys below this log-probability on a frame (faster)",
     )  # fmt: skip
+    perturb.add_flags(e)
     e.set_defaults(func=_cli)
 
 
@@ -428,11 +437,18 @@ def _cli(args: argparse.Namespace) -> int:
             "beam", 50 if args.beam is None else args.beam, args.lm or "default",
             min_log_prob=args.min_log_prob,
         )  # fmt: skip
+    perturbation = perturb.parse(args.perturb, args.perturb_seed)  # errors before loading
     _warn_if_unfinished(args.run)
     result = evaluate(
-        args.run, args.data, args.split, args.part, decoder=decoder, protocol=args.protocol
-    )
-    print(result.to_json())
+        args.run, args.data, args.split, args.part, decoder=decoder, protocol=args.protocol,
+        perturbation=perturbation,
+    )  # fmt: skip
+    if perturbation is None:
+        print(result.to_json())
+    else:
+        payload = json.loads(result.to_json())
+        payload["perturbation"] = {"specs": perturbation.specs, "seed": perturbation.seed}
+        print(json.dumps(payload, indent=1))
     return 0
 
 

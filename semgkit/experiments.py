@@ -34,7 +34,7 @@ from semgkit.uncertainty import estimate
 # Every other module of semgkit, a new one included, is in the cache key.
 NOT_IN_RUN_KEY = (
     "bench", "cli", "experiments", "export", "findings", "jobs", "notebook", "paper",
-    "profiles", "results", "live", "stream", "teach", "uncertainty",
+    "profiles", "results", "live", "robustness", "stream", "teach", "uncertainty",
 )  # fmt: skip
 
 
@@ -372,6 +372,11 @@ def user_groups(result: dict[str, Any]) -> dict[str, dict[str, int]]:
     return {u: _edits(c) for u, c in result["per_user"].items()}
 
 
+def personal_groups(users: list[str], results: list[list[dict[str, Any]]]) -> list[dict]:
+    """Per seed, each user's edits and characters after fine-tuning on that user."""
+    return [{u: _edits(r["overall"]) for u, r in zip(users, rs, strict=True)} for rs in results]
+
+
 def seeded_runs(P: Profile, preset: str, seeds: tuple[int, ...]) -> list[Path]:
     """One run of ``preset`` per training seed; the corpus stays the profile's."""
     return [run(P, train_config(P, preset, seed=s)) for s in seeds]
@@ -403,10 +408,7 @@ def scaling(P: Profile) -> pd.DataFrame:
         generic_results = [cross_user(P, r) for r in seeded]
         personal_results = [[personalized(P, r, u) for u in users] for r in seeded]
         generic = [user_groups(g) for g in generic_results]
-        personal = [
-            {u: _edits(res["overall"]) for u, res in zip(users, p, strict=True)}
-            for p in personal_results
-        ]
+        personal = personal_groups(users, personal_results)
         reported = paper.TABLE2.get(preset)
         rows.append(
             {
@@ -476,9 +478,19 @@ def planned_configs(P: Profile) -> list[TrainConfig]:
     return list(unique.values())
 
 
-def _row(P: Profile, role: str, seeded: list[Path], **extra: Any) -> dict[str, Any]:
+def _row(
+    P: Profile, role: str, seeded: list[Path], personal: bool = False, **extra: Any
+) -> dict[str, Any]:
+    """A Table 3 row; ``personal`` adds the CER after fine-tuning on each test user."""
     model, config = load_run(seeded[0])
     results = [cross_user(P, r) for r in seeded]
+    cer = uncertainty.columns("cross-user", estimate([user_groups(x) for x in results]))
+    if personal:
+        users = test_users(P)
+        personalize_many(P, seeded, users)
+        per_user = [[personalized(P, r, u) for u in users] for r in seeded]
+        cer |= uncertainty.columns("personalized", estimate(personal_groups(users, per_user)))
+        results += sum(per_user, [])
     return {
         "role": role,
         "preset": config.preset,
@@ -486,7 +498,7 @@ def _row(P: Profile, role: str, seeded: list[Path], **extra: Any) -> dict[str, A
         **extra,
         "train s": round(float(np.mean([train_seconds(r) for r in seeded])), 1),
         "seeds": len(seeded),
-        **uncertainty.columns("cross-user", estimate([user_groups(x) for x in results])),
+        **cer,
         "CER protocol": _protocol(results),
     }
 
@@ -504,12 +516,20 @@ def distillation(P: Profile) -> dict[str, pd.DataFrame]:
     headline = distilled_runs(P, teacher, d.temperature, d.alpha, P.student_seeds())
     table3 = pd.DataFrame(
         [
-            _row(P, "teacher", teachers),
-            _row(P, "student alone", alone),
-            _row(P, "student distilled", headline, temperature=d.temperature, alpha=d.alpha),
+            _row(P, "teacher", teachers, personal=True),
+            _row(P, "student alone", alone, personal=True),
+            _row(
+                P,
+                "student distilled",
+                headline,
+                personal=True,
+                temperature=d.temperature,
+                alpha=d.alpha,
+            ),  # fmt: skip
         ]
     )
     table3["cross-user CER % (paper)"] = table3["role"].map(paper.TABLE3_CER)
+    table3["personalized CER % (paper)"] = table3["role"].map(paper.TABLE3_PERSONALIZED_CER)
     table3["params (paper)"] = table3["role"].map(paper.TABLE3_PARAMS)
     table3["CER % bound (derived from the paper's claim)"] = table3["role"].map(
         {"student distilled": paper.TABLE3_DISTILLED_BOUND}

@@ -40,6 +40,10 @@ TABLE3_CER: dict[str, float] = {  # role -> cross-user CER %; the paper gives no
     "teacher": TABLE2[TEACHER].cross_user_cer,  # for the distilled student, only the claim
     "student alone": TABLE2[STUDENT].cross_user_cer,
 }
+TABLE3_PERSONALIZED_CER: dict[str, float] = {  # the same presets' Table 2 numbers
+    "teacher": TABLE2[TEACHER].personalized_cer,  # none for a distilled, personalized student
+    "student alone": TABLE2[STUDENT].personalized_cer,
+}
 # Not a number the paper prints: the bound its claim implies (teacher + DISTILL_GAP), kept
 # in its own column so that '(paper)' columns hold only the paper's numbers.
 TABLE3_DISTILLED_BOUND = round(TABLE2[TEACHER].cross_user_cer + DISTILL_GAP, 2)

@@ -76,6 +76,18 @@ class Realtime:
 
 
 @dataclass(frozen=True)
+class Robustness:  # the robustness chapter: evaluations of runs trained for Tables 2 and 3
+    # {"NAME:PARAM" = [severities]}: one stress curve per entry (semgkit.perturb specs)
+    severities: tuple[tuple[str, tuple[float, ...]], ...] = (
+        ("dead:n", (4.0, 12.0)),
+        ("noise:snr", (10.0, 0.0, -10.0)),
+        ("rotate:k", (1.0, 2.0, 4.0)),
+    )
+    populations: tuple[str, ...] = ("wide-placement", "thick-skin", "fast-typists")
+    population_users: int = 4  # held-out users drawn per population (synthetic corpora)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -85,6 +97,7 @@ class Profile:
     scaling: Scaling
     distill: Distill
     realtime: Realtime
+    robustness: Robustness = Robustness()
     seed: int = 0
     build_dir: Path = Path("build")  # where the book writes; set by notebook.start
 
@@ -185,6 +198,8 @@ def load_profile(
     sections = {
         s: _build(cls, raw.pop(s), f"profile {path} [{s}]") for s, cls in SECTION_TYPES.items()
     }
+    where = f"profile {path} [robustness]"
+    sections["robustness"] = _build(Robustness, raw.pop("robustness", {}), where)
     raw.setdefault("name", path.stem)
     raw.setdefault("description", "")
     profile = _build(Profile, {**raw, **sections}, f"profile {path}")

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from semgkit.charset import CHARSET
 from semgkit.format import ELECTRODES, EMG_FIELDS, GROUP, SAMPLE_RATE, TIME_FIELD, TIMESERIES
+from semgkit.populations import POPULATIONS, Population, draw_ids, population_flag
 from semgkit.synth_signal import BLOCK, ROWS, UNSHIFT, User, make_user, session_signal
 
 ASSET = Path(__file__).resolve().parent / "assets" / "prompts.txt"
@@ -65,6 +66,25 @@ class SynthConfig:
     sample_rate: int = SAMPLE_RATE
     user_spread: float = 1.0  # scales every per-user difference (0: all users alike)
     noise_std: float = 0.05  # amplifier noise relative to a fully active muscle
+    # held-out populations: their users only in splits/holdout-<name>.yaml's test part
+    populations: tuple[Population, ...] = ()
+    # write only the held-out users (their sessions, holdout splits with a test part only):
+    # to score models trained on this recipe's corpus without writing it again
+    populations_only: bool = False
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.populations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"populations {names}: each name once")
+        if self.populations_only and not names:
+            raise ValueError("populations_only: name at least one population")
+
+    def recipe(self) -> dict[str, Any]:
+        """The config as the corpus marker records it (no populations: as before they existed)."""
+        fields = asdict(self)
+        if not self.populations:
+            del fields["populations"], fields["populations_only"]
+        return fields
 
 
 CORPUS_PRESETS: dict[str, SynthConfig] = {
@@ -176,8 +196,16 @@ def session_name(user: str, t0: float) -> str:
     return f"{time.strftime('%Y-%m-%d', time.gmtime(t0))}-{int(t0)}-keystrokes-{user}"
 
 
+def population_ids(config: SynthConfig, seed: int) -> list[list[str]]:
+    """Each held-out population's user ids, distinct from the other users' (which stay as
+    they were: the corpus without populations is unchanged)."""
+    taken = set(user_ids(config.train_users + config.test_users, seed))
+    return draw_ids(config.populations, taken, seed)
+
+
 def _plan(config: SynthConfig, seed: int) -> list[tuple[int, str, int, str]]:
-    """(user index, user id, session index, role) for every session of the corpus."""
+    """(user index, user id, session index, role) for every session of the corpus; a
+    held-out population's sessions have role ``holdout-<name>``."""
     ids = user_ids(config.train_users + config.test_users, seed)
     plan = []
     for u in range(config.train_users):
@@ -188,6 +216,11 @@ def _plan(config: SynthConfig, seed: int) -> list[tuple[int, str, int, str]]:
         u = config.train_users + i
         roles = ["ptrain"] * n_train + ["pval"] * n_val + ["test"] * n_test
         plan += [(u, ids[u], s, r) for s, r in enumerate(roles)]
+    u = config.train_users + config.test_users
+    for population, names in zip(config.populations, population_ids(config, seed), strict=True):
+        for name in names:
+            plan += [(u, name, s, f"holdout-{population.name}") for s in range(n_test)]
+            u += 1
     return plan
 
 
@@ -208,7 +241,7 @@ def generate(
     if isinstance(preset, str) and preset not in CORPUS_PRESETS:
         raise ValueError(f"unknown corpus preset {preset!r}; known: {sorted(CORPUS_PRESETS)}")
     config = CORPUS_PRESETS[preset] if isinstance(preset, str) else preset
-    recipe = {"config": asdict(config), "seed": int(seed), "format": FORMAT}
+    recipe = {"config": config.recipe(), "seed": int(seed), "format": FORMAT}
     return build_corpus(
         out_dir, recipe, overwrite, lambda tmp: _write_corpus(tmp, config, int(seed), progress)
     )
@@ -280,12 +313,11 @@ def _not_written_by_synth(out: Path) -> list[str]:
 def _write_corpus(root: Path, config: SynthConfig, seed: int, progress: bool) -> None:
     prompts = load_prompts()
     plan = _plan(config, seed)
-    users = {
-        name: make_user(name, np.random.default_rng([seed, u]), config.user_spread)
-        for u, name, _, _ in plan
-    }
+    users = {name: _user(config, seed, u, name, role) for u, name, _, role in plan}
     rows, roles = [], {}
     signal = np.empty((int(round(config.session_s * config.sample_rate)), 32), np.float32)
+    if config.populations_only:
+        plan = [step for step in plan if step[3].startswith("holdout-")]
     for u, name, s, role in tqdm(plan, desc="synth sessions", disable=not progress):
         rng = np.random.default_rng([seed, u, s + 1])
         t0 = START_TIME + 3600.0 * (u * 16 + s)
@@ -323,6 +355,15 @@ def _write_corpus(root: Path, config: SynthConfig, seed: int, progress: bool) ->
     _write_splits(root, roles, config)
 
 
+def _user(config: SynthConfig, seed: int, u: int, name: str, role: str) -> User:
+    """User ``u``, drawn as every user is, then moved into its population if held out."""
+    user = make_user(name, np.random.default_rng([seed, u]), config.user_spread)
+    for population in config.populations:
+        if role == f"holdout-{population.name}":
+            return population.user(user)
+    return user
+
+
 def _write_splits(root: Path, roles: dict[tuple[str, str], str], config: SynthConfig) -> None:
     """generic.yaml and user0..userN.yaml, as in emg2qwerty's config/user: a Hydra header, a
     top-level ``user`` label (``generic``, ``user0``...), sessions listed by numeric user id."""
@@ -343,8 +384,9 @@ def _write_splits(root: Path, roles: dict[tuple[str, str], str], config: SynthCo
             "test": entries(lambda u, r: r == "test"),
         },
     }
-    write("generic", generic)
     test_users = sorted({u for (u, _), r in roles.items() if r == "test"})
+    if not config.populations_only:
+        write("generic", generic)
     for i, user in enumerate(test_users):
         personal = {
             "user": f"user{i}",
@@ -354,6 +396,11 @@ def _write_splits(root: Path, roles: dict[tuple[str, str], str], config: SynthCo
             },
         }
         write(f"user{i}", personal)
+    # train and val as generic (none with populations_only): no user of the population
+    for population in config.populations:
+        role = f"holdout-{population.name}"
+        held_out = {**generic["dataset"], "test": entries(lambda u, r, role=role: r == role)}
+        write(role, {"user": role, "dataset": held_out})
 
 
 def add_cli(subparsers: Any) -> None:
@@ -367,6 +414,11 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument(
         "--session-minutes", type=float, help="length of every session (default: the preset's)"
     )
+    p.add_argument(
+        "--population", action="append", default=[], metavar="NAME[:USERS]",
+        help=f"add a held-out population ({', '.join(POPULATIONS)}), USERS users (default 4), "
+        "scored by splits/holdout-NAME.yaml (repeatable)",
+    )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace a non-corpus directory")
     p.set_defaults(func=_cli)
 
@@ -383,6 +435,8 @@ def _cli(args: argparse.Namespace) -> int:
         if not 0.1 <= args.session_minutes <= 24 * 60:
             raise ValueError(f"--session-minutes {args.session_minutes}: need 0.1 to 1440")
         config = replace(config, session_s=60.0 * args.session_minutes)
+    if args.population:
+        config = replace(config, populations=tuple(map(population_flag, args.population)))
     out = generate(args.out, config, args.seed, overwrite=args.overwrite)
     print(out)
     return 0

@@ -14,6 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PROVENANCE = {"profile", "data_source", "device", "wall_time_s", "seed", "git_revision"}
 INTERVALS = {"seeds", "cross-user CI95 lo", "cross-user CI95 hi", "cross-user seed range"}
+STRESS = {"model", "preset", "perturbation", "severity", "cross-user CER %", "CER rise"}
+STRESS |= {"cross-user CI95 lo", "cross-user CI95 hi"}
 # results table -> columns it promises (beyond provenance)
 PROMISED = {
     "table0_corpus": {"part", "sessions", "users", "hours"},
@@ -43,11 +45,25 @@ PROMISED = {
         "cross-user CER %",
         "cross-user CER % (paper)",
         *INTERVALS,
+        "personalized CER %",
+        "personalized CI95 lo",
+        "personalized CI95 hi",
         "CER protocol",
     },
     "table3_temperature": {"temperature", "alpha", "cross-user CER %", *INTERVALS},
     "table3_alpha": {"temperature", "alpha", "cross-user CER %", *INTERVALS},
     "realtime_bench": {"preset", "params", "stream_p50_ms", "stream_p99_ms", "offline_rtf"},
+    **{f"robustness_{kind}": STRESS for kind in ("dead_n", "noise_snr", "rotate_k")},
+    "robustness_populations": {
+        "preset",
+        "parameters",
+        "in-population CER %",
+        "in-population CI95 lo",
+        "wide-placement CER %",
+        "wide-placement CI95 hi",
+        "thick-skin gap",
+        "fast-typists CER %",
+    },
 }
 
 

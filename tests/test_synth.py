@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from semgkit import cli, synth, synth_signal
+from semgkit import cli, populations, synth, synth_signal
 from semgkit.data import Session, load_split, personal_splits
 from semgkit.synth import CORPUS_PRESETS, MARKER, SynthConfig, generate
 
@@ -425,3 +425,98 @@ def test_long_noise_keeps_its_variance_and_spectrum():
     step = np.abs(np.diff(noise, axis=1))  # joins are no rougher than the rest
     joins = step[:, synth_signal.SEGMENT - 1 :: synth_signal.SEGMENT]
     assert joins.mean() < 1.2 * step.mean()
+
+
+# --- held-out populations ----------------------------------------------------------------
+
+POPULATED = replace(
+    CORPUS_PRESETS["smoke"],
+    populations=(
+        populations.POPULATIONS["fast-typists"],
+        replace(populations.POPULATIONS["wide-placement"], users=2),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("pop") / "c", POPULATED, seed=0, progress=False)
+
+
+def test_populations_add_users_and_leave_every_other_byte_as_it_was(corpus, populated):
+    """The default corpus is today's: same sessions, signals, keystrokes, splits and
+    marker recipe; a populated corpus only adds the held-out users' sessions and splits."""
+    assert "populations" not in json.loads((corpus / MARKER).read_text())["config"]
+    base = {p.name for p in sessions(corpus)}
+    assert base < {p.name for p in sessions(populated)}
+    for name in sorted(base):
+        a, b = Session(corpus / name), Session(populated / name)
+        assert a.emg.tobytes() == b.emg.tobytes() and a.keystrokes == b.keystrokes
+    for split in (corpus / "splits").glob("*.yaml"):
+        assert (populated / "splits" / split.name).read_text() == split.read_text()
+    extra = sorted(p.stem for p in (populated / "splits").glob("holdout-*.yaml"))
+    assert extra == ["holdout-fast-typists", "holdout-wide-placement"]
+
+
+def test_a_holdout_split_has_no_user_of_its_population_in_training(populated):
+    generic = load_split(populated, "generic")
+    for name, users in (("fast-typists", 4), ("wide-placement", 2)):
+        split = load_split(populated, f"holdout-{name}")
+        held = {Session(p).user for p in split.test}
+        trained = {Session(p).user for p in split.train + split.val}
+        assert len(held) == users and not held & trained
+        assert split.train == generic.train and split.val == generic.val
+        assert not held & set(generic.test_users)
+    assert set(personal_splits(populated).values()) == {"user0", "user1"}
+
+
+def test_population_users_differ_in_their_one_way():
+    """Drawn like any user, then moved: faster typing, wider placement, lower spectrum."""
+    base = synth_signal.make_user("u", np.random.default_rng(3), 1.0)
+    fast = populations.POPULATIONS["fast-typists"].user(base)
+    assert fast.iki_s == pytest.approx(base.iki_s / 1.6) and (fast.rotation == base.rotation).all()
+    wide = populations.POPULATIONS["wide-placement"].user(base)
+    np.testing.assert_allclose(wide.rotation, 3 * base.rotation)
+    thick = populations.POPULATIONS["thick-skin"].user(base)
+    assert thick.peak_hz < base.peak_hz and (thick.gains < base.gains).all()
+
+
+def test_fast_typists_press_more_keys(populated):
+    def keys_per_session(paths):
+        return np.mean([len(Session(p).keystrokes) for p in paths])
+
+    fast = load_split(populated, "holdout-fast-typists").test
+    assert keys_per_session(fast) > 1.2 * keys_per_session(load_split(populated, "generic").test)
+
+
+def test_cli_population_flag(tmp_path, capsys):
+    out = tmp_path / "p"
+    flags = ["--population", "thick-skin:1", "--population", "fast-typists:2"]
+    assert cli.main(["synth", "--out", str(out), "--preset", "smoke", *flags]) == 0
+    assert len({Session(p).user for p in load_split(out, "holdout-fast-typists").test}) == 2
+    for bad, shown in [("slow", "--population 'slow'"), ("fast-typists:0", "USERS")]:
+        assert cli.main(["synth", "--out", str(tmp_path / "q"), "--population", bad]) == 2
+        assert shown in capsys.readouterr().err
+    with pytest.raises(ValueError, match="speed=0"):
+        populations.Population("x", speed=0)
+    with pytest.raises(ValueError, match="each name once"):
+        replace(TINY, populations=(populations.POPULATIONS["fast-typists"],) * 2)
+
+
+def test_populations_only_writes_the_held_out_users_alone(populated, tmp_path):
+    """The same held-out sessions, byte for byte, without writing the rest again."""
+    only = generate(tmp_path / "only", replace(POPULATED, populations_only=True), progress=False)
+    assert sorted(p.stem for p in (only / "splits").glob("*.yaml")) == [
+        "holdout-fast-typists",
+        "holdout-wide-placement",
+    ]
+    for name in ("fast-typists", "wide-placement"):
+        split = load_split(only, f"holdout-{name}")
+        assert not split.train and not split.val
+        full = load_split(populated, f"holdout-{name}").test
+        assert [p.name for p in split.test] == [p.name for p in full]
+        for a, b in zip(split.test, full, strict=True):
+            assert Session(a).emg.tobytes() == Session(b).emg.tobytes()
+    assert len(sessions(only)) == 6 * CORPUS_PRESETS["smoke"].personal_sessions[2]
+    with pytest.raises(ValueError, match="populations_only"):
+        replace(TINY, populations_only=True)

@@ -1,0 +1,257 @@
+"""The robustness chapter's tables: stress curves and unseen populations, from cached runs.
+
+Neither trains anything of its own: both evaluate the runs chapters 3 and 4 trained.
+
+* A stress curve scores a run's cross-user test set under a perturbation
+  (`semgkit.perturb`) at each severity of the profile's ``[robustness]`` section, for the
+  teacher, the student alone, the distilled student and the TDS-ConvNet baseline.
+* The population table scores each ladder model on users drawn from held-out populations
+  (`semgkit.populations`). Their sessions are written beside the corpus with
+  ``populations_only``: the training sessions would be the corpus's own, byte for byte.
+
+Each evaluation is cached in its run's directory, keyed by what it scored (perturbation
+spec and seed, or the population corpus's recipe); a run directory's name already keys
+the code. Outside the run and bench cache keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from semgkit import experiments, jobs, models, perturb, populations, synth, uncertainty
+from semgkit.data import load_split
+from semgkit.evaluate import evaluate, evaluate_model
+from semgkit.profiles import Profile
+from semgkit.runs import load_run, run_config
+
+FLAG = "profile [robustness] severities"
+CLEAN = "clean"
+
+
+def severity_spec(kind: str, severity: float) -> str:
+    """``("noise:snr", 10)`` -> ``"noise:snr=10"``, a `semgkit.perturb` spec."""
+    return f"{kind}={severity:g}"
+
+
+def curve_runs(P: Profile) -> dict[str, Path]:
+    """The four models of the stress curves (first seeds), trained if not cached yet."""
+    d, first = P.distill, P.student_seeds()[0]
+    teacher = experiments.teacher_config(P)
+    configs = {
+        "teacher": teacher,
+        "student alone": experiments.train_config(P, d.student, seed=first),
+        "student distilled": experiments.distilled_config(
+            P, experiments.run_dir(P, teacher), d.temperature, d.alpha, seed=first
+        ),
+        "baseline": experiments.train_config(
+            P, P.scaling.baseline, seed=P.model_seeds(P.scaling.baseline)[0]
+        ),
+    }
+    return dict(zip(configs, experiments.train_many(P, list(configs.values())), strict=True))
+
+
+def _stress_path(P: Profile, run_dir: Path, spec: str) -> Path:
+    key = hashlib.sha256(json.dumps([spec, P.seed]).encode()).hexdigest()[:12]
+    return run_dir / f"eval-generic-test-stress-{key}.json"
+
+
+def stressed(P: Profile, run_dir: Path, spec: str) -> dict[str, Any]:
+    """``run_dir``'s cross-user test result under ``spec`` (seeded by the profile), cached."""
+    path = _stress_path(P, run_dir, spec)
+    if not path.is_file():
+        perturbation = perturb.parse([spec], seed=P.seed, flag=FLAG)
+        data = experiments.prepare_corpus(P)
+        evaluate(run_dir, data, "generic", "test", perturbation=perturbation).save(path)
+    return json.loads(path.read_text())
+
+
+def _job(threads: int, fn: Any, *args: Any) -> Any:
+    torch.set_num_threads(threads)
+    return fn(*args)
+
+
+def _run_missing(P: Profile, todo: list[tuple], desc: str) -> None:
+    threads = int(P.train.num_threads)
+    jobs.run_jobs(_job, [(threads, *t) for t in todo], P.train.jobs, desc)
+
+
+def _clean_missing(P: Profile, runs: list[Path]) -> list[tuple]:
+    """The unperturbed cross-user evaluations not cached yet (chapter 3 usually made them)."""
+    return [
+        (experiments.cross_user, P, r) for r in runs if not (r / "eval-generic-test.json").is_file()
+    ]
+
+
+def stress_tables(P: Profile) -> dict[str, pd.DataFrame]:
+    """One table per ``[robustness] severities`` entry: each model's cross-user CER with its
+    95 % interval, clean and at each severity, and its rise over clean."""
+    kinds = dict(P.robustness.severities)
+    specs = [severity_spec(k, s) for k, severities in kinds.items() for s in severities]
+    for s in specs:
+        perturb.parse([s], flag=FLAG)  # a bad entry fails here, before any run or evaluation
+    runs = curve_runs(P)
+    todo = [
+        (stressed, P, r, s)
+        for r in runs.values()
+        for s in specs
+        if not _stress_path(P, r, s).is_file()
+    ]
+    _run_missing(P, todo + _clean_missing(P, list(runs.values())), "stress")
+    tables = {}
+    for kind, severities in kinds.items():
+        rows = []
+        for role, r in runs.items():
+            clean = experiments.cross_user(P, r)
+            results = [(CLEAN, clean)]
+            results += [(f"{s:g}", stressed(P, r, severity_spec(kind, s))) for s in severities]
+            for label, result in results:
+                e = uncertainty.estimate([experiments.user_groups(result)])
+                rows.append(
+                    {
+                        "model": role,
+                        "preset": run_config(r).preset,
+                        "perturbation": kind
+                        if label == CLEAN
+                        else severity_spec(kind, float(label)),
+                        "severity": label,
+                        **uncertainty.columns("cross-user", e),
+                        "CER rise": round(e.cer - clean["overall"]["CER"], 2),
+                        "CER protocol": result["protocol"],
+                    }
+                )
+        tables[f"robustness_{kind.replace(':', '_')}"] = pd.DataFrame(rows)
+    return tables
+
+
+def population_corpus(P: Profile) -> Path | None:
+    """The held-out populations' sessions for the profile's synthetic corpus (written once,
+    beside it); None for real data, which has no populations to draw."""
+    if P.corpus.source != "synthetic" or not P.robustness.populations:
+        return None
+    chosen = tuple(
+        replace(populations.POPULATIONS[name], users=P.robustness.population_users)
+        for name in P.robustness.populations
+    )
+    config = replace(
+        synth.CORPUS_PRESETS[P.corpus.preset], populations=chosen, populations_only=True
+    )
+    root = P.corpus_dir()
+    return synth.generate(
+        root.with_name(root.name + "-populations"), config, P.seed, progress=False
+    )
+
+
+def _held_out_path(run_dir: Path, corpus: Path, name: str) -> Path:
+    key = hashlib.sha256((corpus / synth.MARKER).read_bytes()).hexdigest()[:12]
+    return run_dir / f"eval-holdout-{name}-{key}-test.json"
+
+
+def held_out(run_dir: Path, corpus: Path, name: str) -> dict[str, Any]:
+    """``run_dir`` on population ``name``'s held-out users (whole sessions), cached."""
+    path = _held_out_path(run_dir, corpus, name)
+    if not path.is_file():
+        evaluate(run_dir, corpus, f"holdout-{name}", "test").save(path)
+    return json.loads(path.read_text())
+
+
+def population_table(P: Profile) -> pd.DataFrame | None:
+    """Per ladder model and the baseline (first seeds): CER on the training population's
+    held-out users and on each held-out population's, with intervals and the gap."""
+    corpus = population_corpus(P)
+    if corpus is None:
+        return None
+    presets = [*P.scaling.ladder, P.scaling.baseline]
+    configs = [experiments.train_config(P, p, seed=P.model_seeds(p)[0]) for p in presets]
+    runs = experiments.train_many(P, configs)
+    names = list(P.robustness.populations)
+    todo = [
+        (held_out, r, corpus, n)
+        for r in runs
+        for n in names
+        if not _held_out_path(r, corpus, n).is_file()
+    ]
+    _run_missing(P, todo + _clean_missing(P, runs), "populations")
+    rows = []
+    for preset, r in zip(presets, runs, strict=True):
+        model, _ = load_run(r)
+        inside = uncertainty.estimate([experiments.user_groups(experiments.cross_user(P, r))])
+        row = {
+            "preset": preset,
+            "family": "tds" if preset.startswith("tds") else "transformer",
+            "parameters": models.count_params(model),
+            **uncertainty.columns("in-population", inside),
+        }
+        for n in names:
+            e = uncertainty.estimate([experiments.user_groups(held_out(r, corpus, n))])
+            row |= uncertainty.columns(n, e) | {f"{n} gap": round(e.cer - inside.cer, 2)}
+        rows.append(row | {"held-out users per population": P.robustness.population_users})
+    return pd.DataFrame(rows)
+
+
+def stress_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """Per perturbation: where each model breaks (the first severity whose CER is above the
+    clean CER beyond both intervals, `uncertainty.judge`) and whether the distilled
+    student's rise at the harshest severity exceeds the teacher's."""
+    out = []
+    for name, table in tables.items():
+        breaks = []
+        for role, rows in table.groupby("model", sort=False):
+            estimates = [uncertainty.from_row(r, "cross-user") for _, r in rows.iterrows()]
+            broken = [
+                label
+                for label, e in zip(rows["severity"].iloc[1:], estimates[1:], strict=True)
+                if uncertainty.judge(estimates[0], e) == "holds"
+            ]
+            breaks.append(f"{role} from {broken[0]}" if broken else f"{role} never")
+        out.append(
+            f"{name}: clearly worse than clean (beyond both intervals): " + "; ".join(breaks)
+        )
+        worst = table.groupby("model", sort=False)["CER rise"].last()
+        if {"teacher", "student distilled", "student alone"} <= set(worst.index):
+            t, s, a = worst["teacher"], worst["student distilled"], worst["student alone"]
+            kept = "no more than" if s <= t else "more than"
+            out.append(
+                f"{name}: at the harshest severity the distilled student's CER rises {s:+.1f} "
+                f"points, {kept} the teacher's {t:+.1f} (student alone {a:+.1f})"
+            )
+    return out
+
+
+def population_findings(table: pd.DataFrame, names: list[str]) -> list[str]:
+    """Per population: the smallest and largest transformer's gap to in-population users."""
+    ladder = table[table["family"] == "transformer"].sort_values("parameters")
+    small, large = ladder.iloc[0], ladder.iloc[-1]
+    out = []
+    for n in names:
+        out.append(
+            f"{n}: gap to in-population users {small[f'{n} gap']:+.1f} points for "
+            f"{small['preset']}, {large[f'{n} gap']:+.1f} for {large['preset']}: the gap "
+            + ("narrows" if large[f"{n} gap"] < small[f"{n} gap"] else "does not narrow")
+            + " with scale"
+        )
+    return out
+
+
+def rescore(P: Profile, run_dir: Path, specs: list[str]) -> dict[str, Any]:
+    """``run_dir`` on the first cross-user test session under ``specs``, uncached: the
+    chapter's live cell. CER, the decoded and typed text, and the seconds it took."""
+    model, config = load_run(run_dir)
+    path = load_split(experiments.prepare_corpus(P), "generic").test[0]
+    start = time.perf_counter()
+    perturbation = perturb.parse(specs, seed=P.seed)
+    result = evaluate_model(model, [path], config, perturbation=perturbation)
+    (row,) = result.predictions.itertuples()
+    return {
+        "CER": result.overall["CER"],
+        "prediction": row.prediction,
+        "target": row.target,
+        "seconds": time.perf_counter() - start,
+    }
