@@ -33,6 +33,10 @@ SPLITS_URL = (
     "https://raw.githubusercontent.com/facebookresearch/emg2qwerty/"
     f"{pins.SPLITS_COMMIT}/config/user"
 )
+ARCHIVE_NAME = ARCHIVE_URL.rsplit("/", 1)[1]
+# the manifest entry of subset downloads (data_download.subset): the sessions wanted so
+# far and the members published, with their sizes and sha256
+SUBSET_RECORD = f"subset:{ARCHIVE_NAME}"
 SPLIT_NAMES = ("generic",) + tuple(f"user{i}" for i in range(8))
 # Extracted size / archive size, for the free-disk check before downloading. An estimate:
 # 346 h x 2 kHz x 136 bytes per sample (32 float32 + one float64) ~ 339 GB of HDF5 against a
@@ -42,7 +46,7 @@ EXTRACT_RATIO = 1.15
 
 def urls(mirror: str | None = None) -> dict[str, str]:
     """Relative destination path -> URL. A mirror serves all files flat under one base."""
-    archive_name = ARCHIVE_URL.rsplit("/", 1)[1]
+    archive_name = ARCHIVE_NAME
     if mirror:
         base = mirror.rstrip("/")
         out = {archive_name: f"{base}/{archive_name}"}
@@ -77,7 +81,8 @@ def download(
     if unpacked and extracted["archive_sha256"] == sha:
         return dest
     # what earlier extractions created may be replaced; everything else in dest is not
-    ours = set(extracted.get("names", []))
+    subset = load_manifest(dest).get(SUBSET_RECORD) or {}
+    ours = set(extracted.get("names", [])) | set(subset.get("members", {}))
     update_manifest(dest, key, {"names": sorted(ours)})  # (no archive_sha256: not done)
     try:
         moved = safe_extract(archive, dest, progress=opts.progress, replaceable=ours)
