@@ -21,8 +21,7 @@ import yaml
 from test_download import ARCHIVE, OPTS, ROOT, FileServer, write_metadata, write_session
 from test_download_hostile import Scripted, head
 
-from data_download import DownloadError, FetchOptions
-from data_download import shipped
+from data_download import DownloadError, FetchOptions, shipped
 from data_download import subset as subset_module
 from data_download.archive import MalformedArchiveError, UnsafeArchiveError
 from data_download.emg2qwerty import SUBSET_RECORD
