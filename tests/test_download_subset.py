@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -358,3 +359,12 @@ def test_a_split_naming_a_path_is_refused(tmp_path, session):
 def test_unknown_split_name_lists_the_shipped_ones():
     with pytest.raises(DownloadError, match="no shipped split 'user9'.*few-users-16"):
         select(["user9"], [])
+
+
+def test_data_download_imports_only_semgkit_format():
+    for path in (ROOT / "data_download").glob("*.py"):
+        found = set(re.findall(r"^\s*(?:from|import) (semgkit[\w.]*)", path.read_text(), re.M))
+        allowed = {"semgkit.format"} | (
+            {"semgkit.pose_format"} if path.stem == "emg2pose" else set()
+        )
+        assert found <= allowed, path.name
