@@ -1,6 +1,7 @@
 """Fetch, verify, unpack and check real datasets (emg2qwerty); knows nothing of models.
 
-python -m data_download emg2qwerty --dest DIR [--mirror URL] [--split NAME|FILE.yaml ...] [--users ID ...]
+python -m data_download emg2qwerty --dest DIR [--mirror URL]
+    [--split NAME|FILE.yaml ...] [--users ID ...]     (a subset: the archive streamed)
 python -m data_download fetch URL --dest DIR [--sha256 HEX]
 python -m data_download check DIR [--split NAME ...]
 """

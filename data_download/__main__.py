@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print(
-            "error: interrupted; partial downloads stay in *.part files, rerun to resume",
+            "error: interrupted; partial downloads stay in *.part files and published "
+            "members are kept, rerun to resume",
             file=sys.stderr,
         )
         return 130

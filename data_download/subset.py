@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import posixpath
 import shutil
@@ -96,8 +97,9 @@ def select(splits: list[str], users: list[str], data_dir: Path | None = None) ->
     selection = Selection()
     for arg in splits:
         name, source = resolve_split(arg, data_dir)
-        if name in shipped.SHIPPED and source.read_bytes() != shipped.path(name).read_bytes():
-            if source.parent != (data_dir / "splits" if data_dir else None):
+        in_data_dir = data_dir is not None and source.parent == data_dir / "splits"
+        if name in shipped.SHIPPED and not in_data_dir:
+            if source.read_bytes() != shipped.path(name).read_bytes():
                 raise DownloadError(
                     f"--split {arg}: named like the shipped split {name!r} but different; "
                     f"rename the file"
@@ -241,7 +243,8 @@ def _stream(
     seen: set[str] = set()
     with (
         ArchiveStream(url, opts, size) as stream,
-        gzip.GzipFile(fileobj=stream) as gz,
+        # buffered: gzip expects full reads (a short read of its 2-byte magic is an error)
+        gzip.GzipFile(fileobj=io.BufferedReader(stream, 1 << 16)) as gz,
         tarfile.open(fileobj=gz, mode="r|", bufsize=1 << 16) as tar,
     ):
         caps = _Caps(MAX_MEMBERS, MAX_BYTES, MAX_RATIO, stream.total)

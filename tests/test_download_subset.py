@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from test_download import ARCHIVE, OPTS, ROOT, FileServer, write_metadata, write_session
-from test_download_hostile import Scripted, head
+from test_download_hostile import Scripted, drip, head
 
 from data_download import DownloadError, FetchOptions, shipped
 from data_download import subset as subset_module
@@ -368,3 +368,26 @@ def test_data_download_imports_only_semgkit_format():
             {"semgkit.pose_format"} if path.stem == "emg2pose" else set()
         )
         assert found <= allowed, path.name
+
+
+def test_a_drip_or_a_body_past_its_length_ends_with_one_line(tmp_path):
+    data, _ = build_release(tmp_path)
+    server = Scripted()
+    try:
+        server.script = lambda h: drip(h, every_s=0.05, body=data)
+        slow = FetchOptions(timeout=5.0, retries=0, progress=False, min_rate=100, rate_window=0.5)
+        with pytest.raises(DownloadError, match="slower than --min-rate 100 B/s"):
+            download_subset(tmp_path / "d", select(["user0"], []), server.url, slow)
+
+        def longer(h):  # announces the archive's length, then keeps sending (chunked)
+            head(h, "200 OK", ETag='"v1"', Content_Length=len(data), Transfer_Encoding="chunked")
+            for chunk in (data, b"x" * 100_000):
+                h.wfile.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+
+        server.script = longer
+        ghost = tmp_path / "ghost.yaml"  # wants a session the archive lacks: it reads to the end
+        ghost.write_text(yaml.safe_dump({"dataset": {"test": [{"user": 1, "session": "nope"}]}}))
+        with pytest.raises(DownloadError, match=f"sent more than the {len(data)} bytes"):
+            download_subset(tmp_path / "e", select([str(ghost)], []), server.url, OPTS)
+    finally:
+        server.close()
