@@ -391,3 +391,22 @@ def test_a_drip_or_a_body_past_its_length_ends_with_one_line(tmp_path):
             download_subset(tmp_path / "e", select([str(ghost)], []), server.url, OPTS)
     finally:
         server.close()
+
+
+def test_a_full_download_after_a_subset_and_a_subset_after_it(release, tmp_path):
+    from data_download import emg2qwerty as e2q
+    from semgkit.data import load_split
+
+    server, files = release
+    dest = tmp_path / "data"
+    download_subset(dest, select(["user0"], []), mirror=server.url, options=OPTS)
+    assert [p.stem for p in load_split(dest, "user0").test] == USER0[-2:]  # the book reads it
+    for name in e2q.SPLIT_NAMES:  # (the mirror serves the split files the full download wants)
+        server.files[f"{name}.yaml"] = shipped.path(name).read_bytes()
+    e2q.download(dest, mirror=server.url, options=OPTS)  # may replace what the subset published
+    rep = e2q.report(dest, progress=False)
+    assert (rep.found, rep.missing, rep.unreadable, rep.split_missing["user0"]) == (18, [], {}, 0)
+    assert {p.name for p in dest.glob("*.hdf5")} == set(files)
+    gets = len(server.gets)
+    download_subset(dest, select(["user0"], [USER0_ID]), server.url, OPTS)
+    assert len(server.gets) == gets  # everything wanted is there already: no request
