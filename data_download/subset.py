@@ -167,7 +167,8 @@ def download_subset(
         _stream(url, dest, todo, record, opts, size)
     except (gzip.BadGzipFile, tarfile.TarError, EOFError, zlib.error) as e:
         raise MalformedArchiveError(
-            f"{url}: archive is truncated or malformed ({e}); {RERUN}"
+            f"{url}: archive is truncated or malformed ({e}); the members published "
+            f"before it are kept"
         ) from None
     except OSError as e:
         raise DownloadError(f"{e.filename or dest}: {e.strerror or e}; {RERUN}") from None
@@ -177,10 +178,20 @@ def download_subset(
 
 
 def _record(dest: Path, manifest: dict) -> dict:
+    """The subset record of the manifest, checked (``{}`` parts when there is none)."""
     record = manifest.get(SUBSET_RECORD) or {}
-    if not (
-        isinstance(record.get("members", {}), dict) and isinstance(record.get("wanted", {}), dict)
-    ):
+    members = record.get("members", {}) if isinstance(record, dict) else None
+    ok = (
+        isinstance(members, dict)
+        and isinstance(record.get("wanted", {}), dict)
+        and all(
+            isinstance(m, dict)
+            and isinstance(m.get("size"), int)
+            and isinstance(m.get("sha256"), str)
+            for m in members.values()
+        )
+    )
+    if not ok:
         raise DownloadError(
             f"{dest / '.manifest.json'}: entry {SUBSET_RECORD!r} is malformed; delete it "
             f"(and the sessions it lists) to start over"
@@ -202,7 +213,7 @@ def _published(dest: Path, file: str, record: dict, full: set[str], verify: bool
             f"{final} exists and data_download did not create it; move it away and rerun"
         )
     st = final.stat()
-    if st.st_size == entry["size"] and st.st_mtime_ns == entry["mtime_ns"] and not verify:
+    if st.st_size == entry["size"] and st.st_mtime_ns == entry.get("mtime_ns") and not verify:
         return True
     if st.st_size == entry["size"] and sha256_file(final) == entry["sha256"]:
         entry["mtime_ns"] = st.st_mtime_ns  # e.g. killed between rename and record

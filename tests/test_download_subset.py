@@ -410,3 +410,20 @@ def test_a_full_download_after_a_subset_and_a_subset_after_it(release, tmp_path)
     gets = len(server.gets)
     download_subset(dest, select(["user0"], [USER0_ID]), server.url, OPTS)
     assert len(server.gets) == gets  # everything wanted is there already: no request
+
+
+def test_a_damaged_member_is_extracted_again_and_a_damaged_record_named(release, tmp_path, capsys):
+    server, files = release
+    dest = tmp_path / "data"
+    download_subset(dest, select(["user0"], []), mirror=server.url, options=OPTS)
+    victim = dest / f"{USER0[4]}.hdf5"
+    victim.write_bytes(b"\0" * victim.stat().st_size)  # same size, another mtime
+    download_subset(dest, select(["user0"], []), mirror=server.url, options=OPTS)
+    assert f"{victim} differs from what was published" in capsys.readouterr().err
+    assert_published_and_verified(dest, files, USER0)
+
+    manifest = json.loads((dest / MANIFEST).read_text())
+    manifest[SUBSET_RECORD]["members"][victim.name] = {"size": "big"}
+    (dest / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(DownloadError, match=f"entry '{SUBSET_RECORD}' is malformed"):
+        download_subset(dest, select(["user0"], []), mirror=server.url, options=OPTS)
