@@ -256,6 +256,16 @@ def test_a_dropped_connection_resumes_with_range_within_the_run(release, tmp_pat
     assert_published_and_verified(dest, files, USER0)
 
 
+def test_a_drop_is_not_resumed_when_the_server_names_no_version(release, tmp_path):
+    server, _ = release
+    server.cut_after[ARCHIVE] = 300_000
+    server.no_validators.add(ARCHIVE)
+    retrying = FetchOptions(timeout=5.0, retries=1, progress=False)
+    with pytest.raises(DownloadError, match="names no version to resume it safely"):
+        download_subset(tmp_path / "d", select(["user0"], []), server.url, retrying)
+    assert server.ranges == []
+
+
 def test_a_drop_without_retries_is_one_line_and_the_rerun_completes(release, tmp_path):
     server, files = release
     server.cut_after[ARCHIVE] = 300_000  # after some user0 sessions, before all
