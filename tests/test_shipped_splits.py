@@ -60,7 +60,8 @@ def test_single_user_matches_emg2qwerty_historic_file() -> None:
     assert lines[0].startswith("# Source: facebookresearch/emg2qwerty")
     historic = ("# @package _global_\n" + "".join(lines[2:])).encode()
     commit, size, sha = pins.SINGLE_USER
-    assert commit in lines[1] and (len(historic), hashlib.sha256(historic).hexdigest()) == (size, sha)
+    assert commit in lines[1]
+    assert (len(historic), hashlib.sha256(historic).hexdigest()) == (size, sha)
 
 
 def test_generic_test_is_the_held_out_users_test_sessions() -> None:
