@@ -59,14 +59,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir)
     if args.split:
         return _print_subset_report(data_dir, subset.select(args.split, [], data_dir).named)
-    recorded = subset.recorded_selection(data_dir)
+    recorded = emg2qwerty.recorded_selection(data_dir)
     if recorded and not (data_dir / "metadata.csv").exists():
         return _print_subset_report(data_dir, recorded)
     return _print_report(data_dir, args.quiet)
 
 
 def _print_subset_report(data_dir, named: dict[str, list[str]]) -> int:
-    rep = subset.subset_report(data_dir, named)
+    rep = emg2qwerty.subset_report(data_dir, named)
     print(rep.summary())
     if not rep.ok:
         raise DownloadError(f"{data_dir}: subset incomplete or damaged (see report above)")

@@ -8,6 +8,9 @@ Layout written under DEST (the directory the book's ``DATA=`` points at):
     DEST/splits/user0..user7.yaml
     DEST/emg2qwerty-data-2021-08.tar.gz   the archive (may be deleted once extracted)
     DEST/.manifest.json             sizes and sha256 of the above, and the extraction record
+
+A subset (:mod:`data_download.subset`) writes only the sessions and split files it asks
+for (no archive, no metadata.csv); :func:`subset_report` checks it.
 """
 
 from __future__ import annotations
@@ -241,3 +244,63 @@ def report(data_dir: Path | str, progress: bool = True) -> DatasetReport:
 
 def _flatten(lists: Iterable[list[str]]) -> list[str]:
     return [item for sub in lists for item in sub]
+
+
+# ---------------------------------------------------------------- subset report
+
+
+@dataclass
+class SubsetReport:
+    """Which sessions of a selection are on disk and readable, per label."""
+
+    data_dir: Path
+    named: dict[str, list[str]]  # label (split NAME, user ID) -> sessions
+    missing: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)  # session -> reason
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unreadable)
+
+    def summary(self) -> str:
+        wanted = {s for sessions in self.named.values() for s in sessions}
+        absent = set(self.missing) | set(self.unreadable)
+        lines = [
+            f"emg2qwerty subset in {self.data_dir}",
+            f"  sessions found: {len(wanted - absent)} of {len(wanted)} wanted   "
+            f"missing: {len(self.missing)}   unreadable: {len(self.unreadable)}",
+        ]
+        for label, sessions in self.named.items():
+            gone = [s for s in sessions if s in absent]
+            state = f"{len(gone)} of {len(sessions)} missing" if gone else "complete"
+            lines.append(f"  {label}: {state} ({len(sessions)} sessions)")
+        lines += [f"    missing {s}" for s in self.missing[:10]]
+        lines += [f"    unreadable {s}: {why}" for s, why in list(self.unreadable.items())[:10]]
+        return "\n".join(lines)
+
+
+def subset_report(data_dir: Path | str, named: dict[str, list[str]]) -> SubsetReport:
+    """Check that every session ``named`` lists is in ``data_dir`` and opens as one."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DownloadError(f"{data_dir}: no such directory")
+    rep = SubsetReport(data_dir, named)
+    for session in sorted({s for sessions in named.values() for s in sessions}):
+        path = data_dir / f"{session}.hdf5"
+        if not path.is_file():
+            rep.missing.append(session)
+            continue
+        try:
+            read_session_attrs(path)
+        except (OSError, ValueError) as e:
+            rep.unreadable[session] = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return rep
+
+
+def recorded_selection(data_dir: Path | str) -> dict[str, list[str]] | None:
+    """What subset downloads into ``data_dir`` asked for (label -> sessions), or None."""
+    wanted = (load_manifest(Path(data_dir)).get(SUBSET_RECORD) or {}).get("wanted") or {}
+    named: dict[str, list[str]] = {}
+    for session, label in wanted.items():
+        named.setdefault(label, []).append(session)
+    return named or None

@@ -25,7 +25,7 @@ from test_download_hostile import Scripted, drip, head
 from data_download import DownloadError, FetchOptions, shipped
 from data_download import subset as subset_module
 from data_download.archive import MalformedArchiveError, UnsafeArchiveError
-from data_download.emg2qwerty import SUBSET_RECORD
+from data_download.emg2qwerty import SUBSET_RECORD, subset_report
 from data_download.fetch import MANIFEST
 from data_download.subset import download_subset, select
 
@@ -128,7 +128,7 @@ def test_a_shipped_split_keeps_exactly_its_sessions_and_stops_early(
     gets = len(server.gets)
     download_subset(dest, select(["user0"], []), mirror=server.url, options=OPTS)
     assert len(server.gets) == gets
-    rep = subset_module.subset_report(dest, select(["user0"], [], dest).named)
+    rep = subset_report(dest, select(["user0"], [], dest).named)
     assert rep.ok and "split user0: complete (14 sessions)" in rep.summary()
 
 
