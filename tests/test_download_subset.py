@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -437,3 +438,40 @@ def test_a_damaged_member_is_extracted_again_and_a_damaged_record_named(release,
     (dest / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(DownloadError, match=f"entry '{SUBSET_RECORD}' is malformed"):
         download_subset(dest, select(["user0"], []), mirror=server.url, options=OPTS)
+
+
+def test_sigkill_mid_download_then_rerun_ends_with_identical_files(release, tmp_path):
+    """A real kill (no ``finally`` runs): staging and a recorded-but-unmoved member may be
+    left behind; the rerun clears the one and re-extracts the other."""
+    server, files = release
+    data = server.files[ARCHIVE]
+
+    def throttled(h):  # ~64 KiB every 20 ms: the kill lands mid-stream
+        head(h, "200 OK", ETag='"v1"', Content_Length=len(data))
+        for start in range(0, len(data), 1 << 16):
+            h.wfile.write(data[start : start + (1 << 16)])
+            h.wfile.flush()
+            time.sleep(0.02)
+
+    slow = Scripted()
+    slow.script = throttled
+    dest = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "data_download", "emg2qwerty", "--dest", str(dest)]
+        + ["--mirror", slow.url, "--split", "user0", "--quiet"],
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(dest.glob("*.hdf5"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        slow.close()
+    assert 3 <= len(list(dest.glob("*.hdf5"))) < len(USER0)
+    download_subset(dest, select(["user0"], []), mirror=server.url, options=OPTS)
+    reference = tmp_path / "reference"
+    download_subset(reference, select(["user0"], []), mirror=server.url, options=OPTS)
+    assert tree(dest) == tree(reference)
+    assert_published_and_verified(dest, files, USER0)
