@@ -1,8 +1,9 @@
 """Fetch, verify, unpack and check real datasets (emg2qwerty); knows nothing of models.
 
 python -m data_download emg2qwerty --dest DIR [--mirror URL]
+    [--split NAME|FILE.yaml ...] [--users ID ...]     (a subset: the archive streamed)
 python -m data_download fetch URL --dest DIR [--sha256 HEX]
-python -m data_download check DIR
+python -m data_download check DIR [--split NAME ...]
 """
 
 from .archive import UnsafeArchiveError, check_member, safe_extract

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from . import emg2pose, emg2qwerty
+from . import emg2pose, emg2qwerty, subset
 from .fetch import DownloadError, FetchOptions, check_url, fetch
 
 
@@ -21,12 +22,12 @@ def _options(args: argparse.Namespace) -> FetchOptions:
 
 
 def _cmd_emg2qwerty(args: argparse.Namespace) -> int:
-    if args.mirror:
-        try:
-            check_url(args.mirror)
-        except DownloadError as e:
-            raise DownloadError(f"--mirror {e}") from None
-    dest = emg2qwerty.download(args.dest, mirror=args.mirror, options=_options(args))
+    mirror = _checked_mirror(args.mirror)
+    if args.split or args.users:
+        selection = subset.select(args.split or [], args.users or [])
+        dest = subset.download_subset(args.dest, selection, mirror=mirror, options=_options(args))
+        return _print_subset_report(dest, selection.named)
+    dest = emg2qwerty.download(args.dest, mirror=mirror, options=_options(args))
     return _print_report(dest, args.quiet)
 
 
@@ -55,7 +56,21 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    return _print_report(args.data_dir, args.quiet)
+    data_dir = Path(args.data_dir)
+    if args.split:
+        return _print_subset_report(data_dir, subset.select(args.split, [], data_dir).named)
+    recorded = emg2qwerty.recorded_selection(data_dir)
+    if recorded and not (data_dir / "metadata.csv").exists():
+        return _print_subset_report(data_dir, recorded)
+    return _print_report(data_dir, args.quiet)
+
+
+def _print_subset_report(data_dir, named: dict[str, list[str]]) -> int:
+    rep = emg2qwerty.subset_report(data_dir, named)
+    print(rep.summary())
+    if not rep.ok:
+        raise DownloadError(f"{data_dir}: subset incomplete or damaged (see report above)")
+    return 0
 
 
 def _print_report(data_dir, quiet: bool) -> int:
@@ -112,6 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="base URL serving emg2qwerty-data-2021-08.tar.gz and generic.yaml, user0..7.yaml",
     )
+    p.add_argument(
+        "--split",
+        action="append",
+        metavar="NAME|FILE.yaml",
+        help="keep only the sessions this split names (repeatable): a shipped split "
+        "(generic, user0..user7, single_user, generic-test, few-users-8, few-users-16) or "
+        "a split file; the archive is streamed, never stored",
+    )
+    p.add_argument(
+        "--users",
+        nargs="+",
+        metavar="ID",
+        help="keep only these users' sessions (those the official split files list)",
+    )
     p.set_defaults(func=_cmd_emg2qwerty)
 
     p = sub.add_parser("emg2pose", help="the emg2pose archive: the mini set or the release")
@@ -133,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="report on an extracted emg2qwerty directory")
     p.add_argument("data_dir")
+    p.add_argument(
+        "--split",
+        action="append",
+        metavar="NAME|FILE.yaml",
+        help="check only that every session of this split is present and readable "
+        "(repeatable; DATA_DIR/splits/NAME.yaml, else the shipped split)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_check)
     return parser
@@ -147,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print(
-            "error: interrupted; partial downloads stay in *.part files, rerun to resume",
+            "error: interrupted; partial downloads stay in *.part files and published "
+            "members are kept, rerun to resume",
             file=sys.stderr,
         )
         return 130

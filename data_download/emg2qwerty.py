@@ -8,6 +8,9 @@ Layout written under DEST (the directory the book's ``DATA=`` points at):
     DEST/splits/user0..user7.yaml
     DEST/emg2qwerty-data-2021-08.tar.gz   the archive (may be deleted once extracted)
     DEST/.manifest.json             sizes and sha256 of the above, and the extraction record
+
+A subset (:mod:`data_download.subset`) writes only the sessions and split files it asks
+for (no archive, no metadata.csv); :func:`subset_report` checks it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ SPLITS_URL = (
     "https://raw.githubusercontent.com/facebookresearch/emg2qwerty/"
     f"{pins.SPLITS_COMMIT}/config/user"
 )
+ARCHIVE_NAME = ARCHIVE_URL.rsplit("/", 1)[1]
+# the manifest entry of subset downloads (data_download.subset): the sessions wanted so
+# far and the members published, with their sizes and sha256
+SUBSET_RECORD = f"subset:{ARCHIVE_NAME}"
 SPLIT_NAMES = ("generic",) + tuple(f"user{i}" for i in range(8))
 # Extracted size / archive size, for the free-disk check before downloading. An estimate:
 # 346 h x 2 kHz x 136 bytes per sample (32 float32 + one float64) ~ 339 GB of HDF5 against a
@@ -42,7 +49,7 @@ EXTRACT_RATIO = 1.15
 
 def urls(mirror: str | None = None) -> dict[str, str]:
     """Relative destination path -> URL. A mirror serves all files flat under one base."""
-    archive_name = ARCHIVE_URL.rsplit("/", 1)[1]
+    archive_name = ARCHIVE_NAME
     if mirror:
         base = mirror.rstrip("/")
         out = {archive_name: f"{base}/{archive_name}"}
@@ -77,7 +84,8 @@ def download(
     if unpacked and extracted["archive_sha256"] == sha:
         return dest
     # what earlier extractions created may be replaced; everything else in dest is not
-    ours = set(extracted.get("names", []))
+    subset = load_manifest(dest).get(SUBSET_RECORD) or {}
+    ours = set(extracted.get("names", [])) | set(subset.get("members", {}))
     update_manifest(dest, key, {"names": sorted(ours)})  # (no archive_sha256: not done)
     try:
         moved = safe_extract(archive, dest, progress=opts.progress, replaceable=ours)
@@ -236,3 +244,63 @@ def report(data_dir: Path | str, progress: bool = True) -> DatasetReport:
 
 def _flatten(lists: Iterable[list[str]]) -> list[str]:
     return [item for sub in lists for item in sub]
+
+
+# ---------------------------------------------------------------- subset report
+
+
+@dataclass
+class SubsetReport:
+    """Which sessions of a selection are on disk and readable, per label."""
+
+    data_dir: Path
+    named: dict[str, list[str]]  # label (split NAME, user ID) -> sessions
+    missing: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)  # session -> reason
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unreadable)
+
+    def summary(self) -> str:
+        wanted = {s for sessions in self.named.values() for s in sessions}
+        absent = set(self.missing) | set(self.unreadable)
+        lines = [
+            f"emg2qwerty subset in {self.data_dir}",
+            f"  sessions found: {len(wanted - absent)} of {len(wanted)} wanted   "
+            f"missing: {len(self.missing)}   unreadable: {len(self.unreadable)}",
+        ]
+        for label, sessions in self.named.items():
+            gone = [s for s in sessions if s in absent]
+            state = f"{len(gone)} of {len(sessions)} missing" if gone else "complete"
+            lines.append(f"  {label}: {state} ({len(sessions)} sessions)")
+        lines += [f"    missing {s}" for s in self.missing[:10]]
+        lines += [f"    unreadable {s}: {why}" for s, why in list(self.unreadable.items())[:10]]
+        return "\n".join(lines)
+
+
+def subset_report(data_dir: Path | str, named: dict[str, list[str]]) -> SubsetReport:
+    """Check that every session ``named`` lists is in ``data_dir`` and opens as one."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DownloadError(f"{data_dir}: no such directory")
+    rep = SubsetReport(data_dir, named)
+    for session in sorted({s for sessions in named.values() for s in sessions}):
+        path = data_dir / f"{session}.hdf5"
+        if not path.is_file():
+            rep.missing.append(session)
+            continue
+        try:
+            read_session_attrs(path)
+        except (OSError, ValueError) as e:
+            rep.unreadable[session] = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return rep
+
+
+def recorded_selection(data_dir: Path | str) -> dict[str, list[str]] | None:
+    """What subset downloads into ``data_dir`` asked for (label -> sessions), or None."""
+    wanted = (load_manifest(Path(data_dir)).get(SUBSET_RECORD) or {}).get("wanted") or {}
+    named: dict[str, list[str]] = {}
+    for session, label in wanted.items():
+        named.setdefault(label, []).append(session)
+    return named or None

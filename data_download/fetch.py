@@ -360,7 +360,7 @@ class _PartFile:
 
     def forget_unverifiable(self) -> None:
         """Drop bytes whose version on the server cannot be checked before resuming."""
-        if self.path.exists() and _if_range(self.validators) is None:
+        if self.path.exists() and if_range(self.validators) is None:
             _note(f"{self.path}: no ETag/Last-Modified recorded to show the file is unchanged")
             self.discard()
 
@@ -401,7 +401,7 @@ def _transfer(url: str, part: _PartFile, label: str, opts: FetchOptions, size: i
     offset, saved = part.size, part.validators
     headers = {"User-Agent": USER_AGENT}
     if offset:
-        headers.update({"Range": f"bytes={offset}-", "If-Range": _if_range(saved)})
+        headers.update({"Range": f"bytes={offset}-", "If-Range": if_range(saved)})
     try:
         response = open_url(url, headers, opts.timeout, opts.pace)
     except urllib.error.HTTPError as e:
@@ -417,7 +417,7 @@ def _transfer(url: str, part: _PartFile, label: str, opts: FetchOptions, size: i
         raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
 
     with response:
-        current = _validators(response.headers)
+        current = response_validators(response.headers)
         try:
             body = expected_body(url, response, offset)
         except ChangedRange as e:
@@ -426,7 +426,7 @@ def _transfer(url: str, part: _PartFile, label: str, opts: FetchOptions, size: i
             response.close()
             return _transfer(url, part, label, opts, size)
         if body.start:
-            if body.total != saved.get("total") or _changed(saved, current):
+            if body.total != saved.get("total") or changed_since(saved, current):
                 _note(f"{url}: the file on the server changed since {part.path} was started")
                 part.discard()
                 response.close()
@@ -436,7 +436,7 @@ def _transfer(url: str, part: _PartFile, label: str, opts: FetchOptions, size: i
         total, offset = body.total, body.start
         if total is None:
             raise DownloadError(f"{url}: server did not announce the file size")
-        _check_announced(url, total, size, opts.max_bytes)
+        check_announced(url, total, size, opts.max_bytes)
         needed = (total - offset) + int(total * opts.extra_space_ratio)
         check_free_space(part.path.parent, needed, f"{label} ({total / GIB:.2f} GiB)")
         if not offset:
@@ -458,7 +458,7 @@ def _transfer(url: str, part: _PartFile, label: str, opts: FetchOptions, size: i
     return total
 
 
-def _check_announced(url: str, total: int, size: int | None, cap: int | None) -> None:
+def check_announced(url: str, total: int, size: int | None, cap: int | None) -> None:
     if size is not None and total != size:
         raise DownloadError(
             f"{url}: the server announces {total} bytes, the file is pinned at {size}; "
@@ -476,13 +476,13 @@ def _note(why: str) -> None:
     print(f"note: {why}; restarting the download from zero", file=sys.stderr)
 
 
-def _validators(headers) -> dict:
+def response_validators(headers) -> dict:
     """The response's ETag and Last-Modified, the headers that identify one version."""
     found = {"etag": headers.get("ETag"), "last_modified": headers.get("Last-Modified")}
     return {key: value for key, value in found.items() if value}
 
 
-def _if_range(saved: dict) -> str | None:
+def if_range(saved: dict) -> str | None:
     """The ``If-Range`` value for a resume: a strong ETag, else the Last-Modified date
     (a weak ETag is not allowed there); ``None`` when the version cannot be identified."""
     etag = saved.get("etag")
@@ -491,7 +491,7 @@ def _if_range(saved: dict) -> str | None:
     return saved.get("last_modified")
 
 
-def _changed(saved: dict, current: dict) -> bool:
+def changed_since(saved: dict, current: dict) -> bool:
     """True unless the response repeats a recorded validator and contradicts none."""
     shared = [key for key in ("etag", "last_modified") if key in saved and key in current]
     return not shared or any(saved[key] != current[key] for key in shared)

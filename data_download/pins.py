@@ -21,3 +21,11 @@ SPLITS: dict[str, tuple[int, str]] = {  # name -> (bytes, sha256)
     "user6": (1433, "daab8b6046482e40f8a9c3fd4c8bdf800dd7fbcb1fdda6bb38fa69fb1da57630"),
     "user7": (1433, "c56b44f40f9b08a9c5df8067bb1f38f1b81788240e09c0dab14817a52d3be43e"),
 }
+# emg2qwerty's historic config/user/single_user.yaml (added at this commit, gone from main
+# since): commit, bytes, sha256. The shipped copy puts a source header in place of its
+# first line ("# @package _global_"); tests/test_shipped_splits.py checks the rest.
+SINGLE_USER = (
+    "5e79ba18e8dea302c11fa3a98219253406fec003",
+    2195,
+    "4cad84871c685946dd04913ef9013080e2cd0b1f63d6e6558b30495f313ff385",
+)

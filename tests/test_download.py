@@ -426,7 +426,7 @@ def test_file_changed_on_server_between_attempts_is_never_spliced(
     ],
 )
 def test_if_range_uses_a_strong_etag_or_the_date(saved, condition):
-    got = fetch_module._if_range(saved)
+    got = fetch_module.if_range(saved)
     assert got == condition if condition is None else got.startswith(condition)
 
 
