@@ -266,7 +266,8 @@ def _lse3(a: float, b: float, c: float) -> float:
 def _emg2qwerty_one(emissions, beam, lm, lm_weight, bonus, max_labels) -> str:
     """emg2qwerty's ``CTCBeamDecoder.decode`` without ``finish``, as ``decode_batch`` runs it."""
     tries = _Prefixes(lm, lm_weight, bonus, kenlm=True)
-    last, child, typed_gain = tries.last, tries.child, tries.typed_gain
+    last, child, typed, typed_gain = tries.last, tries.child, tries.typed, tries.typed_gain
+    exp, log = math.exp, math.log
     order = np.argsort(-emissions, axis=1)  # its call: numpy's default sort, on its dtype
     if max_labels is not None and max_labels > 0:
         order = order[:, :max_labels]
@@ -291,15 +292,34 @@ def _emg2qwerty_one(emissions, beam, lm, lm_weight, bonus, max_labels) -> str:
                 if entry is None:
                     nxt[key] = entry = [NEG_INF, NEG_INF]
                 if lm is not None:
-                    p_lm = back if label == BACKSPACE else typed_gain(state, label)
+                    if label == BACKSPACE:
+                        p_lm = back
+                    else:
+                        p_lm = typed.get((state, label))  # the hot path: no call on a hit
+                        if p_lm is None:
+                            p_lm = typed_gain(state, label)
                 if label == prev:
                     stay[1] = _lse2(stay[1], p_nb + p)
                     entry[1] = _lse2(entry[1], p_b + p + p_lm)
+                elif entry[1] == NEG_INF:  # its sum of three, whose first exp adds an exact 0
+                    a, b = p_b + p + p_lm, p_nb + p + p_lm
+                    m = a if a >= b else b
+                    entry[1] = m if m == NEG_INF else m + log(exp(a - m) + exp(b - m))
                 else:
                     entry[1] = _lse3(entry[1], p_b + p + p_lm, p_nb + p + p_lm)
-        ranked = sorted(nxt.items(), key=lambda kv: _lse2(*kv[1]), reverse=True)[:beam]
         beams = [
             (tries.extend(*key) if isinstance(key, tuple) else key, p_b, p_nb)
-            for key, (p_b, p_nb) in ranked
+            for key, (p_b, p_nb) in _best(list(nxt.items()), beam)
         ]
     return CHARSET.labels_to_text(tries.labels(beams[0][0]))
+
+
+def _best(items: list, beam: int) -> list:
+    """``sorted(items, by p_total, reverse=True)[:beam]`` (stable, as emg2qwerty sorts),
+    computing p_total only where it can matter: an entry whose larger part is 1 below
+    the ``beam``-th largest such part (p_total lies between it and it + log 2) is out."""
+    if len(items) > beam:
+        highs = [b if b >= k else k for _, (b, k) in items]
+        floor = heapq.nlargest(beam, highs)[-1] - 1.0
+        items = [item for item, high in zip(items, highs, strict=True) if high >= floor]
+    return sorted(items, key=lambda kv: _lse2(*kv[1]), reverse=True)[:beam]
