@@ -21,7 +21,8 @@ Two protocols, as emg2qwerty scores validation and test:
   context the model was trained with.
 
 A :class:`Decoder` says how log-probabilities become text: greedy (the paper's numbers)
-or a CTC beam search, with or without a character language model.
+or a CTC beam search, with or without a character language model, under semgkit's search
+rule or exactly emg2qwerty's (:func:`semgkit.decode.beam_search`).
 """
 
 from __future__ import annotations
