@@ -243,3 +243,14 @@ def test_rule_settings_are_checked():
         beam_search(frames([{"a": 1.0}]), rule="kenlm")
     with pytest.raises(ValueError, match="min_log_prob: emg2qwerty's rule has no floor"):
         beam_search(frames([{"a": 1.0}]), rule="emg2qwerty", min_log_prob=-8.0)
+
+
+@pytest.mark.parametrize("beam", [3, 50])
+def test_emg2qwerty_rule_breaks_ties_as_its_code_does(beam):
+    """Every class equally likely on most frames: many prefixes tie exactly, and which
+    one is kept or returned follows the order emg2qwerty made them in."""
+    log_probs = torch.full((1, 5, CHARSET.num_classes), -math.log(CHARSET.num_classes))
+    log_probs[0, 2, :10] = -1.0
+    for model in (None, lm.default()):
+        found = beam_search(log_probs, beam=beam, lm=model, rule="emg2qwerty")
+        assert found == [reference(log_probs[0].numpy(), beam=beam, model=model)]
