@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from semgkit.charset import CHARSET
+from semgkit.charset import CHARSET, KEY_TO_CHAR
 
 if TYPE_CHECKING:  # the LM module is only needed by callers that pass one
     from semgkit.lm import CharLM
@@ -42,6 +42,10 @@ def greedy(log_probs: Tensor, lengths: Tensor | None = None) -> list[str]:
 
 BACKSPACE = CHARSET.text_to_labels("⌫")[0]
 NEG_INF = -math.inf
+RULES = ("semgkit", "emg2qwerty")
+# What emg2qwerty's decoder passes its LM for each label: the key, a pynput name for
+# enter, space and shift (never a character of a character LM).
+EMG2QWERTY_KEYS = [{c: k for k, c in KEY_TO_CHAR.items()}.get(c, c) for c in CHARSET.chars]
 
 
 def _logaddexp(a: float, b: float) -> float:
@@ -59,6 +63,7 @@ def beam_search(
     insertion_bonus: float = 2.0,
     max_labels: int | None = 10,
     min_log_prob: float | None = None,
+    rule: str = "semgkit",
 ) -> list[str]:
     """CTC prefix beam search: (B, F, C) log-probabilities -> one label string per item.
 
@@ -66,10 +71,23 @@ def beam_search(
     frames of p(a)=0.4, p(blank)=0.6 give "a"). With a character ``lm``, each typed key
     adds ``lm_weight`` times its log10 LM score plus ``insertion_bonus``, and a backspace
     takes back what the key it deletes added: the LM scores the text after backspaces
-    (emg2qwerty's defaults: beam 50, weight 2, bonus 2). Per frame only the ``max_labels``
-    most probable keys extend a prefix (emg2qwerty keeps 10), and of those only the ones
-    above ``min_log_prob``, if given: a confident model then skips most frames.
+    (emg2qwerty's settings: beam 50, 10 labels per frame, weight 2, bonus 2).
+
+    ``rule`` says which search: ``"semgkit"`` extends each prefix on every frame with the
+    blank and the ``max_labels`` most probable keys (of those, only the ones above
+    ``min_log_prob``, if given: a confident model then skips most frames), and picks the
+    final text with the LM's end-of-word score added. ``"emg2qwerty"`` returns the texts
+    of emg2qwerty's ``CTCBeamDecoder.decode_batch``: the ``max_labels`` most probable of
+    all 99 classes (the blank only if it is among them), the beam sorted by probability
+    every frame (ties in the order prefixes were made), no end-of-word score at the end,
+    its sums in its order, and the LM's scores as KenLM computes them (float32). Its
+    sums are float64, as under NumPy 1 (its era); under NumPy 2 its own code sums
+    float32 emissions in float32 and may break near-ties otherwise.
     """
+    if rule not in RULES:
+        raise ValueError(f"rule {rule!r}: choose one of {', '.join(RULES)}")
+    if rule == "emg2qwerty" and min_log_prob is not None:
+        raise ValueError("min_log_prob: emg2qwerty's rule has no floor; leave it None")
     if log_probs.ndim != 3 or log_probs.shape[-1] != CHARSET.num_classes:
         raise ValueError(
             f"log_probs shaped {tuple(log_probs.shape)}: expected (batch, frames, "
@@ -84,6 +102,14 @@ def beam_search(
         raise ValueError(f"lengths shaped {tuple(lengths.shape)}: expected ({batch},)")
     if len(lengths) and not 0 <= int(lengths.min()) <= int(lengths.max()) <= frames:
         raise ValueError(f"lengths must lie in 0..{frames} (the frames of log_probs)")
+    if rule == "emg2qwerty":
+        emissions = log_probs.detach().cpu().numpy()
+        return [
+            _emg2qwerty_one(
+                emissions[i, : int(n)], beam, lm, lm_weight, insertion_bonus, max_labels
+            )
+            for i, n in enumerate(lengths.tolist())
+        ]
     scores = log_probs.detach().cpu().double().numpy()
     return [
         _beam_search_one(
@@ -111,27 +137,33 @@ def _candidates(
 
 class _Prefixes:
     """Every prefix the search kept, as a trie of ids (parent, last label). Each id also
-    points into a trie of the text after backspaces whose nodes carry the LM state and the
-    LM total of that text, so a backspace goes back to the node of the shorter text."""
+    points into a trie of the text after backspaces whose nodes carry the LM state, the
+    gain of their last key and the LM total of that text, so a backspace goes back to the
+    node of the shorter text. ``kenlm``: the LM is asked as emg2qwerty asks KenLM."""
 
-    def __init__(self, lm: CharLM | None, lm_weight: float, bonus: float):
-        self.lm, self.lm_weight, self.bonus = lm, lm_weight, bonus
+    def __init__(self, lm: CharLM | None, lm_weight: float, bonus: float, kenlm: bool = False):
+        self.lm, self.lm_weight, self.bonus, self.kenlm = lm, lm_weight, bonus, kenlm
+        self.keys = EMG2QWERTY_KEYS if kenlm else CHARSET.chars
+        self.lm_step = None if lm is None else lm.kenlm_step if kenlm else lm.step
         self.parent, self.last, self.text = [-1], [CHARSET.blank], [0]
         self.child: dict[tuple[int, int], int] = {}
-        self.t_parent, self.t_state, self.t_total = [0], [lm.start if lm else ""], [0.0]
+        self.t_parent, self.t_state = [0], [lm.start if lm else ""]
+        self.t_gain, self.t_total = [0.0], [0.0]
         self.t_child: dict[tuple[int, int], int] = {}
         self.typed: dict[tuple[str, int], float] = {}  # (LM state, key) -> gain
 
     def lm_view(self, prefix: int) -> tuple[str, float]:
         """The LM state after ``prefix``, and what a backspace there adds."""
         node = self.text[prefix]
+        if self.kenlm:  # emg2qwerty subtracts the last key's own gain
+            return self.t_state[node], -self.t_gain[node]
         return self.t_state[node], self.t_total[self.t_parent[node]] - self.t_total[node]
 
     def typed_gain(self, state: str, label: int) -> float:
         """What the LM adds for typing key ``label`` (not a backspace) in ``state``."""
         gain = self.typed.get((state, label))
         if gain is None:
-            score = self.lm.step(state, CHARSET.chars[label])[1]
+            score = self.lm_step(state, self.keys[label])[1]
             gain = self.typed[(state, label)] = self.lm_weight * score + self.bonus
         return gain
 
@@ -150,9 +182,10 @@ class _Prefixes:
             state, gain = self.t_state[node], 0.0
             if self.lm is not None:
                 gain = self.typed_gain(state, label)
-                state = self.lm.step(state, CHARSET.chars[label])[0]
+                state = self.lm_step(state, self.keys[label])[0]
             self.t_parent.append(node)
             self.t_state.append(state)
+            self.t_gain.append(gain)
             self.t_total.append(self.t_total[node] + gain)
         self.text.append(text)
         return new
@@ -217,3 +250,76 @@ def _beam_search_one(scores, beam, lm, lm_weight, bonus, max_labels, min_log_pro
         ]
     final = max(beams, key=lambda b: _logaddexp(b[1], b[2]) + tries.finish(b[0]))
     return CHARSET.labels_to_text(tries.labels(final[0]))
+
+
+def _lse2(a: float, b: float) -> float:
+    """emg2qwerty's log-sum-exp of two, bit for bit: the max plus the log of a sum of exps."""
+    m = a if a >= b else b
+    return m if m == NEG_INF else m + math.log(math.exp(a - m) + math.exp(b - m))
+
+
+def _lse3(a: float, b: float, c: float) -> float:
+    m = max(a, b, c)
+    return m if m == NEG_INF else m + math.log(math.exp(a - m) + math.exp(b - m) + math.exp(c - m))
+
+
+def _emg2qwerty_one(emissions, beam, lm, lm_weight, bonus, max_labels) -> str:
+    """emg2qwerty's ``CTCBeamDecoder.decode`` without ``finish``, as ``decode_batch`` runs it."""
+    tries = _Prefixes(lm, lm_weight, bonus, kenlm=True)
+    last, child, typed, typed_gain = tries.last, tries.child, tries.typed, tries.typed_gain
+    exp, log = math.exp, math.log
+    order = np.argsort(-emissions, axis=1)  # its call: numpy's default sort, on its dtype
+    if max_labels is not None and max_labels > 0:
+        order = order[:, :max_labels]
+    values = np.take_along_axis(emissions, order, axis=1).astype(np.float64)
+    blank, state, back, p_lm = CHARSET.blank, "", 0.0, 0.0
+    beams = [(0, 0.0, NEG_INF)]  # (prefix id, log p ending in a blank, ... in a key)
+    for labels, ps in zip(order.tolist(), values.tolist(), strict=True):
+        nxt: dict = {}  # prefix id, or (prefix id, label) for a new one -> [p_b, p_nb]
+        for prefix, p_b, p_nb in beams:
+            stay = nxt.get(prefix)
+            if stay is None:
+                nxt[prefix] = stay = [NEG_INF, NEG_INF]
+            prev = last[prefix]
+            if lm is not None:
+                state, back = tries.lm_view(prefix)
+            for label, p in zip(labels, ps, strict=True):
+                if label == blank:
+                    stay[0] = _lse3(stay[0], p_b + p, p_nb + p)
+                    continue
+                key = child.get((prefix, label), (prefix, label))
+                entry = nxt.get(key)
+                if entry is None:
+                    nxt[key] = entry = [NEG_INF, NEG_INF]
+                if lm is not None:
+                    if label == BACKSPACE:
+                        p_lm = back
+                    else:
+                        p_lm = typed.get((state, label))  # the hot path: no call on a hit
+                        if p_lm is None:
+                            p_lm = typed_gain(state, label)
+                if label == prev:
+                    stay[1] = _lse2(stay[1], p_nb + p)
+                    entry[1] = _lse2(entry[1], p_b + p + p_lm)
+                elif entry[1] == NEG_INF:  # its sum of three, whose first exp adds an exact 0
+                    a, b = p_b + p + p_lm, p_nb + p + p_lm
+                    m = a if a >= b else b
+                    entry[1] = m if m == NEG_INF else m + log(exp(a - m) + exp(b - m))
+                else:
+                    entry[1] = _lse3(entry[1], p_b + p + p_lm, p_nb + p + p_lm)
+        beams = [
+            (tries.extend(*key) if isinstance(key, tuple) else key, p_b, p_nb)
+            for key, (p_b, p_nb) in _best(list(nxt.items()), beam)
+        ]
+    return CHARSET.labels_to_text(tries.labels(beams[0][0]))
+
+
+def _best(items: list, beam: int) -> list:
+    """``sorted(items, by p_total, reverse=True)[:beam]`` (stable, as emg2qwerty sorts),
+    computing p_total only where it can matter: an entry whose larger part is 1 below
+    the ``beam``-th largest such part (p_total lies between it and it + log 2) is out."""
+    if len(items) > beam:
+        highs = [b if b >= k else k for _, (b, k) in items]
+        floor = heapq.nlargest(beam, highs)[-1] - 1.0
+        items = [item for item, high in zip(items, highs, strict=True) if high >= floor]
+    return sorted(items, key=lambda kv: _lse2(*kv[1]), reverse=True)[:beam]

@@ -21,7 +21,8 @@ Two protocols, as emg2qwerty scores validation and test:
   context the model was trained with.
 
 A :class:`Decoder` says how log-probabilities become text: greedy (the paper's numbers)
-or a CTC beam search, with or without a character language model.
+or a CTC beam search, with or without a character language model, under semgkit's search
+rule or exactly emg2qwerty's (:func:`semgkit.decode.beam_search`).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ from semgkit.runs import TrainConfig, load_run, run_config
 class Decoder:
     """Greedy decoding, or a CTC prefix beam search of width ``beam`` scored with the
     character LM ``lm``: "none", "default" (:func:`semgkit.lm.default`) or an ARPA file.
-    ``min_log_prob`` skips keys below that log-probability on a frame (faster search)."""
+    ``min_log_prob`` skips keys below that log-probability on a frame (faster search).
+    ``rule``: semgkit's search or exactly emg2qwerty's (see :func:`decode.beam_search`)."""
 
     kind: str = "greedy"
     beam: int = 50
@@ -67,6 +69,7 @@ class Decoder:
     lm_weight: float = 2.0
     insertion_bonus: float = 2.0
     min_log_prob: float | None = None
+    rule: str = "semgkit"
 
     def __post_init__(self) -> None:
         if self.kind not in ("greedy", "beam"):
@@ -75,16 +78,21 @@ class Decoder:
             raise ValueError(f"lm {self.lm!r}: a language model needs the beam decoder")
         if self.beam < 1:
             raise ValueError(f"beam {self.beam}: must be at least 1")
+        if self.rule not in decode.RULES:
+            raise ValueError(f"rule {self.rule!r}: choose one of {', '.join(decode.RULES)}")
+        if self.rule == "emg2qwerty" and (self.kind == "greedy" or self.min_log_prob is not None):
+            raise ValueError("rule 'emg2qwerty': a beam decoder without min_log_prob")
         if self.lm not in ("none", "default") and not Path(self.lm).is_file():
             raise FileNotFoundError(f"lm {self.lm}: no such language model file")
 
     @property
     def name(self) -> str:
-        """A short label: "greedy", "beam 50", "beam 50 + LM"."""
+        """A short label: "greedy", "beam 50", "beam 50 + LM", "beam 50 + LM (emg2qwerty)"."""
         if self.kind == "greedy":
             return "greedy"
         lm_name = {"none": "", "default": " + LM"}.get(self.lm, f" + LM {Path(self.lm).name}")
-        return f"beam {self.beam}{lm_name}"
+        rule = " (emg2qwerty)" if self.rule == "emg2qwerty" else ""
+        return f"beam {self.beam}{lm_name}{rule}"
 
     def settings(self) -> dict[str, Any]:
         """What a result records about its decoder (the beam settings only for beam)."""
@@ -105,6 +113,7 @@ class Decoder:
             lm_weight=self.lm_weight,
             insertion_bonus=self.insertion_bonus,
             min_log_prob=self.min_log_prob,
+            rule=self.rule,
         )[0]
 
 
@@ -423,19 +432,24 @@ def add_cli(subparsers: Any) -> None:
         "--min-log-prob", type=float, default=None,
         help="beam: skip keys below this log-probability on a frame (faster)",
     )  # fmt: skip
+    e.add_argument(
+        "--rule", default=None, choices=decode.RULES,
+        help="beam: semgkit's search (default) or exactly emg2qwerty's decode_batch",
+    )  # fmt: skip
     perturb.add_flags(e)
     e.set_defaults(func=_cli)
 
 
 def _cli(args: argparse.Namespace) -> int:
     if args.decoder == "greedy":
-        if args.beam is not None or args.lm not in (None, "none") or args.min_log_prob is not None:
-            raise ValueError("--beam, --lm and --min-log-prob need --decoder beam")
+        beam_flags = (args.beam, args.min_log_prob, args.rule)
+        if any(f is not None for f in beam_flags) or args.lm not in (None, "none"):
+            raise ValueError("--beam, --lm, --min-log-prob and --rule need --decoder beam")
         decoder = GREEDY
     else:
         decoder = Decoder(
             "beam", 50 if args.beam is None else args.beam, args.lm or "default",
-            min_log_prob=args.min_log_prob,
+            min_log_prob=args.min_log_prob, rule=args.rule or "semgkit",
         )  # fmt: skip
     perturbation = perturb.parse(args.perturb, args.perturb_seed)  # errors before loading
     _warn_if_unfinished(args.run)

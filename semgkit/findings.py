@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from semgkit import paper
-from semgkit.experiments import TABLE2_DECODERS, cer_column
+from semgkit.experiments import TABLE2_DECODERS, TABLE2_EMG2QWERTY, cer_column
 from semgkit.uncertainty import describe, from_row, judge
 
 
@@ -94,7 +94,14 @@ def decoder_findings(table: pd.DataFrame) -> list[str]:
                 f"{len(delta)} models, higher for {int((delta > 0).sum())} (mean change "
                 f"{delta.mean():+.1f} points, from {delta.min():+.1f} to {delta.max():+.1f})"
             )
-    for name in TABLE2_DECODERS:
+    for name in TABLE2_EMG2QWERTY:
+        delta = table[cer_column("cross-user", name)] - table[cer_column("cross-user", "beam+LM")]
+        out.append(
+            f"{name} against semgkit's rule (beam+LM), cross-user: CER lower for "
+            f"{int((delta < 0).sum())} of {len(delta)} models, higher for {int((delta > 0).sum())} "
+            f"(mean change {delta.mean():+.2f} points, from {delta.min():+.2f} to {delta.max():+.2f})"
+        )
+    for name in [*TABLE2_DECODERS, *TABLE2_EMG2QWERTY]:
         speed = table[f"{name} CPU s per sEMG min"]
         out.append(
             f"{name} decoding: {speed.median():.1f} CPU s per minute of sEMG (median over models, "

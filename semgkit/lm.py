@@ -9,6 +9,14 @@ backspace; pyctcdecode is word-level and pins numpy<2. The estimate is interpola
 modified Kneser-Ney (Chen & Goodman 1998, what ``lmplz`` computes), stored as a standard
 ARPA file (KenLM can read ours), and queried with dicts and a per-state cache.
 
+Any ARPA file over single characters loads, ours or ``lmplz``'s, whatever its characters:
+``<s>``, ``</s>`` and ``<unk>`` are kept apart from them, so a literal ``^`` or ``$`` (both
+in emg2qwerty's own test model) is a character like any other. Each n-gram then holds the
+value its line states, as in KenLM. The sums differ in precision only: :meth:`CharLM.logp`
+adds in float64, KenLM in float32 (:meth:`CharLM.kenlm_logp` does it KenLM's way, for
+emg2qwerty's decoding rule), so the two agree to about 1e-6, not bit for bit; and KenLM
+was not run here (no wheel): the agreement is with its ARPA format and arithmetic.
+
 Scores are log10 probabilities, as KenLM's, so ``lm_weight`` means what it does in
 emg2qwerty. The shipped model (:func:`default`) is built by ``tools/build_default_lm.py``
 from wordfreq's English word frequencies (CC BY-SA 4.0; see ``assets/README.md``), a
@@ -27,26 +35,35 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+
 from semgkit.results import atomic_write
 
-BOS, EOS, UNK = "^", "$", "<unk>"  # <s> and </s> inside n-gram strings
-ARPA_TOKEN = {BOS: "<s>", EOS: "</s>"}
+# <s>, </s> and <unk> inside n-gram strings: lone surrogates, which no UTF-8 text decodes
+# to, so every character a file can hold (``^`` and ``$`` included) is a token of its own.
+BOS, EOS, UNK = "\ud800", "\ud801", "\ud802"
+ARPA_TOKEN = {BOS: "<s>", EOS: "</s>", UNK: "<unk>"}
+# Lines are written in the order the markers' former stand-ins ("^", "$", "<unk>") gave,
+# so that the shipped model rebuilds byte for byte.
+_LINE_ORDER = str.maketrans({BOS: "^", EOS: "$", UNK: "<unk>"})
+ARPA_SPACES = " \t\r\n"  # what separates an ARPA line's fields and words (KenLM's set)
 DEFAULT_ASSET = Path(__file__).resolve().parent / "assets" / "english-char-6gram.arpa.gz"
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # lmplz --discount_fallback
 
 
 class CharLM:
     """Backoff form of a character n-gram model: ``probs`` and ``backoffs`` are log10
-    values keyed by n-gram strings (``"^th"`` is ``<s> t h``)."""
+    values keyed by n-gram strings (``BOS + "th"`` is ``<s> t h``; ``UNK`` is ``<unk>``)."""
 
     def __init__(self, order: int, probs: dict[str, float], backoffs: dict[str, float]):
         self.order = order
         self.probs = probs
         self.backoffs = backoffs
         self.unk = probs[UNK]
-        self.vocab = frozenset(g for g in probs if len(g) == 1 and g not in (BOS, EOS))
+        self.vocab = frozenset(g for g in probs if len(g) == 1 and g not in ARPA_TOKEN)
         self.start = BOS  # the state at the beginning of a word
         self._steps: dict[tuple[str, str], tuple[str, float]] = {}
+        self._kenlm_steps: dict[tuple[str, str], tuple[str, float]] = {}
 
     def logp(self, context: str, char: str) -> float:
         """log10 p(char | context), backing off to shorter contexts."""
@@ -60,23 +77,46 @@ class CharLM:
             total += self.backoffs.get(context, 0.0)
             context = context[1:]
 
+    def kenlm_logp(self, context: str, char: str) -> float:
+        """:meth:`logp` as KenLM returns it: float32 values, the backoffs of the contexts
+        it skips added to the found n-gram's probability shortest context first, in
+        float32 (its ``FullScore``)."""
+        skipped = []
+        while (p := self.probs.get(context + char)) is None and context:
+            skipped.append(self.backoffs.get(context, 0.0))
+            context = context[1:]
+        total = np.float32(self.unk if p is None else p)
+        for backoff in reversed(skipped):
+            total = total + np.float32(backoff)
+        return float(total)
+
     def step(self, state: str, char: str) -> tuple[str, float]:
         """(next state, log10 score) for typing ``char`` in ``state``. A character outside
         the vocabulary ends the word: it scores ``</s>``, or ``<unk>`` when no word is
         open, and starts a new word (emg2qwerty's rule)."""
         hit = self._steps.get((state, char))
-        if hit is not None:
-            return hit
-        if char in self.vocab:
-            score = self.logp(state, char)
-            state_next = (state + char)[-(self.order - 1) :]
-            while state_next and state_next not in self.backoffs:
-                state_next = state_next[1:]
-        else:
-            score = self.unk if state == self.start else self.logp(state, EOS)
-            state_next = self.start
-        self._steps[(state, char)] = hit = (state_next, score)
+        if hit is None:
+            hit = self._steps[(state, char)] = self._step(state, char, self.logp, self.unk)
         return hit
+
+    def kenlm_step(self, state: str, key: str) -> tuple[str, float]:
+        """:meth:`step` with KenLM's arithmetic (:meth:`kenlm_logp`), for emg2qwerty's
+        decoder, which passes pynput names such as ``Key.space``: never in the vocabulary."""
+        hit = self._kenlm_steps.get((state, key))
+        if hit is None:
+            unk = float(np.float32(self.unk))
+            hit = self._kenlm_steps[(state, key)] = self._step(state, key, self.kenlm_logp, unk)
+        return hit
+
+    def _step(self, state: str, char: str, logp, unk: float) -> tuple[str, float]:
+        if char not in self.vocab:
+            return self.start, unk if state == self.start else logp(state, EOS)
+        # KenLM keeps the longest suffix that some longer n-gram extends (one with a backoff)
+        text = state + char
+        state_next = text[max(0, len(text) - self.order + 1) :]
+        while state_next and state_next not in self.backoffs:
+            state_next = state_next[1:]
+        return state_next, logp(state, char)
 
     def finish(self, state: str) -> float:
         """log10 score of ending the text in ``state`` (``</s>`` for an open word)."""
@@ -94,13 +134,13 @@ class CharLM:
         """Write an ARPA file (gzip-compressed when the name ends in .gz), atomically."""
         by_order: dict[int, list[str]] = defaultdict(list)
         for gram in self.probs:
-            by_order[1 if gram == UNK else len(gram)].append(gram)
+            by_order[len(gram)].append(gram)
         lines = ["\\data\\"]
         lines += [f"ngram {n}={len(by_order[n])}" for n in sorted(by_order)]
         for n in sorted(by_order):
             lines += ["", f"\\{n}-grams:"]
-            for gram in sorted(by_order[n]):
-                words = UNK if gram == UNK else " ".join(ARPA_TOKEN.get(c, c) for c in gram)
+            for gram in sorted(by_order[n], key=lambda g: (g.translate(_LINE_ORDER), g)):
+                words = " ".join(ARPA_TOKEN.get(c, c) for c in gram)
                 line = f"{self.probs[gram]:.6g}\t{words}"
                 if gram in self.backoffs:
                     line += f"\t{self.backoffs[gram]:.6g}"
@@ -111,7 +151,10 @@ class CharLM:
 
     @classmethod
     def load(cls, path: Path) -> CharLM:
-        """Read an ARPA file written by :meth:`write` (or by KenLM over single characters)."""
+        """Read an ARPA file over single characters: written by :meth:`write` or by
+        KenLM's ``lmplz``. ``<s>``, ``</s>`` and ``<unk>`` are the markers; every other
+        word is one character, any character (a backoff written as 0 is kept: to KenLM it
+        says a longer n-gram extends this one)."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such language model file")
@@ -120,28 +163,41 @@ class CharLM:
         probs: dict[str, float] = {}
         backoffs: dict[str, float] = {}
         order = 0
-        with opener(path, "rt", encoding="utf-8") as f:
-            in_grams = False
-            for number, line in enumerate(f, 1):
-                line = line.strip()
-                if line.startswith("\\") and line.endswith("-grams:"):
-                    order, in_grams = int(line[1:].split("-")[0]), True
-                elif line == "\\end\\" or not line or line.startswith(("\\", "ngram ")):
-                    in_grams = in_grams and line != "\\end\\"
-                elif in_grams:
-                    fields = line.split("\t")
-                    words = fields[1].split(" ") if len(fields) > 1 else []
-                    if len(fields) not in (2, 3) or (words != [UNK] and len(words) != order):
+        try:
+            with opener(path, "rt", encoding="utf-8", newline="\n") as f:
+                for number, line in enumerate(f, 1):
+                    fields = line.strip(ARPA_SPACES).replace("\t", " ").split(" ")
+                    if "" in fields:
+                        fields = [w for w in fields if w]
+                    if not fields or fields[0] == "ngram":
+                        continue
+                    if fields[0][0] == "\\":
+                        head = fields[0]
+                        order = int(head[1:].split("-")[0]) if head.endswith("-grams:") else 0
+                        continue
+                    if order < 1:
+                        continue
+                    words = fields[1 : 1 + order]
+                    if len(fields) not in (order + 1, order + 2) or len(words) != order:
                         raise ValueError(f"{path}:{number}: not an ARPA {order}-gram line")
-                    gram = UNK if words == [UNK] else "".join(token.get(w, w) for w in words)
-                    if gram != UNK and len(gram) != order:
+                    if any(len(w) != 1 and w not in token for w in words):
                         raise ValueError(f"{path}:{number}: not a character model (words)")
-                    probs[gram] = float(fields[0])
-                    if len(fields) == 3:
-                        backoffs[gram] = float(fields[2])
-        if UNK not in probs or order < 1:
+                    gram = "".join(token.get(w, w) for w in words)
+                    probs[gram] = _number(fields[0], path, number)
+                    if len(fields) == order + 2:
+                        backoffs[gram] = _number(fields[-1], path, number)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not UTF-8 text ({e.reason})") from None
+        if UNK not in probs:
             raise ValueError(f"{path}: not an ARPA language model (no <unk> unigram)")
-        return cls(order, probs, backoffs)
+        return cls(max(len(g) for g in probs), probs, backoffs)
+
+
+def _number(text: str, path: Path, line: int) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{path}:{line}: {text!r} is not a log10 value") from None
 
 
 def _gz(path: Path | str) -> bool:
@@ -163,6 +219,8 @@ def build(word_counts: Mapping[str, int], order: int = 6) -> CharLM:
     for word, k in word_counts.items():
         if k <= 0 or not word:
             continue
+        if any(marker in word for marker in ARPA_TOKEN):
+            raise ValueError(f"word {word!r}: holds a character reserved for <s>, </s>, <unk>")
         seq = BOS + word + EOS
         for end in range(2, len(seq) + 1):  # the character at end-1 is predicted
             for n in range(1, min(order, end) + 1):

@@ -31,6 +31,8 @@ PROMISED = {
         "cross-user CER % beam+LM",
         "personalized CER % beam+LM",
         "beam+LM CPU s per sEMG min",
+        "cross-user CER % beam+LM (emg2qwerty rule)",
+        "beam+LM (emg2qwerty rule) CPU s per sEMG min",
         "cross-user CER % (paper)",
         "personalized CER % (paper)",
         *INTERVALS,

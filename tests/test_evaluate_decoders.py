@@ -66,6 +66,10 @@ def test_decoder_rejects_bad_settings_naming_the_field(tmp_path):
         Decoder("beam", beam=0)
     with pytest.raises(FileNotFoundError, match="nosuch.arpa"):
         Decoder("beam", lm=str(tmp_path / "nosuch.arpa"))
+    with pytest.raises(ValueError, match="rule 'kenlm'"):
+        Decoder("beam", rule="kenlm")
+    with pytest.raises(ValueError, match="rule 'emg2qwerty': a beam decoder without min_log_prob"):
+        Decoder("beam", min_log_prob=-8.0, rule="emg2qwerty")
 
 
 def test_decoder_names_and_recorded_settings():
@@ -73,8 +77,10 @@ def test_decoder_names_and_recorded_settings():
     assert GREEDY.settings() == {"kind": "greedy"}
     assert BEAM_LM.settings() == {
         "kind": "beam", "beam": 8, "lm": "default", "lm_weight": 2.0,
-        "insertion_bonus": 2.0, "min_log_prob": None,
+        "insertion_bonus": 2.0, "min_log_prob": None, "rule": "semgkit",
     }  # fmt: skip
+    e2q = Decoder("beam", lm="default", rule="emg2qwerty")
+    assert (e2q.name, e2q.settings()["rule"]) == ("beam 50 + LM (emg2qwerty)", "emg2qwerty")
 
 
 def test_the_decoder_reads_the_whole_sessions_log_probabilities(corpus, config):
@@ -127,6 +133,12 @@ def test_cli_eval_decoder_flags(corpus, run, capsys, tmp_path):
     assert str(missing) in capsys.readouterr().err
     assert cli.main([*base, "--decoder", "beam", "--beam", "0"]) == 2
     assert "beam 0" in capsys.readouterr().err
+    assert cli.main([*base, "--rule", "emg2qwerty"]) == 2
+    assert "--rule need --decoder beam" in capsys.readouterr().err
+    rule = ["--decoder", "beam", "--beam", "8", "--lm", "none", "--rule", "emg2qwerty"]
+    assert cli.main([*base, *rule]) == 0
+    e2q = Decoder("beam", beam=8, rule="emg2qwerty")
+    assert json.loads(capsys.readouterr().out)["decoder"] == e2q.settings()
 
 
 def test_the_book_decodes_a_run_once_per_decoder_and_reuses_the_cache(
@@ -155,6 +167,8 @@ def test_decoder_findings_are_computed_from_the_table():
         "cross-user CER % beam": [49.0, 41.0], "personalized CER % beam": [29.0, 19.0],
         "cross-user CER % beam+LM": [45.0, 42.0], "personalized CER % beam+LM": [25.0, 19.0],
         "beam CPU s per sEMG min": [0.5, 0.7], "beam+LM CPU s per sEMG min": [0.8, 1.2],
+        "cross-user CER % beam+LM (emg2qwerty rule)": [45.5, 41.0],
+        "beam+LM (emg2qwerty rule) CPU s per sEMG min": [2.0, 3.0],
     })  # fmt: skip
     lines = findings.decoder_findings(table)
     assert lines[0] == (
@@ -164,4 +178,9 @@ def test_decoder_findings_are_computed_from_the_table():
     assert lines[3].startswith(
         "beam+LM against beam, personalized: CER lower for 1 of 2 models, higher for 0"
     )
-    assert "1.0 CPU s per minute of sEMG (median over models, slowest 1.2" in lines[5]
+    assert lines[4] == (
+        "beam+LM (emg2qwerty rule) against semgkit's rule (beam+LM), cross-user: CER lower for 1 "
+        "of 2 models, higher for 1 (mean change -0.25 points, from -1.00 to +0.50)"
+    )
+    assert "1.0 CPU s per minute of sEMG (median over models, slowest 1.2" in lines[6]
+    assert lines[7].startswith("beam+LM (emg2qwerty rule) decoding: 2.5 CPU s per minute")
