@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import torch
 
 from semgkit import cli
 from semgkit.train import fit
@@ -184,3 +185,15 @@ def test_a_run_killed_anywhere_resumes_to_identical_weights(corpus, reference, t
     assert_same_weights(reference, out, "best")
     assert log_rows(out) == log_rows(reference)
     assert not list(out.glob(".*.tmp"))
+
+
+def test_fit_sets_the_thread_count_also_when_the_config_leaves_it(corpus, tmp_path, monkeypatch):
+    # The CLI's default is num_threads=0 (torch's count). Only an explicit
+    # torch.set_num_threads turns MKL's dynamic threading off, which may otherwise change
+    # how a product is split over threads (and rounded) with the machine's load: the fix
+    # for the probe's resume that differed once in two tries on a loaded machine.
+    calls, real = [], torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (calls.append(n), real(n))[1])
+    threads = torch.get_num_threads()
+    fit(tiny(corpus, steps=1, num_threads=0), tmp_path / "run", progress=False)
+    assert calls[:1] == [threads]
