@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from semgkit import cli
+from semgkit import cli, train
+from semgkit.runs import Interrupted
 from semgkit.train import fit
 from tests.test_runs import ENV, WORKER, last_line, state
 from tests.test_train import assert_same_weights, corpus, log_rows, one_thread, tiny  # noqa: F401
@@ -101,6 +102,28 @@ def test_a_signal_ends_the_step_saves_a_checkpoint_and_the_workers(
     assert not list(out.glob(".*.tmp"))
     assert cli.main(["train", "--config", str(recipe), "--out", str(out), "--resume"]) == 0
     assert_same_weights(long_reference, out)
+
+
+def test_a_second_signal_aborts_at_once_and_the_last_checkpoint_stays_whole(
+    corpus, tmp_path, monkeypatch
+):
+    calls, ctc = [], train.ctc_objective
+
+    def twice_in_step_3(model, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            signal.raise_signal(signal.SIGINT)  # stop after this step ...
+            signal.raise_signal(signal.SIGINT)  # ... no: now
+        return ctc(model, batch)
+
+    monkeypatch.setattr(train, "ctc_objective", twice_in_step_3)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt) as info:
+        fit(tiny(corpus, checkpoint_every=2), out, progress=False)
+    assert not isinstance(info.value, Interrupted)  # aborted, not stopped at a step's end
+    assert state(out)["step"] == 2  # the checkpoint before, whole
+    assert not list(out.glob(".*.tmp"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 @pytest.mark.outcome
