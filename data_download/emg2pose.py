@@ -117,7 +117,7 @@ def report(data_dir: Path | str, split: str, progress: bool = True) -> PoseRepor
     metadata = data_dir / "metadata.csv"
     if not metadata.is_file():
         raise DownloadError(f"{metadata} not found: the dataset is not (completely) extracted")
-    with metadata.open(newline="") as f:
+    with metadata.open(newline="", encoding="utf-8-sig") as f:
         listed = [row.get("filename", "") for row in csv.DictReader(f)]
     rep = PoseReport(data_dir, listed=len(listed))
     users, readable = set(), set()

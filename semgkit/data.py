@@ -246,15 +246,7 @@ def load_split(data_dir: str | Path, name: str) -> Split:
             where = f"{path}: dataset.{part}[{i}]"
             if not isinstance(entry, dict) or "session" not in entry:
                 raise ValueError(f"{where} has no 'session' field")
-            session = str(entry["session"])
-            if "/" in session or "\\" in session or session in ("", ".", ".."):
-                raise ValueError(f"{where}: session {session!r} is not a file name in {root}")
-            if seen.setdefault(session, part) != part:
-                raise ValueError(
-                    f"{where}: session {session!r} is also in {seen[session]}; a session "
-                    "belongs to one part of a split"
-                )
-            file = root / f"{session}.hdf5"
+            file = split_entry(where, str(entry["session"]), part, seen, root)
             if not file.is_file():
                 absent.append(f"{where} -> {file}")
             paths.append(file)
@@ -263,6 +255,22 @@ def load_split(data_dir: str | Path, name: str) -> Split:
         shown = "; ".join(absent[:SHOW_MISSING]) + ("; ..." if len(absent) > SHOW_MISSING else "")
         raise FileNotFoundError(f"{path}: {len(absent)} missing session file(s): {shown}")
     return Split(name=name, user=str(spec.get("user", name)), **parts)
+
+
+def split_entry(
+    where: str, name: str, part: str, seen: dict[str, str], root: Path, noun: str = "session"
+) -> Path:
+    """``root/<name>.hdf5`` for an entry of a split's ``part``: a plain file name, so a
+    shared split file cannot make us read outside the corpus, and in one part only
+    (``seen``: name -> part so far), so nothing is tested on what it trained on."""
+    if "/" in name or "\\" in name or name in ("", ".", ".."):
+        raise ValueError(f"{where}: {noun} {name!r} is not a file name in {root}")
+    if seen.setdefault(name, part) != part:
+        raise ValueError(
+            f"{where}: {noun} {name!r} is also in {seen[name]}; a {noun} belongs to one part "
+            "of a split"
+        )
+    return root / f"{name}.hdf5"
 
 
 def yaml_mapping(path: Path) -> dict:

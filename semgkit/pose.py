@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import yaml
 
-from semgkit.data import SessionWindows, Transform, _pad
+from semgkit.data import SessionWindows, Transform, _pad, split_entry
 from semgkit.format import ELECTRODES
 from semgkit.h5files import RecordFile, file_stamp
 from semgkit.pose_format import (
@@ -111,7 +111,7 @@ class PoseSplit:
 def read_metadata(data_dir: str | Path) -> list[dict[str, str]]:
     """``metadata.csv``'s rows; an error names the file and a missing column."""
     path = Path(data_dir) / "metadata.csv"
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # a BOM is not a column name
         rows = list(csv.DictReader(f))
     header = set(rows[0]) if rows else set()
     for column in ("filename", "split"):
@@ -143,7 +143,14 @@ def load_pose_split(data_dir: str | Path, name: str) -> PoseSplit:
         if not isinstance(spec, dict) or not all(isinstance(spec.get(p, []), list) for p in PARTS):
             raise ValueError(f"{source}: needs lists of file names under {list(PARTS)}")
         parts = {p: [str(n) for n in spec.get(p) or []] for p in PARTS}
-    paths = {p: [root / f"{n}.hdf5" for n in names] for p, names in parts.items()}
+    seen: dict[str, str] = {}
+    paths = {
+        p: [
+            split_entry(f"{source}: {p}[{i}]", n, p, seen, root, "file")
+            for i, n in enumerate(names)
+        ]
+        for p, names in parts.items()
+    }
     absent = [str(f) for p in PARTS for f in paths[p] if not f.is_file()]
     if absent:
         raise FileNotFoundError(f"{source}: {len(absent)} missing pose file(s): {absent[:3]}")

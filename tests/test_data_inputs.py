@@ -1,6 +1,7 @@
 """Session and split files whose errors used to name the wrong cause, or none: a time
 column that is NaN, constant or not increasing; split entries that leave the corpus, a
-session in two parts of a split, a split file that is not YAML; a BOM in metadata.csv."""
+session in two parts of a split, a split file that is not YAML; a BOM in metadata.csv
+(emg2qwerty's and emg2pose's)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import numpy as np
 import pytest
 import yaml
 
+from data_download.emg2pose import report as pose_report
 from semgkit import cli
 from semgkit.data import Session, load_split
+from semgkit.pose import load_pose_split
+from tests.pose_files import write_stage
 from tests.test_data import FS, T0, write_emg2qwerty, write_split
 from tests.test_download import _cli
 
@@ -111,3 +115,48 @@ def test_split_files_with_a_bom_still_read(tmp_path):
     text = yaml.safe_dump({"dataset": {"train": [{"session": "s0"}]}})
     (tmp_path / "splits" / "bom.yaml").write_bytes(b"\xef\xbb\xbf" + text.encode())
     assert [p.name for p in load_split(tmp_path, "bom").train] == ["s0.hdf5"]
+
+
+# --- the same for emg2pose's splits and metadata.csv ----------------------------------------
+
+
+def pose_corpus(root: Path, metadata: str, bom: bool = False) -> Path:
+    """Stage files r1_left, r2_left (and outside.hdf5 beside ``root``) and a metadata.csv."""
+    root.mkdir()
+    for name in ("r1_left", "r2_left"):
+        write_stage(root / f"{name}.hdf5", np.full((100, 20), 0.1))
+    write_stage(root.parent / "outside.hdf5", np.full((100, 20), 0.1))
+    (root / "metadata.csv").write_bytes((b"\xef\xbb\xbf" if bom else b"") + metadata.encode())
+    return root
+
+
+POSE_HEADER = "filename,user,session,stage,side,split\n"
+
+
+@pytest.mark.parametrize(
+    "split, message",
+    [
+        ({"train": ["r1_left"], "test": ["../outside"]}, r"test\[0\]: file '\.\./outside' is not"),
+        (
+            {"train": ["r1_left", "r2_left"], "test": ["r2_left"]},
+            r"test\[0\]: file 'r2_left' is also in train",
+        ),
+    ],
+)
+def test_pose_split_entries_cannot_leave_the_corpus_or_be_in_two_parts(tmp_path, split, message):
+    root = pose_corpus(tmp_path / "pose", POSE_HEADER)
+    (root / "splits").mkdir()
+    (root / "splits" / "bad.yaml").write_text(yaml.safe_dump(split))
+    with pytest.raises(ValueError, match=rf"bad\.yaml: {message}"):
+        load_pose_split(root, "bad")
+    rows = [f"{n},u,s,st,left,{p}" for p, names in split.items() for n in names]
+    (root / "metadata.csv").write_text(POSE_HEADER + "\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match=rf"metadata\.csv: {message}"):
+        load_pose_split(root, "full")  # the same rule for the release's own list
+
+
+def test_a_bom_in_emg2pose_metadata_csv_is_not_a_missing_column(tmp_path):
+    root = pose_corpus(tmp_path / "pose", POSE_HEADER + "r1_left,u,r1,st,left,train\n", bom=True)
+    assert [p.name for p in load_pose_split(root, "full").train] == ["r1_left.hdf5"]
+    rep = pose_report(root, "full", progress=False)
+    assert rep.listed == 1 and rep.split_missing == {"full": 0}

@@ -761,8 +761,8 @@ def _tar_of(tmp_path: Path, files: dict[str, bytes]) -> Path:
 @pytest.mark.parametrize(
     "limits, reason",
     [
-        ({"max_members": 3}, "more than 3 members"),
-        ({"max_bytes": 2500}, "more than 2,500 unpacked bytes"),
+        ({"max_members": 3}, r"more than 3 members \(max_members\) at member 'top/f3'"),
+        ({"max_bytes": 2500}, r"more than 2,500 unpacked bytes \(max_bytes\) at member 'top/f2'"),
     ],
 )
 def test_member_count_and_size_are_capped(tmp_path, limits, reason):

@@ -15,8 +15,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import torch
 
-from semgkit import cli
+from semgkit import cli, train
+from semgkit.runs import Interrupted
 from semgkit.train import fit
 from tests.test_runs import ENV, WORKER, last_line, state
 from tests.test_train import assert_same_weights, corpus, log_rows, one_thread, tiny  # noqa: F401
@@ -102,6 +104,28 @@ def test_a_signal_ends_the_step_saves_a_checkpoint_and_the_workers(
     assert_same_weights(long_reference, out)
 
 
+def test_a_second_signal_aborts_at_once_and_the_last_checkpoint_stays_whole(
+    corpus, tmp_path, monkeypatch
+):
+    calls, ctc = [], train.ctc_objective
+
+    def twice_in_step_3(model, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            signal.raise_signal(signal.SIGINT)  # stop after this step ...
+            signal.raise_signal(signal.SIGINT)  # ... no: now
+        return ctc(model, batch)
+
+    monkeypatch.setattr(train, "ctc_objective", twice_in_step_3)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt) as info:
+        fit(tiny(corpus, checkpoint_every=2), out, progress=False)
+    assert not isinstance(info.value, Interrupted)  # aborted, not stopped at a step's end
+    assert state(out)["step"] == 2  # the checkpoint before, whole
+    assert not list(out.glob(".*.tmp"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 @pytest.mark.outcome
 def test_sigkill_takes_the_loader_workers_with_it_and_frees_the_run(
     corpus, long_reference, tmp_path
@@ -184,3 +208,15 @@ def test_a_run_killed_anywhere_resumes_to_identical_weights(corpus, reference, t
     assert_same_weights(reference, out, "best")
     assert log_rows(out) == log_rows(reference)
     assert not list(out.glob(".*.tmp"))
+
+
+def test_fit_sets_the_thread_count_also_when_the_config_leaves_it(corpus, tmp_path, monkeypatch):
+    # The CLI's default is num_threads=0 (torch's count). Only an explicit
+    # torch.set_num_threads turns MKL's dynamic threading off, which may otherwise change
+    # how a product is split over threads (and rounded) with the machine's load: the fix
+    # for the probe's resume that differed once in two tries on a loaded machine.
+    calls, real = [], torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (calls.append(n), real(n))[1])
+    threads = torch.get_num_threads()
+    fit(tiny(corpus, steps=1, num_threads=0), tmp_path / "run", progress=False)
+    assert calls[:1] == [threads]
