@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
 import torch
 
 from semgkit import experiments, jobs, models, perturb, populations, synth, uncertainty
@@ -78,7 +79,8 @@ def _job(threads: int, fn: Any, *args: Any) -> Any:
     return fn(*args)
 
 
-def _run_missing(P: Profile, todo: list[tuple], desc: str) -> None:
+def run_missing(P: Profile, todo: list[tuple], desc: str) -> None:
+    """Each ``(fn, *args)`` of ``todo``, ``train.jobs`` at a time on ``num_threads`` each."""
     threads = int(P.train.num_threads)
     jobs.run_jobs(_job, [(threads, *t) for t in todo], P.train.jobs, desc)
 
@@ -104,7 +106,7 @@ def stress_tables(P: Profile) -> dict[str, pd.DataFrame]:
         for s in specs
         if not _stress_path(P, r, s).is_file()
     ]
-    _run_missing(P, todo + _clean_missing(P, list(runs.values())), "stress")
+    run_missing(P, todo + _clean_missing(P, list(runs.values())), "stress")
     tables = {}
     for kind, severities in kinds.items():
         rows = []
@@ -178,7 +180,7 @@ def population_table(P: Profile) -> pd.DataFrame | None:
         for n in names
         if not _held_out_path(r, corpus, n).is_file()
     ]
-    _run_missing(P, todo + _clean_missing(P, runs), "populations")
+    run_missing(P, todo + _clean_missing(P, runs), "populations")
     rows = []
     for preset, r in zip(presets, runs, strict=True):
         model, _ = load_run(r)
@@ -255,3 +257,46 @@ def rescore(P: Profile, run_dir: Path, specs: list[str]) -> dict[str, Any]:
         "target": row.target,
         "seconds": time.perf_counter() - start,
     }
+
+
+def rescore_figure(P: Profile, role: str, run_dir: Path, spec: str) -> go.Figure:
+    """:func:`rescore` of ``run_dir`` under ``spec`` as a one-bar figure whose title says
+    the CER, the seconds it took and the start of the decoded text."""
+    r = rescore(P, run_dir, [spec])
+    fig = go.Figure(go.Bar(x=["CER %"], y=[r["CER"]]))
+    fig.update_layout(
+        height=300,
+        yaxis=dict(range=[0, 105]),
+        title=f"{role}, {spec}, one session: CER {r['CER']:.1f} % (rescored in "
+        f"{r['seconds']:.1f} s); decoded {r['prediction'][:40]!r}",
+    )
+    return fig
+
+
+def rescore_widget(
+    P: Profile, runs: dict[str, Path], severities: dict[str, tuple[float, ...]], role: str
+) -> Any:
+    """Model, perturbation and severity controls; each change rescores one test session
+    (:func:`rescore_figure`). Shown with ``notebook.show_in``, never a ``with out:`` capture."""
+    import ipywidgets as widgets
+
+    from semgkit.notebook import show_in
+
+    model = widgets.Dropdown(options=list(runs), value=role, description="model")
+    kind = widgets.Dropdown(options=list(severities), description="perturbation")
+    level = widgets.SelectionSlider(description="severity", continuous_update=False)
+    out = widgets.Output()
+
+    def levels(change: Any = None) -> None:
+        level.options = [f"{s:g}" for s in severities[kind.value]]
+
+    def show(change: Any = None) -> None:
+        spec = severity_spec(kind.value, float(level.value))
+        show_in(out, rescore_figure(P, model.value, runs[model.value], spec))
+
+    levels()
+    kind.observe(levels, names="value")
+    for control in (model, level):
+        control.observe(show, names="value")
+    show()
+    return widgets.VBox([widgets.HBox([model, kind, level]), out])
