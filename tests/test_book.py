@@ -54,6 +54,16 @@ PROMISED = {
     "table3_alpha": {"temperature", "alpha", "cross-user CER %", *INTERVALS},
     "realtime_bench": {"preset", "params", "stream_p50_ms", "stream_p99_ms", "offline_rtf"},
     **{f"robustness_{kind}": STRESS for kind in ("dead_n", "noise_snr", "rotate_k")},
+    "robustness_sensor": {
+        "model",
+        "sensor",
+        "zero-shot CER %",
+        "zero-shot CI95 lo",
+        "fine-tuned CER %",
+        "fine-tuned CI95 hi",
+        "fine-tune sEMG min per user",
+        "fine-tune steps",
+    },
     "robustness_populations": {
         "preset",
         "parameters",
