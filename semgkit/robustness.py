@@ -282,19 +282,23 @@ def rescore_widget(
 
     from semgkit.notebook import show_in
 
+    def options(name: str) -> list[str]:
+        return [f"{s:g}" for s in severities[name]]
+
     model = widgets.Dropdown(options=list(runs), value=role, description="model")
     kind = widgets.Dropdown(options=list(severities), description="perturbation")
-    level = widgets.SelectionSlider(description="severity", continuous_update=False)
+    level = widgets.SelectionSlider(
+        options=options(kind.value), description="severity", continuous_update=False
+    )
     out = widgets.Output()
 
     def levels(change: Any = None) -> None:
-        level.options = [f"{s:g}" for s in severities[kind.value]]
+        level.options = options(kind.value)
 
     def show(change: Any = None) -> None:
         spec = severity_spec(kind.value, float(level.value))
         show_in(out, rescore_figure(P, model.value, runs[model.value], spec))
 
-    levels()
     kind.observe(levels, names="value")
     for control in (model, level):
         control.observe(show, names="value")

@@ -18,13 +18,14 @@ def test_the_robustness_section_is_optional_and_read_as_a_table(tmp_path):
     custom = tmp_path / "custom.toml"
     custom.write_text(
         'extends = "smoke"\n[robustness]\nseverities = { "shift:e" = [0.5, 1.5] }\n'
-        'populations = ["fast-typists"]\n'
+        'populations = ["fast-typists"]\nsensors = ["mirror"]\n'
     )
     P = load_profile(custom)
     assert P.robustness.severities == (("shift:e", (0.5, 1.5)),)
     assert P.robustness.populations == ("fast-typists",)
+    assert P.robustness.sensors == ("mirror",) and P.robustness.sensor_users == 1
     bad = tmp_path / "bad.toml"
-    bad.write_text(find_profile("smoke").read_text() + "\n[robustness]\nseverity = {}\n")
+    bad.write_text(find_profile("laptop").read_text() + "\n[robustness]\nseverity = {}\n")
     with pytest.raises(ValueError, match=r"\[robustness\].*severity"):
         load_profile(bad)
 
@@ -109,3 +110,25 @@ def test_sensor_findings_are_computed_from_the_table():
         lines[2]
         == "mirror: zero-shot the distilled student loses +1.0 points, no more than the teacher's +40.0"
     )
+
+
+def test_live_rescoring_follows_the_chosen_model_perturbation_and_severity(monkeypatch):
+    """Each change of a control rescores once, the chosen run under the chosen spec."""
+    pytest.importorskip("ipywidgets")
+    calls = []
+
+    def fake(P, run_dir, specs):
+        calls.append((run_dir, specs))
+        return {"CER": 50.0, "prediction": "abc", "target": "abd", "seconds": 0.1}
+
+    monkeypatch.setattr(robustness, "rescore", fake)
+    runs = {"teacher": "t", "student distilled": "s"}
+    severities = {"dead:n": (4.0, 12.0), "noise:snr": (10.0, -10.0)}
+    widget = robustness.rescore_widget(None, runs, severities, "student distilled")
+    model, kind, level = widget.children[0].children
+    assert calls == [("s", ["dead:n=4"])]
+    level.value = "12"
+    model.value = "teacher"
+    kind.value = "noise:snr"
+    assert calls[1:] == [("s", ["dead:n=12"]), ("t", ["dead:n=12"]), ("t", ["noise:snr=10"])]
+    assert level.options == ("10", "-10")
