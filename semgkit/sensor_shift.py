@@ -2,11 +2,11 @@
 and after fine-tuning on that sensor's data (chapter 7's last table).
 
 The other sensor is a `semgkit.perturb` spec, usually one of `semgkit.sensors` (``mirror``,
-``sparse:n=8``). Its data for the first ``[robustness] sensor_users`` test users is written
-as a corpus of its own (:func:`sensor_corpus`: their personalized splits' sessions read
-through the sensor, the very samples ``semgkit eval --perturb`` scores), so fine-tuning is
-Table 2's personalization (`train.personalize`, the profile's steps and learning rate)
-unchanged, and the zero-shot score a plain evaluation. The same users on the original
+``sparse:n=8``). Its data for each of the first ``[robustness] sensor_users`` test users is
+written as a corpus of its own (:func:`sensor_corpus`: the user's personalized split's
+sessions read through the sensor, the very samples ``semgkit eval --perturb`` scores), so
+fine-tuning is Table 2's personalization (`train.personalize`, the profile's steps and
+learning rate) unchanged, and the zero-shot score a plain evaluation. The same users on the original
 sensor come from the caches of chapters 3 and 4 (the generic run on their test sessions,
 and Table 3's fine-tuning). Outside the run and bench cache keys.
 """
@@ -40,29 +40,29 @@ def sensor_users(P: Profile) -> list[str]:
     return users[: P.robustness.sensor_users]
 
 
-def sensor_corpus(P: Profile, spec: str, users: list[str]) -> Path:
-    """``users``' personalized splits (every part) with each session read through the
-    sensor ``spec`` (seeded by the profile's seed), written once under the build's data."""
+def sensor_corpus(P: Profile, spec: str, user: str) -> Path:
+    """Test user ``user``'s personalized split (every part) with each session read through
+    the sensor ``spec`` (seeded by the profile's seed), written once under the build's data."""
     sensor = perturb.parse([spec], seed=P.seed, flag=FLAG)
     source = experiments.prepare_corpus(P)
-    splits = [experiments.personal_split(P, u) for u in users]
+    split = experiments.personal_split(P, user)
     marker = source / synth.MARKER
     recipe = {
         "sensor": sensor.specs,
         "seed": P.seed,
         "source": str(source.resolve()),
         "source recipe": marker.read_text() if marker.is_file() else "",
-        "splits": {s: (source / "splits" / f"{s}.yaml").read_text() for s in splits},
+        "split": split,
+        "split file": (source / "splits" / f"{split}.yaml").read_text(),
     }
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
     def write(tmp: Path) -> None:
         (tmp / "splits").mkdir()
-        for name in splits:
-            shutil.copyfile(source / "splits" / f"{name}.yaml", tmp / "splits" / f"{name}.yaml")
-            split = load_split(source, name)
-            for path in split.train + split.val + split.test:
-                write_through(sensor, path, tmp / path.name)
+        shutil.copyfile(source / "splits" / f"{split}.yaml", tmp / "splits" / f"{split}.yaml")
+        parts = load_split(source, split)
+        for path in parts.train + parts.val + parts.test:
+            write_through(sensor, path, tmp / path.name)
 
     return synth.build_corpus(P.build_dir / "data" / f"sensor-{key}", recipe, False, write)
 
@@ -111,10 +111,10 @@ def fine_tuned(P: Profile, run_dir: Path, corpus: Path, split: str) -> dict[str,
     return json.loads((out / "eval.json").read_text())
 
 
-def _minutes(corpus: Path, splits: list[str]) -> float:
+def _minutes(pairs: list[tuple[Path, str]]) -> float:
     """sEMG minutes of fine-tuning data per user: their splits' training sessions."""
-    sessions = [Session(p) for s in splits for p in load_split(corpus, s).train]
-    return sum(len(s) / s.sample_rate for s in sessions) / 60 / len(splits)
+    sessions = [Session(p) for corpus, split in pairs for p in load_split(corpus, split).train]
+    return sum(len(s) / s.sample_rate for s in sessions) / 60 / len(pairs)
 
 
 def sensor_table(P: Profile) -> pd.DataFrame:
@@ -127,7 +127,12 @@ def sensor_table(P: Profile) -> pd.DataFrame:
     runs = {role: path for role, path in robustness.curve_runs(P).items() if role in ROLES}
     users = sensor_users(P)
     splits = [experiments.personal_split(P, u) for u in users]
-    corpora = {spec: sensor_corpus(P, spec, users) for spec in R.sensors}
+    source = experiments.prepare_corpus(P)
+    # per sensor, each user's (corpus, split): one corpus per user, so more users add some
+    where = {ORIGINAL: [(source, s) for s in splits]}
+    where |= {spec: [(sensor_corpus(P, spec, u), s) for u, s in zip(users, splits, strict=True)]
+              for spec in R.sensors}  # fmt: skip
+    shifted = [pair for spec in R.sensors for pair in where[spec]]
     todo = []  # one pool, the longest first: the teacher's fine-tunings, then the rest
     for r in runs.values():
         todo += [
@@ -137,39 +142,26 @@ def sensor_table(P: Profile) -> pd.DataFrame:
         ]
         todo += [
             (fine_tuned, P, r, c, s)
-            for c in corpora.values()
-            for s in splits
+            for c, s in shifted
             if not (_finetuned_dir(P, r, c, s) / "eval.json").is_file()
         ]
-    todo += [
-        (zero_shot, r, c, s)
-        for r in runs.values()
-        for c in corpora.values()
-        for s in splits
-        if not _zero_shot_path(r, c, s).is_file()
-    ]
-    todo += [
-        (experiments.cross_user, P, r, s)
-        for r in runs.values()
-        for s in splits
-        if not (r / f"eval-{s}-test.json").is_file()
-    ]
+    for r in runs.values():
+        todo += [(zero_shot, r, c, s) for c, s in shifted if not _zero_shot_path(r, c, s).is_file()]
+        todo += [
+            (experiments.cross_user, P, r, s)
+            for s in splits
+            if not (r / f"eval-{s}-test.json").is_file()
+        ]
     robustness.run_missing(P, todo, "sensor shift")
-    source = experiments.prepare_corpus(P)
     rows = []
     for role, r in runs.items():
-        original = (
-            [experiments.cross_user(P, r, s) for s in splits],
-            [experiments.personalized(P, r, u) for u in users],
-        )
-        settings = {ORIGINAL: (source, original)} | {
-            spec: (
-                c,
-                ([zero_shot(r, c, s) for s in splits], [fine_tuned(P, r, c, s) for s in splits]),
-            )
-            for spec, c in corpora.items()
-        }
-        for sensor, (corpus, (before, after)) in settings.items():
+        for sensor, pairs in where.items():
+            if sensor == ORIGINAL:
+                before = [experiments.cross_user(P, r, s) for s in splits]
+                after = [experiments.personalized(P, r, u) for u in users]
+            else:
+                before = [zero_shot(r, c, s) for c, s in pairs]
+                after = [fine_tuned(P, r, c, s) for c, s in pairs]
             zero, tuned = (
                 uncertainty.estimate(experiments.personal_groups(users, [results]))
                 for results in (before, after)
@@ -181,7 +173,7 @@ def sensor_table(P: Profile) -> pd.DataFrame:
                     "sensor": sensor,
                     **uncertainty.columns("zero-shot", zero),
                     **uncertainty.columns("fine-tuned", tuned),
-                    "fine-tune sEMG min per user": round(_minutes(corpus, splits), 2),
+                    "fine-tune sEMG min per user": round(_minutes(pairs), 2),
                     "fine-tune steps": experiments.personal_recipe(P, r)[0],
                     "users": len(users),
                     "CER protocol": experiments.protocol(before + after),

@@ -66,9 +66,11 @@ def test_sensor_corpus_is_the_users_sessions_read_through_the_sensor(tmp_path):
     eval --perturb` reads, everything else (keystrokes, names, splits) as it was."""
     P = load_profile("smoke", build_dir=tmp_path)
     source = experiments.prepare_corpus(P)
-    users = sensor_shift.sensor_users(replace(P, robustness=replace(P.robustness, sensor_users=1)))
-    corpus = sensor_shift.sensor_corpus(P, "sparse:n=8", users)
-    (split,) = [experiments.personal_split(P, u) for u in users]
+    (user,) = sensor_shift.sensor_users(
+        replace(P, robustness=replace(P.robustness, sensor_users=1))
+    )
+    corpus = sensor_shift.sensor_corpus(P, "sparse:n=8", user)
+    split = experiments.personal_split(P, user)
     assert sorted(p.name for p in (corpus / "splits").iterdir()) == [f"{split}.yaml"]
     original = load_split(source, split)
     moved = load_split(corpus, split)
@@ -82,8 +84,8 @@ def test_sensor_corpus_is_the_users_sessions_read_through_the_sensor(tmp_path):
         assert written.emg.tobytes() == expected.tobytes() != clean.emg.tobytes()
         assert written.keystrokes == clean.keystrokes and written.user == clean.user
         np.testing.assert_array_equal(written.timestamps, clean.timestamps)
-    assert sensor_shift.sensor_corpus(P, "sparse:n=8", users) == corpus  # reused
-    assert sensor_shift.sensor_corpus(P, "mirror", users) != corpus
+    assert sensor_shift.sensor_corpus(P, "sparse:n=8", user) == corpus  # reused
+    assert sensor_shift.sensor_corpus(P, "mirror", user) != corpus
 
 
 def test_sensor_findings_are_computed_from_the_table():
