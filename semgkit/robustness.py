@@ -59,19 +59,27 @@ def curve_runs(P: Profile) -> dict[str, Path]:
     return dict(zip(configs, experiments.train_many(P, list(configs.values())), strict=True))
 
 
-def _stress_path(P: Profile, run_dir: Path, spec: str) -> Path:
+def _stress_path(P: Profile, model_dir: Path, spec: str, split: str = "generic") -> Path:
     key = hashlib.sha256(json.dumps([spec, P.seed]).encode()).hexdigest()[:12]
-    return run_dir / f"eval-generic-test-stress-{key}.json"
+    return model_dir / f"eval-{split}-test-stress-{key}.json"
 
 
-def stressed(P: Profile, run_dir: Path, spec: str) -> dict[str, Any]:
-    """``run_dir``'s cross-user test result under ``spec`` (seeded by the profile), cached."""
-    path = _stress_path(P, run_dir, spec)
+def stressed(P: Profile, model_dir: Path, spec: str, split: str = "generic") -> dict[str, Any]:
+    """``model_dir``'s result on ``split``'s test part under ``spec`` (seeded by the profile),
+    cached: a generic run on the cross-user test set, or a fine-tuned one on its user's."""
+    path = _stress_path(P, model_dir, spec, split)
     if not path.is_file():
         perturbation = perturb.parse([spec], seed=P.seed, flag=FLAG)
         data = experiments.prepare_corpus(P)
-        evaluate(run_dir, data, "generic", "test", perturbation=perturbation).save(path)
+        evaluate(model_dir, data, split, "test", perturbation=perturbation).save(path)
     return json.loads(path.read_text())
+
+
+def _personal(P: Profile, run_dir: Path, users: list[str]) -> list[tuple[Path, str]]:
+    """(fine-tuned run, its split) of ``run_dir`` per user: Tables 2 and 3's caches."""
+    return [
+        (experiments.personal_dir(P, run_dir, u), experiments.personal_split(P, u)) for u in users
+    ]
 
 
 def _job(threads: int, fn: Any, *args: Any) -> Any:
@@ -93,29 +101,42 @@ def _clean_missing(P: Profile, runs: list[Path]) -> list[tuple]:
 
 
 def stress_tables(P: Profile) -> dict[str, pd.DataFrame]:
-    """One table per ``[robustness] severities`` entry: each model's cross-user CER with its
-    95 % interval, clean and at each severity, and its rise over clean."""
+    """One table per ``[robustness] severities`` entry: each model's CER with its 95 %
+    interval, clean and at each severity, and its rise over clean; cross-user (the generic
+    run on the test users) and personalized (each test user's fine-tuned run on that user,
+    the users and runs of Tables 2 and 3)."""
     kinds = dict(P.robustness.severities)
     specs = [severity_spec(k, s) for k, severities in kinds.items() for s in severities]
     for s in specs:
         perturb.parse([s], flag=FLAG)  # a bad entry fails here, before any run or evaluation
     runs = curve_runs(P)
+    users = experiments.test_users(P)
+    experiments.personalize_many(P, list(runs.values()), users)  # cached by chapters 3 and 4
     todo = [
-        (stressed, P, r, s)
+        (stressed, P, d, s, split)
         for r in runs.values()
+        for d, split in [(r, "generic"), *_personal(P, r, users)]
         for s in specs
-        if not _stress_path(P, r, s).is_file()
+        if not _stress_path(P, d, s, split).is_file()
     ]
     run_missing(P, todo + _clean_missing(P, list(runs.values())), "stress")
     tables = {}
     for kind, severities in kinds.items():
         rows = []
         for role, r in runs.items():
-            clean = experiments.cross_user(P, r)
+            personal = _personal(P, r, users)
+            clean = (
+                experiments.cross_user(P, r),
+                [experiments.personalized(P, r, u) for u in users],
+            )
             results = [(CLEAN, clean)]
-            results += [(f"{s:g}", stressed(P, r, severity_spec(kind, s))) for s in severities]
-            for label, result in results:
-                e = uncertainty.estimate([experiments.user_groups(result)])
+            for severity in severities:
+                spec = severity_spec(kind, severity)
+                stress = [stressed(P, d, spec, split) for d, split in personal]
+                results.append((f"{severity:g}", (stressed(P, r, spec), stress)))
+            for label, (generic, per_user) in results:
+                e = uncertainty.estimate([experiments.user_groups(generic)])
+                e_p = uncertainty.estimate(experiments.personal_groups(users, [per_user]))
                 rows.append(
                     {
                         "model": role,
@@ -125,8 +146,13 @@ def stress_tables(P: Profile) -> dict[str, pd.DataFrame]:
                         else severity_spec(kind, float(label)),
                         "severity": label,
                         **uncertainty.columns("cross-user", e),
-                        "CER rise": round(e.cer - clean["overall"]["CER"], 2),
-                        "CER protocol": result["protocol"],
+                        "CER rise": round(e.cer - clean[0]["overall"]["CER"], 2),
+                        **uncertainty.columns("personalized", e_p),
+                        "personalized CER rise": round(
+                            e_p.cer - experiments.pooled_cer(clean[1]), 2
+                        ),
+                        "personalized users": len(users),
+                        "CER protocol": experiments.protocol([generic, *per_user]),
                     }
                 )
         tables[f"robustness_{kind.replace(':', '_')}"] = pd.DataFrame(rows)
@@ -198,32 +224,39 @@ def population_table(P: Profile) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
+RISES = {"cross-user": "CER rise", "personalized": "personalized CER rise"}
+
+
 def stress_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
-    """Per perturbation: where each model breaks (the first severity whose CER is above the
-    clean CER beyond both intervals, `uncertainty.judge`) and whether the distilled
-    student's rise at the harshest severity exceeds the teacher's."""
+    """Per perturbation, cross-user and personalized: where each model breaks (the first
+    severity whose CER is above the clean CER beyond both intervals, `uncertainty.judge`)
+    and whether the distilled student's rise at the harshest severity exceeds the teacher's."""
     out = []
     for name, table in tables.items():
-        breaks = []
-        for role, rows in table.groupby("model", sort=False):
-            estimates = [uncertainty.from_row(r, "cross-user") for _, r in rows.iterrows()]
-            broken = [
-                label
-                for label, e in zip(rows["severity"].iloc[1:], estimates[1:], strict=True)
-                if uncertainty.judge(estimates[0], e) == "holds"
-            ]
-            breaks.append(f"{role} from {broken[0]}" if broken else f"{role} never")
-        out.append(
-            f"{name}: clearly worse than clean (beyond both intervals): " + "; ".join(breaks)
-        )
-        worst = table.groupby("model", sort=False)["CER rise"].last()
-        if {"teacher", "student distilled", "student alone"} <= set(worst.index):
-            t, s, a = worst["teacher"], worst["student distilled"], worst["student alone"]
-            kept = "no more than" if s <= t else "more than"
+        for measure, rise in RISES.items():
+            if f"{measure} CER %" not in table:
+                continue
+            breaks = []
+            for role, rows in table.groupby("model", sort=False):
+                estimates = [uncertainty.from_row(r, measure) for _, r in rows.iterrows()]
+                broken = [
+                    label
+                    for label, e in zip(rows["severity"].iloc[1:], estimates[1:], strict=True)
+                    if uncertainty.judge(estimates[0], e) == "holds"
+                ]
+                breaks.append(f"{role} from {broken[0]}" if broken else f"{role} never")
             out.append(
-                f"{name}: at the harshest severity the distilled student's CER rises {s:+.1f} "
-                f"points, {kept} the teacher's {t:+.1f} (student alone {a:+.1f})"
+                f"{name}, {measure}: clearly worse than clean (beyond both intervals): "
+                + "; ".join(breaks)
             )
+            worst = table.groupby("model", sort=False)[rise].last()
+            if {"teacher", "student distilled", "student alone"} <= set(worst.index):
+                t, s, a = worst["teacher"], worst["student distilled"], worst["student alone"]
+                kept = "no more than" if s <= t else "more than"
+                out.append(
+                    f"{name}, {measure}: at the harshest severity the distilled student's CER "
+                    f"rises {s:+.1f} points, {kept} the teacher's {t:+.1f} (student alone {a:+.1f})"
+                )
     return out
 
 

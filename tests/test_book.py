@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PROVENANCE = {"profile", "data_source", "device", "wall_time_s", "seed", "git_revision"}
 INTERVALS = {"seeds", "cross-user CI95 lo", "cross-user CI95 hi", "cross-user seed range"}
 STRESS = {"model", "preset", "perturbation", "severity", "cross-user CER %", "CER rise"}
-STRESS |= {"cross-user CI95 lo", "cross-user CI95 hi"}
+STRESS |= {"cross-user CI95 lo", "cross-user CI95 hi", "personalized CER %", "personalized CI95 lo"}
+STRESS |= {"personalized CER rise"}
 # results table -> columns it promises (beyond provenance)
 PROMISED = {
     "table0_corpus": {"part", "sessions", "users", "hours"},

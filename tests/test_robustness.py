@@ -134,3 +134,36 @@ def test_live_rescoring_follows_the_chosen_model_perturbation_and_severity(monke
     kind.value = "noise:snr"
     assert calls[1:] == [("s", ["dead:n=12"]), ("t", ["dead:n=12"]), ("t", ["noise:snr=10"])]
     assert level.options == ("10", "-10")
+
+
+def test_stress_findings_are_computed_per_setting_from_the_table():
+    def rows(model, clean, harsh, personal_clean, personal_harsh):
+        out = []
+        for label, cer, personal in (
+            ("clean", clean, personal_clean),
+            ("10", harsh, personal_harsh),
+        ):
+            e = uncertainty.Estimate(cer, cer - 2, cer + 2, np.nan, 1)
+            p = uncertainty.Estimate(personal, personal - 2, personal + 2, np.nan, 1)
+            out.append(
+                {"model": model, "severity": label, **uncertainty.columns("cross-user", e),
+                 "CER rise": cer - clean, **uncertainty.columns("personalized", p),
+                 "personalized CER rise": personal - personal_clean}
+            )  # fmt: skip
+        return out
+
+    table = pd.DataFrame(
+        rows("teacher", 40, 60, 30, 31) + rows("student alone", 50, 51, 40, 70)
+        + rows("student distilled", 45, 50, 35, 45)
+    )  # fmt: skip
+    lines = robustness.stress_findings({"robustness_noise_snr": table})
+    assert lines == [
+        "robustness_noise_snr, cross-user: clearly worse than clean (beyond both intervals): "
+        "teacher from 10; student alone never; student distilled from 10",
+        "robustness_noise_snr, cross-user: at the harshest severity the distilled student's CER "
+        "rises +5.0 points, no more than the teacher's +20.0 (student alone +1.0)",
+        "robustness_noise_snr, personalized: clearly worse than clean (beyond both intervals): "
+        "teacher never; student alone from 10; student distilled from 10",
+        "robustness_noise_snr, personalized: at the harshest severity the distilled student's "
+        "CER rises +10.0 points, more than the teacher's +1.0 (student alone +30.0)",
+    ]
