@@ -29,7 +29,7 @@ import torch
 
 from semgkit import experiments, jobs, models, perturb, populations, synth, uncertainty
 from semgkit.data import load_split
-from semgkit.evaluate import evaluate, evaluate_model
+from semgkit.evaluate import evaluate, evaluate_model, model_and_paths
 from semgkit.profiles import Profile
 from semgkit.runs import load_run, run_config
 
@@ -64,15 +64,25 @@ def _stress_path(P: Profile, model_dir: Path, spec: str, split: str = "generic")
     return model_dir / f"eval-{split}-test-stress-{key}.json"
 
 
-def stressed(P: Profile, model_dir: Path, spec: str, split: str = "generic") -> dict[str, Any]:
-    """``model_dir``'s result on ``split``'s test part under ``spec`` (seeded by the profile),
-    cached: a generic run on the cross-user test set, or a fine-tuned one on its user's."""
-    path = _stress_path(P, model_dir, spec, split)
-    if not path.is_file():
+def stress(P: Profile, model_dir: Path, specs: list[str], split: str = "generic") -> None:
+    """Score ``model_dir`` on ``split``'s test part under each of ``specs`` not cached yet
+    (seeded by the profile), loading the model and the split once for all of them."""
+    missing = [s for s in specs if not _stress_path(P, model_dir, s, split).is_file()]
+    if not missing:
+        return
+    data = experiments.prepare_corpus(P)
+    model, paths, config = model_and_paths(model_dir, data, split, "test")
+    for spec in missing:
         perturbation = perturb.parse([spec], seed=P.seed, flag=FLAG)
-        data = experiments.prepare_corpus(P)
-        evaluate(model_dir, data, split, "test", perturbation=perturbation).save(path)
-    return json.loads(path.read_text())
+        result = evaluate_model(model, paths, config, protocol="session", perturbation=perturbation)
+        result.save(_stress_path(P, model_dir, spec, split))
+
+
+def stressed(P: Profile, model_dir: Path, spec: str, split: str = "generic") -> dict[str, Any]:
+    """``model_dir``'s result on ``split``'s test part under ``spec``, cached (:func:`stress`):
+    a generic run on the cross-user test set, or a fine-tuned one on its user's."""
+    stress(P, model_dir, [spec], split)
+    return json.loads(_stress_path(P, model_dir, spec, split).read_text())
 
 
 def _personal(P: Profile, run_dir: Path, users: list[str]) -> list[tuple[Path, str]]:
@@ -112,12 +122,11 @@ def stress_tables(P: Profile) -> dict[str, pd.DataFrame]:
     runs = curve_runs(P)
     users = experiments.test_users(P)
     experiments.personalize_many(P, list(runs.values()), users)  # cached by chapters 3 and 4
-    todo = [
-        (stressed, P, d, s, split)
+    todo = [  # one job per model: it is loaded once for every severity
+        (stress, P, d, specs, split)
         for r in runs.values()
         for d, split in [(r, "generic"), *_personal(P, r, users)]
-        for s in specs
-        if not _stress_path(P, d, s, split).is_file()
+        if not all(_stress_path(P, d, s, split).is_file() for s in specs)
     ]
     run_missing(P, todo + _clean_missing(P, list(runs.values())), "stress")
     tables = {}
@@ -132,8 +141,8 @@ def stress_tables(P: Profile) -> dict[str, pd.DataFrame]:
             results = [(CLEAN, clean)]
             for severity in severities:
                 spec = severity_spec(kind, severity)
-                stress = [stressed(P, d, spec, split) for d, split in personal]
-                results.append((f"{severity:g}", (stressed(P, r, spec), stress)))
+                shifted = [stressed(P, d, spec, split) for d, split in personal]
+                results.append((f"{severity:g}", (stressed(P, r, spec), shifted)))
             for label, (generic, per_user) in results:
                 e = uncertainty.estimate([experiments.user_groups(generic)])
                 e_p = uncertainty.estimate(experiments.personal_groups(users, [per_user]))
