@@ -2,6 +2,7 @@
 the same on windows and on whole sessions, and `semgkit eval --perturb` scoring under them."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +10,11 @@ import pytest
 import torch
 from test_data import write_emg2qwerty
 
-from semgkit import cli, perturb, synth
+from semgkit import cli, perturb, robustness, synth
 from semgkit.data import Session, load_split
 from semgkit.evaluate import evaluate, evaluate_model
 from semgkit.format import SAMPLE_RATE
+from semgkit.profiles import load_profile
 from semgkit.runs import TrainConfig, load_run
 from semgkit.train import fit
 
@@ -261,3 +263,15 @@ def test_cli_eval_perturb(corpus, run, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("semgkit eval: error: --perturb") and shown in err
         assert "\n" not in err
+
+
+def test_the_chapters_stress_scores_each_severity_as_eval_perturb_does(corpus, run, tmp_path):
+    """`robustness.stress` loads a model once for several specs; each cached result is the
+    one `evaluate(..., perturbation=...)` gives for that spec alone."""
+    P = load_profile("smoke", build_dir=tmp_path)
+    P = replace(P, corpus=replace(P.corpus, path=str(corpus)), seed=0)
+    specs = ["noise:snr=0", "rotate:k=2", "sparse:n=8"]
+    robustness.stress(P, run, specs)
+    for spec in specs:
+        alone = evaluate(run, corpus, perturbation=perturb.parse([spec], seed=P.seed))
+        assert robustness.stressed(P, run, spec)["overall"] == alone.overall
