@@ -34,7 +34,8 @@ from semgkit.uncertainty import estimate
 # Every other module of semgkit, a new one included, is in the cache key.
 NOT_IN_RUN_KEY = (
     "bench", "cli", "experiments", "export", "findings", "jobs", "notebook", "paper",
-    "profiles", "results", "live", "robustness", "stream", "teach", "uncertainty",
+    "profiles", "results", "live", "robustness", "sensor_shift", "stream", "teach",
+    "uncertainty",
 )  # fmt: skip
 
 
@@ -236,9 +237,11 @@ def personal_dir(P: Profile, run_dir: Path, user: str) -> Path:
     return run_dir.parent.parent / "personal" / f"{run_dir.name}-{personal_split(P, user)}-{key}"
 
 
-def _personalize_job(
+def personalize_job(
     run_dir: Path, data: Path, split: str, out: Path, steps: int, lr: float
 ) -> None:
+    """Fine-tune ``run_dir`` on ``split`` of ``data`` into ``out``; its test result to
+    ``out/eval.json``."""
     _, result = personalize(run_dir, data, split, out, steps, lr, progress=False)
     result.save(out / "eval.json")
 
@@ -253,7 +256,7 @@ def personalize_many(P: Profile, runs: list[Path], users: list[str]) -> None:
             out = personal_dir(P, r, u)
             if not (out / "eval.json").is_file():
                 todo.append((r, prepare_corpus(P), personal_split(P, u), out, steps, lr))
-    jobs.run_jobs(_personalize_job, todo, P.train.jobs, "personalize")
+    jobs.run_jobs(personalize_job, todo, P.train.jobs, "personalize")
 
 
 def personalized(P: Profile, run_dir: Path, user: str) -> dict[str, Any]:
@@ -392,7 +395,7 @@ def seeded_runs(P: Profile, preset: str, seeds: tuple[int, ...]) -> list[Path]:
     return [run(P, train_config(P, preset, seed=s)) for s in seeds]
 
 
-def _protocol(results: list[dict[str, Any]]) -> str:
+def protocol(results: list[dict[str, Any]]) -> str:
     """The evaluation protocol behind a table's CER columns (one per row, never mixed)."""
     protocols = {r["protocol"] for r in results}
     if len(protocols) != 1:
@@ -432,7 +435,7 @@ def scaling(P: Profile) -> pd.DataFrame:
                 **uncertainty.columns("personalized", estimate(personal)),
                 **decoder_columns(P, seeded[0], users),  # the first seed's run
                 "personalized users": len(users),
-                "CER protocol": _protocol(generic_results + sum(personal_results, [])),
+                "CER protocol": protocol(generic_results + sum(personal_results, [])),
                 "params (paper)": reported.params if reported else "",
                 "cross-user CER % (paper)": reported.cross_user_cer if reported else None,
                 "personalized CER % (paper)": reported.personalized_cer if reported else None,
@@ -509,7 +512,7 @@ def _row(
         "train s": round(float(np.mean([train_seconds(r) for r in seeded])), 1),
         "seeds": len(seeded),
         **cer,
-        "CER protocol": _protocol(results),
+        "CER protocol": protocol(results),
     }
 
 

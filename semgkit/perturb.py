@@ -7,7 +7,8 @@ A :class:`Perturbation` composes steps and applies them to windows (``apply``, a
 ``(emg, rng)`` training transform) or to whole sessions (``session``): a session is
 perturbed block by block, each block a pure function of (seed, session, block), so
 overlapping windows see the same perturbed samples and evaluation needs no full-length
-copy. ``parse("noise:snr=10,color=emg")`` reads the ``--perturb`` flag's specs.
+copy. ``parse("noise:snr=10,color=emg")`` reads the ``--perturb`` flag's specs; the
+simulated other sensors of `semgkit.sensors` (``mirror``, ``sparse:n=8``) are steps too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from semgkit.augment import lag_right_band
 from semgkit.format import CHANNELS, ELECTRODES, SAMPLE_RATE
+from semgkit.sensors import Mirror, Sparse
 
 EMG_BAND_HZ = (20.0, 450.0)  # where sEMG's power lies: coloured noise no filter removes
 BLOCK = 8192  # samples a session is perturbed in (4 s): memory per cached block, ~1 MB
@@ -229,6 +231,8 @@ KINDS: dict[str, type] = {
     "shift": Shift,
     "drift": Drift,
     "jitter": Jitter,
+    "mirror": Mirror,  # simulated other sensors (semgkit.sensors)
+    "sparse": Sparse,
 }
 _NAMES = {kind: name for name, kind in KINDS.items()}
 

@@ -85,6 +85,10 @@ class Robustness:  # the robustness chapter: evaluations of runs trained for Tab
     )
     populations: tuple[str, ...] = ("wide-placement", "thick-skin", "fast-typists")
     population_users: int = 4  # held-out users drawn per population (synthetic corpora)
+    # simulated other sensors (semgkit.sensors, any semgkit.perturb spec): the teacher and
+    # the distilled student zero-shot and fine-tuned on the first sensor_users test users
+    sensors: tuple[str, ...] = ("mirror", "sparse:n=8")
+    sensor_users: int = 2
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
 import torch
 
 from semgkit import experiments, jobs, models, perturb, populations, synth, uncertainty
 from semgkit.data import load_split
-from semgkit.evaluate import evaluate, evaluate_model
+from semgkit.evaluate import evaluate, evaluate_model, model_and_paths
 from semgkit.profiles import Profile
 from semgkit.runs import load_run, run_config
 
@@ -58,19 +59,37 @@ def curve_runs(P: Profile) -> dict[str, Path]:
     return dict(zip(configs, experiments.train_many(P, list(configs.values())), strict=True))
 
 
-def _stress_path(P: Profile, run_dir: Path, spec: str) -> Path:
+def _stress_path(P: Profile, model_dir: Path, spec: str, split: str = "generic") -> Path:
     key = hashlib.sha256(json.dumps([spec, P.seed]).encode()).hexdigest()[:12]
-    return run_dir / f"eval-generic-test-stress-{key}.json"
+    return model_dir / f"eval-{split}-test-stress-{key}.json"
 
 
-def stressed(P: Profile, run_dir: Path, spec: str) -> dict[str, Any]:
-    """``run_dir``'s cross-user test result under ``spec`` (seeded by the profile), cached."""
-    path = _stress_path(P, run_dir, spec)
-    if not path.is_file():
+def stress(P: Profile, model_dir: Path, specs: list[str], split: str = "generic") -> None:
+    """Score ``model_dir`` on ``split``'s test part under each of ``specs`` not cached yet
+    (seeded by the profile), loading the model and the split once for all of them."""
+    missing = [s for s in specs if not _stress_path(P, model_dir, s, split).is_file()]
+    if not missing:
+        return
+    data = experiments.prepare_corpus(P)
+    model, paths, config = model_and_paths(model_dir, data, split, "test")
+    for spec in missing:
         perturbation = perturb.parse([spec], seed=P.seed, flag=FLAG)
-        data = experiments.prepare_corpus(P)
-        evaluate(run_dir, data, "generic", "test", perturbation=perturbation).save(path)
-    return json.loads(path.read_text())
+        result = evaluate_model(model, paths, config, protocol="session", perturbation=perturbation)
+        result.save(_stress_path(P, model_dir, spec, split))
+
+
+def stressed(P: Profile, model_dir: Path, spec: str, split: str = "generic") -> dict[str, Any]:
+    """``model_dir``'s result on ``split``'s test part under ``spec``, cached (:func:`stress`):
+    a generic run on the cross-user test set, or a fine-tuned one on its user's."""
+    stress(P, model_dir, [spec], split)
+    return json.loads(_stress_path(P, model_dir, spec, split).read_text())
+
+
+def _personal(P: Profile, run_dir: Path, users: list[str]) -> list[tuple[Path, str]]:
+    """(fine-tuned run, its split) of ``run_dir`` per user: Tables 2 and 3's caches."""
+    return [
+        (experiments.personal_dir(P, run_dir, u), experiments.personal_split(P, u)) for u in users
+    ]
 
 
 def _job(threads: int, fn: Any, *args: Any) -> Any:
@@ -78,7 +97,8 @@ def _job(threads: int, fn: Any, *args: Any) -> Any:
     return fn(*args)
 
 
-def _run_missing(P: Profile, todo: list[tuple], desc: str) -> None:
+def run_missing(P: Profile, todo: list[tuple], desc: str) -> None:
+    """Each ``(fn, *args)`` of ``todo``, ``train.jobs`` at a time on ``num_threads`` each."""
     threads = int(P.train.num_threads)
     jobs.run_jobs(_job, [(threads, *t) for t in todo], P.train.jobs, desc)
 
@@ -91,29 +111,41 @@ def _clean_missing(P: Profile, runs: list[Path]) -> list[tuple]:
 
 
 def stress_tables(P: Profile) -> dict[str, pd.DataFrame]:
-    """One table per ``[robustness] severities`` entry: each model's cross-user CER with its
-    95 % interval, clean and at each severity, and its rise over clean."""
+    """One table per ``[robustness] severities`` entry: each model's CER with its 95 %
+    interval, clean and at each severity, and its rise over clean; cross-user (the generic
+    run on the test users) and personalized (each test user's fine-tuned run on that user,
+    the users and runs of Tables 2 and 3)."""
     kinds = dict(P.robustness.severities)
     specs = [severity_spec(k, s) for k, severities in kinds.items() for s in severities]
     for s in specs:
         perturb.parse([s], flag=FLAG)  # a bad entry fails here, before any run or evaluation
     runs = curve_runs(P)
-    todo = [
-        (stressed, P, r, s)
+    users = experiments.test_users(P)
+    experiments.personalize_many(P, list(runs.values()), users)  # cached by chapters 3 and 4
+    todo = [  # one job per model: it is loaded once for every severity
+        (stress, P, d, specs, split)
         for r in runs.values()
-        for s in specs
-        if not _stress_path(P, r, s).is_file()
+        for d, split in [(r, "generic"), *_personal(P, r, users)]
+        if not all(_stress_path(P, d, s, split).is_file() for s in specs)
     ]
-    _run_missing(P, todo + _clean_missing(P, list(runs.values())), "stress")
+    run_missing(P, todo + _clean_missing(P, list(runs.values())), "stress")
     tables = {}
     for kind, severities in kinds.items():
         rows = []
         for role, r in runs.items():
-            clean = experiments.cross_user(P, r)
+            personal = _personal(P, r, users)
+            clean = (
+                experiments.cross_user(P, r),
+                [experiments.personalized(P, r, u) for u in users],
+            )
             results = [(CLEAN, clean)]
-            results += [(f"{s:g}", stressed(P, r, severity_spec(kind, s))) for s in severities]
-            for label, result in results:
-                e = uncertainty.estimate([experiments.user_groups(result)])
+            for severity in severities:
+                spec = severity_spec(kind, severity)
+                shifted = [stressed(P, d, spec, split) for d, split in personal]
+                results.append((f"{severity:g}", (stressed(P, r, spec), shifted)))
+            for label, (generic, per_user) in results:
+                e = uncertainty.estimate([experiments.user_groups(generic)])
+                e_p = uncertainty.estimate(experiments.personal_groups(users, [per_user]))
                 rows.append(
                     {
                         "model": role,
@@ -123,8 +155,13 @@ def stress_tables(P: Profile) -> dict[str, pd.DataFrame]:
                         else severity_spec(kind, float(label)),
                         "severity": label,
                         **uncertainty.columns("cross-user", e),
-                        "CER rise": round(e.cer - clean["overall"]["CER"], 2),
-                        "CER protocol": result["protocol"],
+                        "CER rise": round(e.cer - clean[0]["overall"]["CER"], 2),
+                        **uncertainty.columns("personalized", e_p),
+                        "personalized CER rise": round(
+                            e_p.cer - experiments.pooled_cer(clean[1]), 2
+                        ),
+                        "personalized users": len(users),
+                        "CER protocol": experiments.protocol([generic, *per_user]),
                     }
                 )
         tables[f"robustness_{kind.replace(':', '_')}"] = pd.DataFrame(rows)
@@ -178,7 +215,7 @@ def population_table(P: Profile) -> pd.DataFrame | None:
         for n in names
         if not _held_out_path(r, corpus, n).is_file()
     ]
-    _run_missing(P, todo + _clean_missing(P, runs), "populations")
+    run_missing(P, todo + _clean_missing(P, runs), "populations")
     rows = []
     for preset, r in zip(presets, runs, strict=True):
         model, _ = load_run(r)
@@ -196,32 +233,39 @@ def population_table(P: Profile) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
+RISES = {"cross-user": "CER rise", "personalized": "personalized CER rise"}
+
+
 def stress_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
-    """Per perturbation: where each model breaks (the first severity whose CER is above the
-    clean CER beyond both intervals, `uncertainty.judge`) and whether the distilled
-    student's rise at the harshest severity exceeds the teacher's."""
+    """Per perturbation, cross-user and personalized: where each model breaks (the first
+    severity whose CER is above the clean CER beyond both intervals, `uncertainty.judge`)
+    and whether the distilled student's rise at the harshest severity exceeds the teacher's."""
     out = []
     for name, table in tables.items():
-        breaks = []
-        for role, rows in table.groupby("model", sort=False):
-            estimates = [uncertainty.from_row(r, "cross-user") for _, r in rows.iterrows()]
-            broken = [
-                label
-                for label, e in zip(rows["severity"].iloc[1:], estimates[1:], strict=True)
-                if uncertainty.judge(estimates[0], e) == "holds"
-            ]
-            breaks.append(f"{role} from {broken[0]}" if broken else f"{role} never")
-        out.append(
-            f"{name}: clearly worse than clean (beyond both intervals): " + "; ".join(breaks)
-        )
-        worst = table.groupby("model", sort=False)["CER rise"].last()
-        if {"teacher", "student distilled", "student alone"} <= set(worst.index):
-            t, s, a = worst["teacher"], worst["student distilled"], worst["student alone"]
-            kept = "no more than" if s <= t else "more than"
+        for measure, rise in RISES.items():
+            if f"{measure} CER %" not in table:
+                continue
+            breaks = []
+            for role, rows in table.groupby("model", sort=False):
+                estimates = [uncertainty.from_row(r, measure) for _, r in rows.iterrows()]
+                broken = [
+                    label
+                    for label, e in zip(rows["severity"].iloc[1:], estimates[1:], strict=True)
+                    if uncertainty.judge(estimates[0], e) == "holds"
+                ]
+                breaks.append(f"{role} from {broken[0]}" if broken else f"{role} never")
             out.append(
-                f"{name}: at the harshest severity the distilled student's CER rises {s:+.1f} "
-                f"points, {kept} the teacher's {t:+.1f} (student alone {a:+.1f})"
+                f"{name}, {measure}: clearly worse than clean (beyond both intervals): "
+                + "; ".join(breaks)
             )
+            worst = table.groupby("model", sort=False)[rise].last()
+            if {"teacher", "student distilled", "student alone"} <= set(worst.index):
+                t, s, a = worst["teacher"], worst["student distilled"], worst["student alone"]
+                kept = "no more than" if s <= t else "more than"
+                out.append(
+                    f"{name}, {measure}: at the harshest severity the distilled student's CER "
+                    f"rises {s:+.1f} points, {kept} the teacher's {t:+.1f} (student alone {a:+.1f})"
+                )
     return out
 
 
@@ -255,3 +299,50 @@ def rescore(P: Profile, run_dir: Path, specs: list[str]) -> dict[str, Any]:
         "target": row.target,
         "seconds": time.perf_counter() - start,
     }
+
+
+def rescore_figure(P: Profile, role: str, run_dir: Path, spec: str) -> go.Figure:
+    """:func:`rescore` of ``run_dir`` under ``spec`` as a one-bar figure whose title says
+    the CER, the seconds it took and the start of the decoded text."""
+    r = rescore(P, run_dir, [spec])
+    fig = go.Figure(go.Bar(x=["CER %"], y=[r["CER"]]))
+    fig.update_layout(
+        height=300,
+        yaxis=dict(range=[0, 105]),
+        title=f"{role}, {spec}, one session: CER {r['CER']:.1f} % (rescored in "
+        f"{r['seconds']:.1f} s); decoded {r['prediction'][:40]!r}",
+    )
+    return fig
+
+
+def rescore_widget(
+    P: Profile, runs: dict[str, Path], severities: dict[str, tuple[float, ...]], role: str
+) -> Any:
+    """Model, perturbation and severity controls; each change rescores one test session
+    (:func:`rescore_figure`). Shown with ``notebook.show_in``, never a ``with out:`` capture."""
+    import ipywidgets as widgets
+
+    from semgkit.notebook import show_in
+
+    def options(name: str) -> list[str]:
+        return [f"{s:g}" for s in severities[name]]
+
+    model = widgets.Dropdown(options=list(runs), value=role, description="model")
+    kind = widgets.Dropdown(options=list(severities), description="perturbation")
+    level = widgets.SelectionSlider(
+        options=options(kind.value), description="severity", continuous_update=False
+    )
+    out = widgets.Output()
+
+    def levels(change: Any = None) -> None:
+        level.options = options(kind.value)
+
+    def show(change: Any = None) -> None:
+        spec = severity_spec(kind.value, float(level.value))
+        show_in(out, rescore_figure(P, model.value, runs[model.value], spec))
+
+    kind.observe(levels, names="value")
+    for control in (model, level):
+        control.observe(show, names="value")
+    show()
+    return widgets.VBox([widgets.HBox([model, kind, level]), out])

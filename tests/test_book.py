@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PROVENANCE = {"profile", "data_source", "device", "wall_time_s", "seed", "git_revision"}
 INTERVALS = {"seeds", "cross-user CI95 lo", "cross-user CI95 hi", "cross-user seed range"}
 STRESS = {"model", "preset", "perturbation", "severity", "cross-user CER %", "CER rise"}
-STRESS |= {"cross-user CI95 lo", "cross-user CI95 hi"}
+STRESS |= {"cross-user CI95 lo", "cross-user CI95 hi", "personalized CER %", "personalized CI95 lo"}
+STRESS |= {"personalized CER rise"}
 # results table -> columns it promises (beyond provenance)
 PROMISED = {
     "table0_corpus": {"part", "sessions", "users", "hours"},
@@ -56,6 +57,16 @@ PROMISED = {
     "table3_alpha": {"temperature", "alpha", "cross-user CER %", *INTERVALS},
     "realtime_bench": {"preset", "params", "stream_p50_ms", "stream_p99_ms", "offline_rtf"},
     **{f"robustness_{kind}": STRESS for kind in ("dead_n", "noise_snr", "rotate_k")},
+    "robustness_sensor": {
+        "model",
+        "sensor",
+        "zero-shot CER %",
+        "zero-shot CI95 lo",
+        "fine-tuned CER %",
+        "fine-tuned CI95 hi",
+        "fine-tune sEMG min per user",
+        "fine-tune steps",
+    },
     "robustness_populations": {
         "preset",
         "parameters",

@@ -2,6 +2,7 @@
 the same on windows and on whole sessions, and `semgkit eval --perturb` scoring under them."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +10,11 @@ import pytest
 import torch
 from test_data import write_emg2qwerty
 
-from semgkit import cli, perturb, synth
+from semgkit import cli, perturb, robustness, synth
 from semgkit.data import Session, load_split
 from semgkit.evaluate import evaluate, evaluate_model
 from semgkit.format import SAMPLE_RATE
+from semgkit.profiles import load_profile
 from semgkit.runs import TrainConfig, load_run
 from semgkit.train import fit
 
@@ -26,6 +28,8 @@ ALL = [
     "shift:e=1.5",
     "drift:pct=20",
     "jitter:ms=10",
+    "mirror",
+    "sparse:n=8",
 ]
 
 
@@ -127,6 +131,40 @@ def test_drift_ramps_each_gain_and_jitter_delays_the_right_band():
     np.testing.assert_array_equal(late[:, 0], y[:, 0])
 
 
+def test_mirror_reverses_the_electrode_order_of_each_band_and_is_no_rotation():
+    x = emg(300)
+    mirrored = perturb.parse(["mirror"]).apply(x)
+    for i in range(16):
+        np.testing.assert_array_equal(mirrored[:, :, i], x[:, :, (16 - i) % 16])
+    np.testing.assert_array_equal(perturb.parse(["mirror", "mirror"]).apply(x), x)
+    for k in range(16):  # training's rotations cannot undo it
+        assert not np.array_equal(perturb.parse([f"rotate:k={k}"]).apply(x), mirrored)
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 8, 16])
+def test_a_sparse_band_keeps_its_electrodes_and_interpolates_between_them(n):
+    x = emg(300)
+    out = perturb.parse([f"sparse:n={n}"]).apply(x)
+    step = 16 // n
+    np.testing.assert_array_equal(out[:, :, ::step], x[:, :, ::step])  # read as they are
+    for p in range(16):
+        a, frac = divmod(p, step)
+        left, right = x[:, :, a * step], x[:, :, ((a + 1) % n) * step]
+        expected = (1 - frac / step) * left + frac / step * right
+        np.testing.assert_allclose(out[:, :, p], expected, rtol=1e-5, atol=1e-6)
+    assert out.dtype == np.float32
+    if n == 8:  # the odd positions: the mean of their neighbours, around the circle
+        np.testing.assert_allclose(out[:, :, 15], (x[:, :, 14] + x[:, :, 0]) / 2, rtol=1e-6)
+    if n == 16:
+        np.testing.assert_array_equal(out, x)
+
+
+def test_a_sparse_band_must_divide_the_sixteen_positions():
+    for bad in ("sparse:n=6", "sparse:n=0", "sparse:n=32"):
+        with pytest.raises(ValueError, match=rf"--perturb '{bad}': n=.*must divide 16"):
+            perturb.parse([bad])
+
+
 @pytest.fixture
 def session(tmp_path) -> Session:
     return Session(
@@ -203,7 +241,8 @@ def test_an_identity_perturbation_scores_bit_for_bit_as_plain_evaluation(corpus,
     model, config = load_run(run)
     paths = load_split(corpus, "generic").test
     plain = evaluate_model(model, paths, config, protocol=protocol)
-    for identity in (perturb.parse(["rotate:k=0"]), perturb.parse(["rotate:k=16", "shift:e=0"])):
+    identities = (["rotate:k=0"], ["rotate:k=16", "shift:e=0"], ["sparse:n=16"], ["mirror"] * 2)
+    for identity in map(perturb.parse, identities):
         same = evaluate_model(model, paths, config, protocol=protocol, perturbation=identity)
         assert same.predictions.equals(plain.predictions) and same.overall == plain.overall
 
@@ -224,3 +263,15 @@ def test_cli_eval_perturb(corpus, run, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("semgkit eval: error: --perturb") and shown in err
         assert "\n" not in err
+
+
+def test_the_chapters_stress_scores_each_severity_as_eval_perturb_does(corpus, run, tmp_path):
+    """`robustness.stress` loads a model once for several specs; each cached result is the
+    one `evaluate(..., perturbation=...)` gives for that spec alone."""
+    P = load_profile("smoke", build_dir=tmp_path)
+    P = replace(P, corpus=replace(P.corpus, path=str(corpus)), seed=0)
+    specs = ["noise:snr=0", "rotate:k=2", "sparse:n=8"]
+    robustness.stress(P, run, specs)
+    for spec in specs:
+        alone = evaluate(run, corpus, perturbation=perturb.parse([spec], seed=P.seed))
+        assert robustness.stressed(P, run, spec)["overall"] == alone.overall
