@@ -191,11 +191,13 @@ CER_MEASURES = ("cross-user", "personalized")
 
 def interval_cell(row: Any, measure: str) -> str:
     """``48.0 [45.1, 51.2]``: a row's ``<measure> CER %`` with its 95 % interval in one cell
-    (the CER alone where the interval is unknown)."""
+    (the CER alone where the interval is unknown); no-break spaces keep it on one line."""
     cer, lo, hi = (row[f"{measure} {c}"] for c in ("CER %", "CI95 lo", "CI95 hi"))
     if pd.isna(cer):
         return "–"
-    return f"{cer:.1f}" if pd.isna(lo) or pd.isna(hi) else f"{cer:.1f} [{lo:.1f}, {hi:.1f}]"
+    if pd.isna(lo) or pd.isna(hi):
+        return f"{cer:.1f}"
+    return f"{cer:.1f}\u00a0[{lo:.1f},\u00a0{hi:.1f}]"
 
 
 def compact_cer_table(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
