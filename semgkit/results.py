@@ -190,14 +190,13 @@ CER_MEASURES = ("cross-user", "personalized")
 
 
 def interval_cell(row: Any, measure: str) -> str:
-    """``48.0 [45.1, 51.2]``: a row's ``<measure> CER %`` with its 95 % interval in one cell
-    (the CER alone where the interval is unknown); no-break spaces keep it on one line."""
+    """``48.03 [45.1, 51.2]``: a row's ``<measure> CER %`` with its 95 % interval in one cell
+    (the CER alone where the interval is unknown), numbers as `tidy_number` writes them;
+    no-break spaces keep the cell on one line."""
     cer, lo, hi = (row[f"{measure} {c}"] for c in ("CER %", "CI95 lo", "CI95 hi"))
-    if pd.isna(cer):
-        return "–"
-    if pd.isna(lo) or pd.isna(hi):
-        return f"{cer:.1f}"
-    return f"{cer:.1f}\u00a0[{lo:.1f},\u00a0{hi:.1f}]"
+    if pd.isna(cer) or pd.isna(lo) or pd.isna(hi):
+        return tidy_number(cer)
+    return f"{tidy_number(cer)}\u00a0[{tidy_number(lo)},\u00a0{tidy_number(hi)}]"
 
 
 def compact_cer_table(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

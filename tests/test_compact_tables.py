@@ -51,7 +51,10 @@ def test_compact_table_has_the_promised_columns_and_cells():
     full = pd.DataFrame(TABLE2)
     compact = results.compact_cer_table(full, ["preset"])
     assert list(compact.columns) == COMPACT
-    assert compact["cross-user CER % [95 % CI]"].tolist() == ["61.2\u00a0[55.0,\u00a067.0]", "48.0"]
+    assert compact["cross-user CER % [95 % CI]"].tolist() == [
+        "61.23\u00a0[55.01,\u00a066.96]",
+        "48",
+    ]
     assert compact["personalized CER % (paper)"].tolist()[1] == 11.39
     assert compact["parameters"].tolist() == [50_000, 120_000]
 
