@@ -184,3 +184,45 @@ def show_tables_tidily() -> None:
     shell = get_ipython()
     if shell is not None:
         shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, tidy_html)
+
+
+CER_MEASURES = ("cross-user", "personalized")
+
+
+def interval_cell(row: Any, measure: str) -> str:
+    """``48.03 [45.1, 51.2]``: a row's ``<measure> CER %`` with its 95 % interval in one cell
+    (the CER alone where the interval is unknown), numbers as `tidy_number` writes them;
+    no-break spaces keep the cell on one line."""
+    cer, lo, hi = (row[f"{measure} {c}"] for c in ("CER %", "CI95 lo", "CI95 hi"))
+    if pd.isna(cer) or pd.isna(lo) or pd.isna(hi):
+        return tidy_number(cer)
+    return f"{tidy_number(cer)}\u00a0[{tidy_number(lo)},\u00a0{tidy_number(hi)}]"
+
+
+def compact_cer_table(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The few columns a reader compares: ``keys``, parameters (measured and the paper's),
+    and each CER with its interval in one cell beside the paper's number, where ``df`` has
+    them. The full table keeps everything else (seeds, timings, decoders, protocol)."""
+    out = df[[*keys, "parameters"]].copy()
+    if "params (paper)" in df:
+        out["params (paper)"] = df["params (paper)"]
+    for measure in CER_MEASURES:
+        if f"{measure} CER %" in df:
+            cells = [interval_cell(row, measure) for _, row in df.iterrows()]
+            out[f"{measure} CER % [95 % CI]"] = cells
+            if f"{measure} CER % (paper)" in df:
+                out[f"{measure} CER % (paper)"] = df[f"{measure} CER % (paper)"]
+    return out
+
+
+def compact_with_full(df: pd.DataFrame, keys: list[str], name: str) -> Any:
+    """Display object: the compact table, then the whole of ``df`` in a collapsed section
+    that scrolls inside itself, with a link to ``results/<name>.csv`` (from build/html)."""
+    from IPython.display import HTML
+
+    full = (
+        f"<details><summary>The full table ({len(df.columns)} columns; also "
+        f'<a href="../results/{name}.csv">results/{name}.csv</a>)</summary>'
+        f'<div style="overflow-x: auto">{tidy_html(df)}</div></details>'
+    )
+    return HTML(tidy_html(compact_cer_table(df, keys)) + full)

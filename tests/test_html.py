@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+PROVENANCE = {"profile", "data_source", "device", "wall_time_s", "seed", "git_revision"}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
     "--headless",
@@ -62,10 +63,10 @@ def html_book(smoke_book):
     return smoke_book / "html"
 
 
-def render(page: Path, profile_dir: Path) -> tuple[str, list[str]]:
+def render(page: Path, profile_dir: Path, *flags: str) -> tuple[str, list[str]]:
     """The DOM after scripts ran, and the console messages that report errors."""
     proc = subprocess.run(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile_dir}", page.as_uri()],
+        [CHROMIUM, *FLAGS, *flags, f"--user-data-dir={profile_dir}", page.as_uri()],
         capture_output=True,
         text=True,
         timeout=120,
@@ -214,3 +215,69 @@ def test_every_chapter_renders_its_figures_without_js_errors(html_book, tmp_path
         # plotly draws two stacked <svg class="main-svg"> per figure
         assert drawn >= expected, f"{page.name}: {drawn} svg layers for {expected} figure(s)"
         assert "</html>" in dom
+
+
+# Reports every results table shown outside a collapsed <details>: its width against its
+# output box and the page's main column, and whether the page itself scrolls sideways.
+WIDTH_PROBE = """<script>
+window.addEventListener("load", () => {
+  const main = document.querySelector("main") || document.body;
+  const room = main.getBoundingClientRect().width;
+  const tables = [...document.querySelectorAll("table.dataframe")]
+    .filter((t) => !t.closest("details"))
+    .map((t) => ({columns: t.querySelectorAll("thead th").length, width: t.scrollWidth,
+                  box: t.parentElement.clientWidth}));
+  const out = document.createElement("pre");
+  out.id = "width-report";
+  out.textContent = JSON.stringify({room, tables, page: document.documentElement.scrollWidth,
+                                    view: window.innerWidth});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@pytest.mark.parametrize(
+    "chapter, name, compact",
+    [
+        ("03_", "table2_scaling", ["preset"]),
+        ("04_", "table3_distillation", ["role", "preset"]),
+    ],
+)
+def test_wide_tables_show_compact_with_the_full_table_collapsed(
+    html_book, smoke_book, tmp_path, chapter, name, compact
+):
+    import html as html_lib
+
+    import pandas as pd
+
+    page = next(html_book.glob(f"{chapter}*.html"))
+    source = html_lib.unescape(page.read_text())
+    shown = re.search(
+        r'(<table class="dataframe".*?</table>)\s*<details><summary>The full table'
+        rf'.*?"\.\./results/{name}\.csv".*?(<table class="dataframe".*?</table>)',
+        source,
+        re.S,
+    )
+    assert shown, f"{page.name}: no compact {name} followed by its collapsed full table"
+    short, full = (re.findall(r"<th>(.*?)</th>", t) for t in shown.groups())
+    assert short == [
+        *compact,
+        "parameters",
+        "params (paper)",
+        "cross-user CER % [95 % CI]",
+        "cross-user CER % (paper)",
+        "personalized CER % [95 % CI]",
+        "personalized CER % (paper)",
+    ]
+    written = pd.read_csv(smoke_book / "results" / f"{name}.csv").columns
+    assert full == [c for c in written if c not in PROVENANCE], "the full table is the CSV's"
+    probe = html_book / f"probe_{page.name}"
+    probe.write_text(page.read_text().replace("</body>", WIDTH_PROBE + "</body>"))
+    try:
+        dom, errors = render(probe, tmp_path / "width", "--window-size=1400,1000")
+    finally:
+        probe.unlink()
+    report = json.loads(re.search(r'<pre id="width-report">(.*?)</pre>', dom, re.S).group(1))
+    assert report["page"] <= report["view"], f"{page.name} scrolls sideways: {report}"
+    too_wide = [t for t in report["tables"] if t["width"] > min(t["box"], report["room"])]
+    assert not too_wide, f"{page.name}: tables wider than the page gives them: {report}"
