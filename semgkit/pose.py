@@ -187,6 +187,10 @@ class PoseWindows(SessionWindows):
         if not self.items:
             raise ValueError(f"PoseWindows: no window of {window} samples without IK failures")
 
+    def stage(self, index: int) -> str:
+        """The stage file (its name) item ``index`` comes from."""
+        return self.sessions[self.items[index][0]].path.stem
+
     def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, ...]:
         """(emg, angles, mask) of item ``index`` (or ``(epoch, index)``, from a worker)."""
         epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
