@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from semgkit import models, uncertainty
-from semgkit.experiments import peak_lr, train_many, train_seconds
+from semgkit.experiments import peak_lr, run_dir, train_many, train_seconds
 from semgkit.format import SAMPLE_RATE
 from semgkit.pose import PoseSession, PoseWindows, load_pose_split, pose_collate
 from semgkit.pose_train import POSE, at_frames, evaluate_pose_run
@@ -194,8 +194,31 @@ def ladder_configs(P: Profile) -> list[TrainConfig]:
     return [pose_config(P, p, seed=s) for p in pose_section(P).ladder for s in P.pose_seeds()]
 
 
+def generic_configs(P: Profile) -> list[TrainConfig]:
+    """Every run of the chapter but the fine-tuning: the ladder, the student alone, and the
+    student distilled from the largest model at each mixing weight."""
+    pose, seeds = pose_section(P), P.pose_seeds()
+    teacher = run_dir(P, pose_config(P, pose.ladder[-1], seed=seeds[0]))
+    alphas = list(dict.fromkeys([pose.alpha, *pose.alphas]))
+    students = [pose_config(P, pose.student, seed=s) for s in seeds]
+    distilled = [distilled_config(P, teacher, a, s) for a in alphas for s in seeds]
+    return [*ladder_configs(P), *students, *distilled]
+
+
+def train_all(P: Profile) -> None:
+    """The chapter's runs in two pools of ``train.jobs`` workers, so each worker starts
+    torch once: the generic runs (a distilled student waits for its teacher), then the
+    fine-tuning of those with a personalized error (not the alpha sweep's other runs)."""
+    configs = generic_configs(P)
+    runs = train_many(P, configs)
+    alpha = pose_section(P).alpha
+    tuned = [r for c, r in zip(configs, runs, strict=True) if not c.teacher or c.alpha == alpha]
+    train_many(P, [personal_config(P, r, s) for r in tuned for s in personal_splits(P)])
+
+
 def scaling(P: Profile) -> pd.DataFrame:
     """Each ladder model's test error (and personalized error) against its size."""
+    train_all(P)
     configs = ladder_configs(P)
     runs = train_many(P, configs)
     rows = []
@@ -213,6 +236,7 @@ def distilled_config(P: Profile, teacher: Path, alpha: float, seed: int) -> Trai
 def distillation(P: Profile) -> dict[str, pd.DataFrame]:
     """The largest ladder model as teacher, the student alone and distilled (the headline
     mixing weight, with personalized errors), and the sweep over the mixing weight."""
+    train_all(P)
     pose, seeds = pose_section(P), P.pose_seeds()
     teachers = train_many(P, [pose_config(P, pose.ladder[-1], seed=s) for s in seeds])
     alphas = list(dict.fromkeys([pose.alpha, *pose.alphas]))
