@@ -29,8 +29,11 @@ from semgkit import models, uncertainty
 from semgkit.experiments import peak_lr, run_dir, train_many, train_seconds
 from semgkit.format import SAMPLE_RATE
 from semgkit.pose import PoseSession, PoseWindows, load_pose_split, pose_collate
+from semgkit.pose_format import NUM_JOINTS
+from semgkit.pose_metrics import PoseErrors
 from semgkit.pose_train import POSE, at_frames, evaluate_pose_run
 from semgkit.profiles import Pose, Profile
+from semgkit.results import atomic_write
 from semgkit.runs import TrainConfig, load_run, run_config
 from semgkit.synth_pose import generate_pose
 from semgkit.uncertainty import Estimate, estimate
@@ -104,7 +107,7 @@ def errors(P: Profile, run_dir: Path, split: str) -> dict[str, dict[str, float]]
     path = run_dir / f"pose-eval-{split}-test-by-{by}.json"
     if not path.is_file():
         result = evaluate_pose_run(run_dir, prepare_pose_corpus(P), split, by=by)
-        path.write_text(json.dumps(result, indent=1))
+        atomic_write(path, json.dumps(result, indent=1))
     return json.loads(path.read_text())
 
 
@@ -257,6 +260,14 @@ def distillation(P: Profile) -> dict[str, pd.DataFrame]:
     return {"pose_distillation": table, "pose_alpha": sweep}
 
 
+def figure_runs(P: Profile) -> dict[str, Path]:
+    """The figure's models: the teacher and the headline distilled student (first seed)."""
+    pose, seed = pose_section(P), P.pose_seeds()[0]
+    teacher = train_many(P, [pose_config(P, pose.ladder[-1], seed=seed)])[0]
+    student = train_many(P, [distilled_config(P, teacher, pose.alpha, seed)])[0]
+    return {"teacher": teacher, "distilled student": student}
+
+
 @torch.no_grad()
 def pose_window(P: Profile, run_dir: Path, seconds: float = 2.0) -> dict[str, np.ndarray]:
     """The first IK-free window of ``seconds`` of the first test stage: frame times (s),
@@ -296,6 +307,17 @@ def scaling_findings(P: Profile, table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def baseline_findings(P: Profile, table: pd.DataFrame, mean_pose: Estimate) -> list[str]:
+    """Whether each ladder model beats the mean training pose (a model ignoring the sEMG)."""
+    m = setting(P)
+    return [
+        f"{row['preset']} has a lower {m} error than the mean training pose: "
+        f"{uncertainty.judge(mae_estimate(row, m), mean_pose)} "
+        f"({uncertainty.describe(mae_estimate(row, m))} against {uncertainty.describe(mean_pose)} degrees)."
+        for _, row in table.iterrows()
+    ]
+
+
 def distillation_findings(P: Profile, table: pd.DataFrame, sweep: pd.DataFrame) -> list[str]:
     """The distillation claims asked of pose, each with its verdict."""
     m = setting(P)
@@ -315,6 +337,30 @@ def distillation_findings(P: Profile, table: pd.DataFrame, sweep: pd.DataFrame) 
         f"{best['alpha']:g}: {uncertainty.describe(mae_estimate(best, m))} degrees; below the "
         f"student alone: {uncertainty.judge(mae_estimate(best, m), alone)}.",
     ]
+
+
+def mean_pose_errors(P: Profile) -> dict[str, dict[str, float]]:
+    """The errors of always predicting the training stages' mean pose (a model that ignores
+    the sEMG), scored as the models are: on the test tiles, at each frame's last sample
+    (the hop of the ladder's first model), overall and per group."""
+    pose = pose_section(P)
+    split = load_pose_split(prepare_pose_corpus(P), pose.split)
+    total, count = np.zeros(NUM_JOINTS), 0
+    for path in split.train:
+        session = PoseSession(path)
+        _, angles, mask = session.read(0, len(session))
+        total, count = total + angles[mask].astype(np.float64).sum(0), count + int(mask.sum())
+    mean = torch.from_numpy(total / max(count, 1))
+    hop, by = models.build(pose.ladder[0], **POSE).hop, _grouping(P)
+    windows = PoseWindows(split.test, int(round(pose.window_s * SAMPLE_RATE)))
+    overall, parts = PoseErrors(), {}
+    for i in range(len(windows)):
+        batch = pose_collate([windows[i]])
+        target, mask = at_frames(batch, batch["angles"].shape[1] // hop, hop)
+        key = windows.user(i) if by == "user" else windows.stage(i)
+        for errors in (overall, parts.setdefault(key, PoseErrors())):
+            errors.add(mean.expand_as(target), target.double(), mask)
+    return {"overall": overall.summary(), **{k: e.summary() for k, e in sorted(parts.items())}}
 
 
 def corpus_table(P: Profile) -> pd.DataFrame:

@@ -55,6 +55,12 @@ PROMISED = {
     "realtime_bench": {"preset", "params", "stream_p50_ms", "stream_p99_ms", "offline_rtf"},
     **{f"robustness_{kind}": STRESS for kind in ("dead_n", "noise_snr", "rotate_k")},
     "pose_corpus": {"part", "stages", "users", "sides", "minutes"},
+    "pose_baseline": {
+        "predictor",
+        "cross-user MAE deg",
+        "cross-user CI95 lo",
+        "cross-user CI95 hi",
+    },
     "pose_scaling": {
         "preset",
         "parameters",

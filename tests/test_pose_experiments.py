@@ -171,3 +171,19 @@ def test_pose_mini_profile_runs_the_pose_chapter_on_the_mini_layout(corpus, tmp_
     assert (scaling["data_source"] == "emg2pose").all()
     corpus_table = pd.read_csv(build / "results" / "pose_corpus.csv")
     assert list(corpus_table["stages"]) == [2, 2, 2] and list(corpus_table["users"]) == [1, 1, 1]
+
+
+def test_mean_pose_baseline_is_scored_as_the_models_are(corpus, tmp_path):
+    from dataclasses import replace
+
+    P = load_profile("smoke", build_dir=tmp_path)
+    P = replace(P, pose=replace(P.pose, path=str(corpus)))
+    result = pe.mean_pose_errors(P)
+    config = TrainConfig(data_dir=str(corpus), preset="lap-xxs", model=POSE, window_s=1.0,
+                         past_s=0.0, future_s=0.0)  # fmt: skip
+    test = load_pose_split(corpus, "generic").test
+    model = evaluate_pose(models.build("lap-xxs", **POSE), test, config, by="user")
+    assert result.keys() == model.keys()  # the same groups (held-out users)
+    assert all(result[k]["samples"] == model[k]["samples"] for k in result)
+    e = estimate([pe.groups(result)])
+    assert e.cer == pytest.approx(result["overall"]["MAE"], rel=1e-9) and e.cer > 0
