@@ -130,6 +130,8 @@ def test_a_pose_only_profile_skips_the_typing_chapters(tmp_path, monkeypatch, ca
     )
     assert not stale.exists()
     assert book_tool.chapter_task(ROOT / "book" / "08_pose.md") == "pose"
+    with pytest.raises(SystemExit, match="book: no profile named 'no-such'"):
+        book_tool.run("no-such", tmp_path / "build", None, None)
 
 
 MINI = yaml.safe_load((ROOT / "semgkit/assets/pose_split_mini.yaml").read_text())

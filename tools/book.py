@@ -52,7 +52,10 @@ def profile_tasks(profile: str, data: str | None) -> tuple[str, ...]:
     """The tasks whose chapters the profile runs (``tasks`` in its TOML)."""
     from semgkit.profiles import load_profile
 
-    return load_profile(profile, data_dir=data).tasks
+    try:
+        return load_profile(profile, data_dir=data).tasks
+    except (ValueError, FileNotFoundError) as err:  # before any chapter runs: one line
+        raise SystemExit(f"book: {err}") from None
 
 
 def chapter_parameters(profile: str, build: Path, data: str | None) -> dict[str, str]:
