@@ -294,7 +294,8 @@ def scaling_findings(P: Profile, table: pd.DataFrame) -> list[str]:
         f"The largest model ({large['preset']}) has a lower {m} angle error than the smallest "
         f"({small['preset']}): {uncertainty.judge(big, little)} ({uncertainty.describe(big)} "
         f"against {uncertainty.describe(little)} degrees).",
-        f"The {m} error falls at every step up the ladder: {'yes' if falling else 'no'}.",
+        f"The {m} error (point estimates, not judged against noise) falls at every step up "
+        f"the ladder: {'yes' if falling else 'no'}.",
     ]
     if "personalized MAE deg" in rows:
         tuned = mae_estimate(large, "personalized")
