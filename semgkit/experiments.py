@@ -35,7 +35,7 @@ from semgkit.uncertainty import estimate
 NOT_IN_RUN_KEY = (
     "bench", "cli", "experiments", "export", "findings", "jobs", "notebook", "paper",
     "profiles", "results", "live", "robustness", "sensor_shift", "stream", "teach",
-    "uncertainty",
+    "uncertainty", "pose_experiments", "hand_sketch",
 )  # fmt: skip
 
 

@@ -172,21 +172,31 @@ def measure(
     batch_size: int,
     batches: int,
     num_workers: int,
+    task: str = "typing",
 ) -> dict[str, float]:
     """Windows/s and MB/s of training batches read through ``train_loader`` (the first
     batches, which include the workers' start, are timed too: a run pays for them).
     CPU seconds are reported beside wall time: on a busy machine they tell what a free
-    core would do."""
-    paths = load_split(data_dir, split).train[:sessions]
-    dataset = WindowedDataset(paths, window, past, future, train=True)
+    core would do. ``task="pose"`` reads emg2pose stage files (sEMG, angles and IK mask)."""
+    if task == "pose":
+        from semgkit.pose import PoseWindows, load_pose_split, pose_collate
+
+        paths = load_pose_split(data_dir, split).train[:sessions]
+        dataset, collate_fn = PoseWindows(paths, window, past, future, train=True), pose_collate
+    elif task == "typing":
+        paths = load_split(data_dir, split).train[:sessions]
+        dataset, collate_fn = WindowedDataset(paths, window, past, future, train=True), collate
+    else:
+        raise ValueError(f"task {task!r}: choose typing or pose")
     sampler = StepBatches(len(dataset), batch_size, seed=0, steps=batches)
     start, cpu = time.perf_counter(), time.process_time()
     windows = nbytes = 0
-    for batch in train_loader(dataset, sampler, num_workers):
+    for batch in train_loader(dataset, sampler, num_workers, collate_fn=collate_fn):
         windows += len(batch["emg"])
         nbytes += batch["emg"].numel() * 4
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {
+        "task": task,
         "workers": num_workers,
         "sessions": len(dataset.sessions),
         "window_samples": past + window + future,
@@ -244,7 +254,7 @@ def _cli(args: argparse.Namespace) -> int:
         args.workers,
         data_dir=str(args.data), split=args.split, sessions=args.sessions,
         window=samples(args.window_s), past=samples(args.past_s), future=samples(args.future_s),
-        batch_size=args.batch_size, batches=args.batches,
+        batch_size=args.batch_size, batches=args.batches, task=args.task,
     )  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out, df.to_csv(index=False))
@@ -266,6 +276,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, type=Path, help="corpus directory")
     p.add_argument("--split", default="generic", help="split whose train part is read")
+    p.add_argument(
+        "--task", choices=["typing", "pose"], default="typing",
+        help="typing: emg2qwerty sessions; pose: emg2pose stage files (sEMG, angles, IK mask)",
+    )  # fmt: skip
     p.add_argument("--sessions", type=int, help="read only the first N training sessions")
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="worker counts")
     p.add_argument("--window-s", type=float, default=4.0, help="central window, seconds")

@@ -133,6 +133,8 @@ PRESETS: dict[str, ModelConfig | TDSConfig] = {
     "lap-m": _laptop(80, 4, 4, (64, 48, 48)),
     "lap-l": _laptop(128, 5, 8, (64, 64, 64)),
     "lap-student": _laptop(16, 2, 2, (24, 16, 16)),
+    # the pose chapter's student: 50x below lap-m with the pose head (7.7k parameters)
+    "lap-pose-student": _laptop(8, 1, 2, (16, 8, 8)),
     # emg2qwerty's baseline as published, and a CPU-sized variant
     "tds": TDSConfig(),
     "tds-laptop": TDSConfig(mlp_features=96, block_channels=(16, 16), kernel_width=16),

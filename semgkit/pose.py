@@ -43,9 +43,9 @@ SCAN_ROWS = 1 << 16  # samples read at a time when a session's IK failures are f
 
 
 def ik_ok(angles: np.ndarray) -> np.ndarray:
-    """True where a sample's angles are not all zero: emg2pose's test for an IK failure
-    (``np.isclose(angles, 0).all(-1)``)."""
-    return ~np.isclose(angles, 0.0).all(axis=-1)
+    """True where a sample's angles are not all zero: emg2pose's test for an IK failure,
+    ``np.isclose(angles, 0).all(-1)``, which for zero is ``|angle| <= 1e-8`` (its atol)."""
+    return ~(np.abs(angles) <= 1e-8).all(axis=-1)
 
 
 class PoseSession(RecordFile):
@@ -76,11 +76,24 @@ class PoseSession(RecordFile):
         inside = slice(a - lo, a - lo + len(part))
         emg[inside, self.band] = part[EMG]
         angles[inside] = part[JOINT_ANGLES]
-        if not (np.isfinite(emg).all() and np.isfinite(angles).all()):
+        if not (np.isfinite(emg[:, self.band]).all() and np.isfinite(angles).all()):
             raise ValueError(f"{self.path}: non-finite samples in {lo}:{hi}")
+        return emg, angles, self.ik_mask(lo, hi)
+
+    def ik_mask(self, lo: int, hi: int) -> np.ndarray:
+        """(hi - lo,) True on samples without an IK failure, from :attr:`valid_runs` (found
+        once) rather than the angles again: a third of a window's read time saved."""
         mask = np.zeros(hi - lo, dtype=bool)
-        mask[inside] = ik_ok(part[JOINT_ANGLES])
-        return emg, angles, mask
+        first = int(np.searchsorted(self._run_ends, lo, side="right"))
+        for start, end in self.valid_runs[first:]:
+            if start >= hi:
+                break
+            mask[max(start, lo) - lo : min(end, hi) - lo] = True
+        return mask
+
+    @cached_property
+    def _run_ends(self) -> np.ndarray:
+        return np.array([end for _, end in self.valid_runs], dtype=np.int64)
 
     @cached_property
     def valid_runs(self) -> list[tuple[int, int]]:
@@ -193,6 +206,10 @@ class PoseWindows(SessionWindows):
                 self.items += [(i, lo, hi, start) for start in range(lo, last + 1, step)]
         if not self.items:
             raise ValueError(f"PoseWindows: no window of {window} samples without IK failures")
+
+    def stage(self, index: int) -> str:
+        """The stage file (its name) item ``index`` comes from."""
+        return self.sessions[self.items[index][0]].path.stem
 
     def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, ...]:
         """(emg, angles, mask) of item ``index`` (or ``(epoch, index)``, from a worker)."""

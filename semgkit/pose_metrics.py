@@ -45,14 +45,15 @@ class PoseErrors:
         self.count += len(err)
 
     def summary(self) -> dict[str, float]:
-        """``MAE`` over all joints, and ``MAE_<finger>`` / ``MAE_<group>``, in degrees."""
+        """``MAE`` over all joints, and ``MAE_<finger>`` / ``MAE_<group>``, in degrees;
+        ``samples``, the scored samples, weighs it when groups are pooled (intervals)."""
         if self.count == 0:
             raise ValueError("pose errors: no scored samples (all masked)")
         per_joint = np.degrees(self.abs_sum / self.count)
         out = {"MAE": float(per_joint.mean())}
         for group in GROUPS:
             out[f"MAE_{group}"] = float(per_joint[joints_of(group)].mean())
-        return out
+        return {**out, "samples": self.count}
 
 
 def angle_errors(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:

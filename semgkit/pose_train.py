@@ -75,9 +75,13 @@ def evaluate_pose(
     config: TrainConfig,
     max_windows: int | None = None,
     batch_size: int = 16,
+    by: str = "user",
 ) -> dict[str, dict[str, float]]:
     """Angle errors (degrees) of ``model`` on the tiles of ``paths``: ``overall`` and per
-    user. ``max_windows`` scores a fixed random sample of the tiles (validation)."""
+    user (``by="user"``) or per stage file (``by="stage"``: one user's stages, as in
+    emg2pose's mini split). ``max_windows`` scores a fixed random sample of the tiles."""
+    if by not in ("user", "stage"):
+        raise ValueError(f"evaluate_pose: by={by!r}, choose 'user' or 'stage'")
     windows = pose_windows(config, paths, train=False)
     items = np.arange(len(windows))
     if max_windows is not None and max_windows < len(items):
@@ -93,7 +97,8 @@ def evaluate_pose(
         target, mask = at_frames(batch, pred.shape[1], model.hop)
         overall.add(pred, target, mask)
         for row, i in enumerate(chunk):
-            user = users.setdefault(windows.user(int(i)), PoseErrors())
+            key = windows.user(int(i)) if by == "user" else windows.stage(int(i))
+            user = users.setdefault(key, PoseErrors())
             user.add(pred[row], target[row], mask[row])
     model.train(was_training)
     scored = {u: e.summary() for u, e in sorted(users.items()) if e.count}
@@ -101,9 +106,9 @@ def evaluate_pose(
 
 
 def evaluate_pose_run(
-    run_dir: str | Path, data_dir: str | Path, split: str, part: str = "test"
+    run_dir: str | Path, data_dir: str | Path, split: str, part: str = "test", by: str = "user"
 ) -> dict[str, dict[str, float]]:
     """:func:`evaluate_pose` of a finished run's best weights on one part of a pose split."""
     model, config = load_run(run_dir)
     paths: PoseSplit = load_pose_split(data_dir, split)
-    return evaluate_pose(model, getattr(paths, part), config)
+    return evaluate_pose(model, getattr(paths, part), config, by=by)

@@ -92,6 +92,30 @@ class Robustness:  # the robustness chapter: evaluations of runs trained for Tab
 
 
 @dataclass(frozen=True)
+class Pose:  # chapter 8, hand pose: its own corpus (emg2pose's format), runs and budgets
+    source: str = "synthetic"  # "synthetic" (semgkit.synth_pose) or "emg2pose" (real data)
+    preset: str = "smoke"  # semgkit.synth_pose.POSE_PRESETS name
+    path: str = ""  # emg2pose data; empty: <build>/data/pose-<preset>-seed<seed>
+    split: str = "generic"  # the generic split ("mini" on emg2pose's mini set)
+    window_s: float = 1.0
+    past_s: float = 0.0
+    steps: int = 8
+    batch_size: int = 8
+    lr: float = 5e-3
+    val_windows: int = 32
+    ladder: tuple[str, ...] = ("lap-xxs", "lap-xs")  # the last, the largest, is the teacher
+    student: str = "lap-student"
+    alpha: float = 0.5  # the headline distilled student
+    alphas: tuple[float, ...] = (0.5,)  # the mixing-weight sweep
+    seeds: tuple[int, ...] = ()  # of every pose run; empty: (profile seed,)
+    personalize_steps: int = 4
+    personalize_users: int = 1  # 0: every held-out user with a personal split
+
+
+TASKS = ("typing", "pose")
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -102,6 +126,8 @@ class Profile:
     distill: Distill
     realtime: Realtime
     robustness: Robustness = Robustness()
+    pose: Pose | None = None  # no [pose] section: the pose chapter is skipped
+    tasks: tuple[str, ...] = ("typing",)  # whose chapters run (tools/book.py)
     seed: int = 0
     build_dir: Path = Path("build")  # where the book writes; set by notebook.start
 
@@ -123,6 +149,9 @@ class Profile:
 
     def student_seeds(self) -> tuple[int, ...]:
         return self.distill.seeds or self.seeds()
+
+    def pose_seeds(self) -> tuple[int, ...]:
+        return (self.pose.seeds if self.pose else ()) or (self.seed,)
 
 
 SECTION_TYPES = {
@@ -193,7 +222,10 @@ def load_profile(
     data_dir: str | Path | None = None,
     build_dir: str | Path = "build",
 ) -> Profile:
-    """Read a profile; ``data_dir`` overrides ``corpus.path`` (the real-data location)."""
+    """Read a profile; ``data_dir`` overrides ``corpus.path`` (the real-data location), or
+    ``pose.path`` in a profile whose only task is pose (``tasks = ["pose"]``).
+
+    ``tasks`` defaults to typing, and pose too when the profile has a [pose] section."""
     path = find_profile(name_or_path)
     raw = _read(path)
     missing = [s for s in SECTION_TYPES if s not in raw]
@@ -204,6 +236,10 @@ def load_profile(
     }
     where = f"profile {path} [robustness]"
     sections["robustness"] = _build(Robustness, raw.pop("robustness", {}), where)
+    if "pose" in raw:
+        sections["pose"] = _build(Pose, raw.pop("pose"), f"profile {path} [pose]")
+    raw.setdefault("tasks", ["typing"] + (["pose"] if "pose" in sections else []))
+    _check_tasks(path, raw["tasks"], "pose" in sections)
     raw.setdefault("name", path.stem)
     raw.setdefault("description", "")
     profile = _build(Profile, {**raw, **sections}, f"profile {path}")
@@ -214,8 +250,19 @@ def load_profile(
     empty = sorted(p for p, seeds in profile.scaling.seeds if not seeds)
     if empty:
         raise ValueError(f"profile {path} [scaling] seeds: {empty} have an empty list")
-    if data_dir:
+    if data_dir and profile.pose and "typing" not in profile.tasks:
+        pose = dataclasses.replace(profile.pose, path=str(data_dir))
+        profile = dataclasses.replace(profile, pose=pose)
+    elif data_dir:
         profile = dataclasses.replace(
             profile, corpus=dataclasses.replace(profile.corpus, path=str(data_dir))
         )
     return dataclasses.replace(profile, build_dir=Path(build_dir))
+
+
+def _check_tasks(path: Path, tasks: Any, has_pose: bool) -> None:
+    """``tasks``: a non-empty list drawn from :data:`TASKS`; pose needs a [pose] section."""
+    if not isinstance(tasks, list) or not tasks or not set(tasks) <= set(TASKS):
+        raise ValueError(f"profile {path}: tasks {tasks!r}: a non-empty list from {list(TASKS)}")
+    if "pose" in tasks and not has_pose:
+        raise ValueError(f"profile {path}: tasks include 'pose' but there is no [pose] section")

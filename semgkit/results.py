@@ -114,15 +114,17 @@ def write_table(
     wall_time_s: float,
     title: str = "",
     notes: str = "",
+    data_source: str = "",
 ) -> Path:
     """Write ``<build>/results/<name>.csv`` and ``.md``; returns the CSV path.
 
     The CSV carries the provenance as extra columns on every row so it stays
     self-describing; the Markdown file puts it in a header above the table.
+    ``data_source`` names the data when it is not the profile's corpus (the pose chapter's).
     """
     meta = {
         "profile": profile.name,
-        "data_source": profile.corpus.source,
+        "data_source": data_source or profile.corpus.source,
         "device": device_name(),
         "wall_time_s": round(float(wall_time_s), 1),
         "seed": profile.seed,

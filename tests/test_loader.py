@@ -83,3 +83,17 @@ def test_workers_needed_is_gpu_demand_times_cpu_cost_per_window():
         (table["windows_per_s_at_gpu"] * 2e-3).tolist()
     )
     assert table["windows_per_s_at_gpu"].is_monotonic_decreasing  # tiny -> large
+
+
+def test_bench_data_reads_pose_stage_files(tmp_path):
+    """``--task pose``: the same benchmark over emg2pose stage files (sEMG, angles, mask)."""
+    from semgkit.synth_pose import generate_pose
+
+    pose = generate_pose(tmp_path / "pose", "smoke", progress=False)
+    out = tmp_path / "pose.csv"
+    args = ["bench-data", "--data", str(pose), "--task", "pose", "--workers", "0",
+            "--batches", "2", "--batch-size", "4", "--window-s", "0.5", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    df = pd.read_csv(out)
+    assert df["task"].tolist() == ["pose"] and (df["windows"] == 8).all()
+    assert (df["window_samples"] == 1000 + 1800 + 200).all()

@@ -62,6 +62,26 @@ def test_ik_failures_are_found_and_masked_as_emg2pose_does(tmp_path):
     _, _, mask = s.read(90, 160)
     np.testing.assert_array_equal(mask, ~np.isin(np.arange(90, 160), np.arange(100, 150)))
     np.testing.assert_array_equal(ik_ok(angles), ~np.isclose(angles, 0).all(-1))
+    near = np.zeros((3, 20))
+    near[1, 4], near[2, 7] = 1e-8, -2e-8  # isclose's atol: within it a failure, beyond not
+    np.testing.assert_array_equal(ik_ok(near), ~np.isclose(near, 0).all(-1))
+    np.testing.assert_array_equal(ik_ok(near), [False, False, True])
+
+
+def test_read_mask_from_the_runs_equals_the_angles_test_everywhere(tmp_path):
+    """The mask a window gets (from the IK-free runs found once) is ik_ok of its angles,
+    False outside the stage, for windows anywhere, edges and failures included."""
+    angles = _angles(1000, failures=[(0, 5), (100, 150), (600, 601), (990, 1000)])
+    s = PoseSession(write_stage(tmp_path / "m_left.hdf5", angles))
+    rng = np.random.default_rng(0)
+    for lo in [-50, 0, 95, 599, 980, *rng.integers(-100, 1000, 20)]:
+        hi = int(lo + rng.integers(1, 300))
+        _, _, mask = s.read(int(lo), hi)
+        inside = np.arange(lo, hi)
+        want = np.zeros(hi - lo, dtype=bool)
+        ok = (inside >= 0) & (inside < 1000)
+        want[ok] = ik_ok(angles[inside[ok]])
+        np.testing.assert_array_equal(mask, want)
 
 
 def test_ik_runs_span_the_scan_blocks(tmp_path, monkeypatch):

@@ -29,6 +29,7 @@ def test_errors_by_hand_overall_per_finger_and_proximal_distal():
         "MAE_proximal": 9.5,  # joints 0,1,4,5,8,9,12,13,16,17: (1+2+5+6+9+10+13+14+17+18)/10
         "MAE_mid": 11.0,  # joints 2,6,10,14,18
         "MAE_distal": 12.0,  # joints 3,7,11,15,19
+        "samples": 1,  # the scored samples, which weigh a group when groups are pooled
     }
     assert got == pytest.approx(want, abs=1e-9)
     assert [name for name, finger, _ in JOINTS if finger == "thumb"][-1] == "THUMB_IP_FE"

@@ -11,6 +11,11 @@ to build/book/run.json (which `html` and `lab` follow). A failing cell stops the
 and names the chapter, the cell and the error; so does a cell that runs past
 `--cell-timeout`, and a kernel that dies (one line: the likely cause is memory). Each
 executed notebook records whether it finished; `html` refuses to publish one that did not.
+
+A chapter belongs to a task (typing, or pose: `CHAPTER_TASKS`); `run` executes those of
+the profile's `tasks` and skips the others (a pose-only profile such as `pose-mini` runs
+the pose chapter alone), removing a skipped chapter's executed copy from an earlier run so
+that `html` publishes this run's chapters only.
 """
 
 from __future__ import annotations
@@ -34,6 +39,23 @@ def chapters(only: list[str] | None = None) -> list[Path]:
         if not found:
             raise SystemExit(f"book: no chapter matches {only}")
     return found
+
+
+CHAPTER_TASKS = {"08_pose": "pose"}  # chapter stem -> task; every other chapter: typing
+
+
+def chapter_task(chapter: Path) -> str:
+    return CHAPTER_TASKS.get(chapter.stem, "typing")
+
+
+def profile_tasks(profile: str, data: str | None) -> tuple[str, ...]:
+    """The tasks whose chapters the profile runs (``tasks`` in its TOML)."""
+    from semgkit.profiles import load_profile
+
+    try:
+        return load_profile(profile, data_dir=data).tasks
+    except (ValueError, FileNotFoundError) as err:  # before any chapter runs: one line
+        raise SystemExit(f"book: {err}") from None
 
 
 def chapter_parameters(profile: str, build: Path, data: str | None) -> dict[str, str]:
@@ -72,8 +94,17 @@ def run(
     src_dir, out_dir = build / "book" / "src", build / "book"
     src_dir.mkdir(parents=True, exist_ok=True)
     params = chapter_parameters(profile, build, data)
+    tasks = profile_tasks(params["profile"], data)
     timings = []
     for chapter in chapters(only):
+        if chapter_task(chapter) not in tasks:
+            (out_dir / f"{chapter.stem}.ipynb").unlink(missing_ok=True)
+            print(
+                f"book: skipping {chapter.name} (a {chapter_task(chapter)} chapter; profile "
+                f"{Path(profile).stem} runs {', '.join(tasks)})",
+                flush=True,
+            )
+            continue
         notebook = src_dir / f"{chapter.stem}.ipynb"
         jupytext.write(jupytext.read(chapter), notebook)
         executed = out_dir / f"{chapter.stem}.ipynb"
