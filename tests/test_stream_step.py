@@ -10,14 +10,15 @@ from semgkit.stream_step import IncrementalStream, step_module, supports_increme
 
 TOLERANCE = 1e-4  # float rounding: the same sums, in blocks of another size
 
-STREAMABLE = [n for n in PRESETS if supports_incremental(build(n))]
+# every preset but the paper's GroupNorm ones (those stream in sliding-window mode)
+STREAMABLE = [n for n, c in PRESETS.items() if getattr(c, "feat_norm", None) != "group"]
 
 
 def test_streamable_presets():
     assert {"lap-student", "lap-s", "tiny-causal", "small-causal", "tds", "tds-laptop"} <= set(
         STREAMABLE
     )
-    assert not {"tiny", "small", "large"} & set(STREAMABLE)
+    assert not any(supports_incremental(build(n)) for n in ("tiny", "small"))
 
 
 def _offline(model, emg):
@@ -29,11 +30,11 @@ def _offline(model, emg):
 def test_incremental_equals_offline_odd_chunks_and_reset(preset):
     torch.manual_seed(0)
     model = build(preset).eval()
-    emg = torch.randn(2 * 2000 + 29, 2, 16)
+    emg = torch.randn(1500 + 29, 2, 16)
     offline = _offline(model, emg)
     streamer = Streamer(model, 37)
     assert streamer.incremental is not None
-    for chunk in (37, 1000):  # the second pass runs after a reset
+    for chunk in (37, 500):  # the second pass runs after a reset
         streamer.reset()
         parts = [streamer.step(emg[i : i + chunk]).log_probs for i in range(0, len(emg), chunk)]
         streamed = torch.cat(parts)
@@ -45,8 +46,8 @@ def test_incremental_equals_offline_odd_chunks_and_reset(preset):
 def test_incremental_past_the_attention_window(preset):
     """A short attention window (8 frames) is passed many times: the cache evicts exactly."""
     torch.manual_seed(1)
-    model = build(preset, attn_window=8).eval()
-    emg = torch.randn(1500 + 7, 2, 16)
+    model = build(preset, attn_window=8, layers=2).eval()
+    emg = torch.randn(1000 + 7, 2, 16)
     streamed, text = stream(model, emg, 53)
     offline = _offline(model, emg)
     assert (streamed - offline).abs().max() < TOLERANCE

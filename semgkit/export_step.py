@@ -1,0 +1,90 @@
+"""The streaming step in ONNX: explicit state in, next state out, run in onnxruntime.
+
+`export_step` traces a model's step module (`semgkit.stream_step`) for a fixed chunk of
+``chunk_samples`` (a whole number of hops): inputs ``chunk`` (chunk_samples, 2, 16) and
+``state_0 .. state_N``, outputs ``log_probs`` (frames, classes) and ``next_state_0 ..``.
+The caller feeds each step's next state back (`OnnxStream`); zeros start a stream.
+`quantize_int8` (onnxruntime's dynamic quantisation: int8 weights, activations quantised
+per call) and `to_fp16` (onnxruntime's float16 converter, float32 inputs and outputs kept)
+derive smaller models from the exported file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from semgkit.export import ort_session, write_onnx
+from semgkit.stream_step import step_module
+
+ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(bool)": np.bool_}
+
+
+def export_step(model: nn.Module, out: str | Path, chunk_samples: int = 80) -> Path:
+    """Write ``model``'s streaming step for chunks of ``chunk_samples`` to ONNX at ``out``."""
+    step = step_module(model.eval())
+    if step is None:
+        raise ValueError(
+            f"model {type(model).__name__} has no incremental step (not causal, or GroupNorm "
+            "over the window); stream it in sliding-window mode (its offline export serves that)"
+        )
+    if chunk_samples < step.hop or chunk_samples % step.hop:
+        raise ValueError(
+            f"chunk_samples={chunk_samples}: must be a positive multiple of the model hop {step.hop}"
+        )
+    state = step.initial_state()
+    chunk = torch.zeros(chunk_samples, 2, 16)
+    inputs = ["chunk", *[f"state_{i}" for i in range(len(state))]]
+    outputs = ["log_probs", *[f"next_state_{i}" for i in range(len(state))]]
+    return write_onnx(step, (chunk, *state), out, inputs, outputs)
+
+
+class OnnxStream:
+    """An exported step in an onnxruntime session (`export.ort_session`: ``threads`` intra-op
+    threads, all graph optimisations), its state carried from call to call."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        self.session = ort_session(path, threads)
+        self.inputs = self.session.get_inputs()
+        self.chunk_samples = int(self.inputs[0].shape[0])
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = [np.zeros(i.shape, ORT_TYPES[i.type]) for i in self.inputs[1:]]
+
+    def step(self, chunk: np.ndarray) -> np.ndarray:
+        """(chunk_samples, 2, 16) float32 -> (frames, classes)."""
+        if tuple(chunk.shape) != (self.chunk_samples, 2, 16):
+            raise ValueError(
+                f"chunk shaped {tuple(chunk.shape)}: this step takes ({self.chunk_samples}, 2, 16)"
+            )
+        feed = {"chunk": chunk.astype(np.float32, copy=False)}
+        feed |= {i.name: s for i, s in zip(self.inputs[1:], self.state, strict=True)}
+        out, *self.state = self.session.run(None, feed)
+        return out
+
+
+def quantize_int8(path: str | Path, out: str | Path) -> Path:
+    """onnxruntime's dynamic int8 quantisation of the matrix products (weights int8, each
+    call's activations quantised on the fly); convolutions stay float32."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = Path(out)
+    quantize_dynamic(
+        str(path), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
+    )
+    return out
+
+
+def to_fp16(path: str | Path, out: str | Path) -> Path:
+    """Weights and arithmetic in float16 (onnxruntime's converter), float32 at the edges."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)
+    out = Path(out)
+    onnx.save(model, str(out))
+    return out
