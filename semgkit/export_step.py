@@ -11,6 +11,7 @@ derive smaller models from the exported file.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from semgkit.export import ort_session, write_onnx
+from semgkit.results import atomic_write, publish
 from semgkit.stream_step import step_module
 
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(bool)": np.bool_}
@@ -72,10 +74,14 @@ def quantize_int8(path: str | Path, out: str | Path) -> Path:
     call's activations quantised on the fly); convolutions stay float32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    out = Path(out)
-    quantize_dynamic(
-        str(path), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
-    )
+    out = _onnx_name(out)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        quantized = Path(tmp) / "model.onnx"
+        quantize_dynamic(
+            str(path), str(quantized), weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Gemm"],
+        )  # fmt: skip
+        publish(quantized, out)
     return out
 
 
@@ -85,6 +91,14 @@ def to_fp16(path: str | Path, out: str | Path) -> Path:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)
+    out = _onnx_name(out)
+    atomic_write(out, model.SerializeToString())
+    return out
+
+
+def _onnx_name(out: str | Path) -> Path:
     out = Path(out)
-    onnx.save(model, str(out))
+    if out.suffix != ".onnx":
+        raise ValueError(f"--out {out}: expected a file name ending in .onnx")
+    out.parent.mkdir(parents=True, exist_ok=True)
     return out

@@ -70,7 +70,10 @@ class TransformerStep(nn.Module):
     def initial_state(self) -> list[Tensor]:
         m, c = self.model, self.model.config
         past = self.window - 1
-        convs = [torch.zeros(v.in_channels, pad) for v, pad in zip(m.featurizer.convs, m.featurizer.pads)]
+        convs = [
+            torch.zeros(v.in_channels, pad)
+            for v, pad in zip(m.featurizer.convs, m.featurizer.pads, strict=True)
+        ]
         kv = torch.zeros(c.heads, past, c.d_model // c.heads)
         pos = torch.zeros(c.d_model, c.pos_kernel - 1)
         return [*convs, pos, torch.zeros(past, dtype=torch.bool), *[kv] * (2 * c.layers)]
