@@ -102,3 +102,20 @@ def _onnx_name(out: str | Path) -> Path:
         raise ValueError(f"--out {out}: expected a file name ending in .onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
     return out
+
+
+class OnnxModel(nn.Module):
+    """An exported offline model (`export.export_onnx`, or its int8 / fp16 derivative)
+    behind the PyTorch model interface, so `semgkit.evaluate` scores it like the original:
+    ``forward(emg, lengths)`` runs onnxruntime on CPU; ``output_lengths`` is the model's."""
+
+    def __init__(self, path: str | Path, like: nn.Module, threads: int = 1) -> None:
+        super().__init__()
+        self.session = ort_session(path, threads)
+        self.hop, self.config = like.hop, getattr(like, "config", None)
+        self.output_lengths = like.output_lengths
+        self.device_anchor = nn.Parameter(torch.zeros(0))  # evaluate() asks the device
+
+    def forward(self, emg: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        feed = {"emg": emg.detach().cpu().numpy().astype(np.float32, copy=False)}
+        return torch.from_numpy(self.session.run(None, feed)[0])

@@ -63,9 +63,10 @@ class TransformerStep(nn.Module):
                 f"norm and an attention window (got causal={c.causal}, feat_norm={c.feat_norm!r}, "
                 f"attn_window={c.attn_window}); stream it in sliding-window mode instead"
             )
-        self.model = model.eval()
+        self.model = model
         self.hop = model.hop
         self.window = int(c.attn_window)
+        self.eval()  # the wrapper too: exporters restore its mode, and so the model's
 
     def initial_state(self) -> list[Tensor]:
         m, c = self.model, self.model.config
@@ -117,8 +118,9 @@ class TDSStep(nn.Module):
         super().__init__()
         if not supports_incremental(model):
             raise ValueError("incremental streaming needs a causal TDS-ConvNet (causal=True)")
-        self.model = model.eval()
+        self.model = model
         self.hop = model.hop
+        self.eval()  # the wrapper too: exporters restore its mode, and so the model's
 
     def initial_state(self) -> list[Tensor]:
         c = self.model.config

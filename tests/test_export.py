@@ -95,3 +95,9 @@ def test_export_step_refusals(tmp_path):
     stream = OnnxStream(export_step(build("lap-student"), tmp_path / "s.onnx"))
     with pytest.raises(ValueError, match=r"takes \(80, 2, 16\)"):
         stream.step(np.zeros((40, 2, 16), np.float32))
+
+
+def test_export_step_leaves_the_model_in_eval_mode(tmp_path):
+    model = build("lap-student").eval()
+    export_step(model, tmp_path / "s.onnx")
+    assert not any(m.training for m in model.modules())
