@@ -109,6 +109,10 @@ def _load(args: argparse.Namespace) -> nn.Module:
 
 def _cli(args: argparse.Namespace) -> int:
     model = _load(args).eval()
+    if args.step_ms is not None:
+        from semgkit.export_step import step_cli
+
+        return step_cli(model, args.out, args.step_ms, args.tolerance)
     start = time.perf_counter()
     path = export_onnx(model, args.out)
     # check on a different length and batch than the trace, so dynamic axes are exercised
@@ -127,4 +131,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--preset", help="model preset name (untrained weights)")
     p.add_argument("--out", type=Path, required=True, help="output FILE.onnx")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max allowed |onnx - torch|")
+    p.add_argument(
+        "--step-ms", type=float, default=None,
+        help="export the incremental streaming step for chunks of this many ms (explicit state "
+        "inputs/outputs), with OUT.int8.onnx and OUT.fp16.onnx beside it",
+    )  # fmt: skip
     p.set_defaults(func=_cli)

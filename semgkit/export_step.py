@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from semgkit.export import ort_session, write_onnx
+from semgkit.format import SAMPLE_RATE
 from semgkit.results import atomic_write, publish
-from semgkit.stream_step import step_module
+from semgkit.stream_step import IncrementalStream, step_module
 
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(bool)": np.bool_}
 
@@ -119,3 +120,27 @@ class OnnxModel(nn.Module):
     def forward(self, emg: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         feed = {"emg": emg.detach().cpu().numpy().astype(np.float32, copy=False)}
         return torch.from_numpy(self.session.run(None, feed)[0])
+
+
+def step_cli(model: nn.Module, out: Path, step_ms: float, tolerance: float) -> int:
+    """`semgkit export --step-ms MS`: the step, its int8 and fp16 files, checked over 50 chunks."""
+    chunk = int(round(step_ms * SAMPLE_RATE / 1000))
+    path = export_step(model, out, chunk)
+    stem = path.with_suffix("")
+    derived = [quantize_int8(path, f"{stem}.int8.onnx"), to_fp16(path, f"{stem}.fp16.onnx")]
+    reference = IncrementalStream(
+        step_module(model), OnnxStream(path).session.get_outputs()[0].shape[-1]
+    )
+    onnx_stream = OnnxStream(path)
+    gen = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for _ in range(50):
+        chunk_emg = torch.randn(chunk, 2, 16, generator=gen)
+        expected = reference.step(chunk_emg).numpy()
+        worst = max(worst, float(np.abs(onnx_stream.step(chunk_emg.numpy()) - expected).max()))
+    sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in [path, *derived])
+    print(f"wrote {sizes}; max |onnx step - torch step| over 50 chunks = {worst:.2e}")
+    if worst > tolerance:
+        print(f"error: the ONNX step differs from PyTorch's by {worst:.2e} > {tolerance}")
+        return 1
+    return 0

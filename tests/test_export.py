@@ -101,3 +101,15 @@ def test_export_step_leaves_the_model_in_eval_mode(tmp_path):
     model = build("lap-student").eval()
     export_step(model, tmp_path / "s.onnx")
     assert not any(m.training for m in model.modules())
+
+
+def test_export_cli_streaming_step(tmp_path, capsys, ort_quiet):
+    from semgkit.cli import main
+
+    out = tmp_path / "student.onnx"
+    assert main(["export", "--preset", "lap-student", "--out", str(out), "--step-ms", "40"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "student.fp16.onnx", "student.int8.onnx", "student.onnx",
+    ]  # fmt: skip
+    assert "over 50 chunks" in capsys.readouterr().out
+    assert OnnxStream(out).chunk_samples == 80
