@@ -324,7 +324,7 @@ def run_bench(cfg: BenchConfig, out: str | Path | None = None) -> pd.DataFrame:
 # presentation, the corpus); every other module of semgkit is in the cache key.
 NOT_IN_BENCH_KEY = (
     "cli", "experiments", "findings", "notebook", "paper", "profiles", "results", "synth",
-    "synth_signal", "teach", "live", "populations", "perturb", "robustness",
+    "synth_signal", "teach", "live", "populations", "perturb", "robustness", "deploy",
 )  # fmt: skip
 
 

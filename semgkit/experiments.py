@@ -35,6 +35,7 @@ from semgkit.uncertainty import estimate
 NOT_IN_RUN_KEY = (
     "bench", "cli", "experiments", "export", "findings", "jobs", "notebook", "paper",
     "profiles", "results", "live", "robustness", "stream", "teach", "uncertainty",
+    "deploy", "edge", "export_step", "stream_step",
 )  # fmt: skip
 
 
