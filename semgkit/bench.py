@@ -29,11 +29,15 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from semgkit.edge import projection
 from semgkit.format import BANDS, ELECTRODES, SAMPLE_RATE
 from semgkit.results import atomic_write, cpu_model, library_modules, source_hash, write_csv_md
 
+WINDOW_S = 5.0  # the sliding window (stream.WINDOW_SAMPLES) rerun every hop
+
 DEFAULT_PRESETS = (
-    "lap-xxs", "lap-xs", "lap-s", "lap-m", "lap-l", "lap-student", "tiny", "small", "large", "tds",
+    "lap-xxs", "lap-xs", "lap-s", "lap-m", "lap-l", "lap-student", "tiny", "small", "large",
+    "tiny-causal", "small-causal", "tds",
 )  # fmt: skip
 
 
@@ -217,6 +221,7 @@ def bench_preset(name: str, cfg: BenchConfig, peak_gflops: float) -> dict[str, o
     row: dict[str, object] = {
         "preset": name,
         "params": count_params(model),
+        "param_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
         "gflops_per_s_emg": gflops,
     }
     notes = []
@@ -240,8 +245,15 @@ def bench_preset(name: str, cfg: BenchConfig, peak_gflops: float) -> dict[str, o
             row |= streaming_latency(model, cfg, sliding=True)
         else:  # e.g. unbounded attention
             notes.append(f"no streaming: {err}")
+    # operations per second of sEMG as streamed: a sliding window reruns a window per hop
+    mode = row.get("stream_mode", "")
+    rerun = WINDOW_S / (cfg.chunk_ms / 1000) if str(mode).startswith("sliding") else 1.0
+    row["stream_gflops_per_s_emg"] = gflops * rerun
+    row |= projection(gflops * rerun * 1e9, cfg.chunk_ms / 1000)
     if cfg.onnx:
         row |= onnx_latency(model, x, cfg)
+        if mode == "incremental":
+            row |= onnx_stream_latency(model, cfg)
     if cfg.memory:
         row["inference_mem_mb"] = inference_memory_mb(name, samples, cfg.threads)
     row["train_windows_per_s"] = training_windows_per_s(model, cfg)
@@ -264,6 +276,35 @@ def onnx_latency(model: torch.nn.Module, x: torch.Tensor, cfg: BenchConfig) -> d
     return {"onnx_ms": float(np.median(times) * 1e3), "onnx_max_abs_diff": diff}
 
 
+def onnx_stream_latency(model: torch.nn.Module, cfg: BenchConfig) -> dict[str, float]:
+    """The exported streaming step (`semgkit.export_step`) in onnxruntime, float32 and int8
+    (dynamic quantisation): p50 / p99 per chunk and the model files' sizes."""
+    from semgkit.export_step import export_step, quantize_int8
+
+    chunk = int(round(cfg.chunk_ms * SAMPLE_RATE / 1000)) // model.hop * model.hop
+    row: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_step(model, Path(tmp) / "step.onnx", chunk_samples=chunk)
+        for label, path in (("fp32", fp32), ("int8", quantize_int8(fp32, Path(tmp) / "q.onnx"))):
+            stats = _ort_step_latency(path, chunk, cfg)
+            row[f"ort_stream_{label}_p50_ms"] = stats["p50_ms"]
+            row[f"ort_stream_{label}_p99_ms"] = stats["p99_ms"]
+            row[f"ort_stream_{label}_bytes"] = path.stat().st_size
+    return row
+
+
+def _ort_step_latency(path: Path, chunk: int, cfg: BenchConfig) -> dict[str, float]:
+    from semgkit.export_step import OnnxStream
+
+    runner = OnnxStream(path, threads=cfg.threads)
+    shape = (cfg.iterations + 8, chunk, len(BANDS), ELECTRODES)
+    signal = iter(np.random.default_rng(0).standard_normal(shape, np.float32))
+    times = time_calls(
+        lambda: runner.step(next(signal)), cfg.iterations, warmup=8, budget_s=cfg.budget_s
+    )
+    return latency_ms(times)
+
+
 def run_bench(cfg: BenchConfig, out: str | Path | None = None) -> pd.DataFrame:
     """Benchmark every preset in ``cfg``; with ``out`` write ``out`` (.csv) and its .md."""
     torch.set_num_threads(cfg.threads)
@@ -284,7 +325,7 @@ def run_bench(cfg: BenchConfig, out: str | Path | None = None) -> pd.DataFrame:
 NOT_IN_BENCH_KEY = (
     "cli", "experiments", "findings", "notebook", "paper", "profiles", "results", "synth",
     "synth_signal", "teach", "live", "populations", "perturb", "robustness", "sensors",
-    "sensor_shift",
+    "sensor_shift", "deploy", "pose_experiments", "hand_sketch",
 )  # fmt: skip
 
 

@@ -35,7 +35,8 @@ from semgkit.uncertainty import estimate
 NOT_IN_RUN_KEY = (
     "bench", "cli", "experiments", "export", "findings", "jobs", "notebook", "paper",
     "profiles", "results", "live", "robustness", "sensor_shift", "stream", "teach",
-    "uncertainty", "pose_experiments", "hand_sketch",
+    "uncertainty", "pose_experiments", "hand_sketch", "deploy", "edge", "export_step",
+    "stream_step",
 )  # fmt: skip
 
 

@@ -35,28 +35,38 @@ def _example(model: nn.Module, seconds: float = 1.0, batch: int = 1) -> torch.Te
 
 def export_onnx(model: nn.Module, out: str | Path, example: torch.Tensor | None = None) -> Path:
     """Trace ``model`` (eval mode) to ONNX at ``out``; written to a temp name, then renamed."""
+    model = model.eval()
+    example = _example(model) if example is None else example
+    dynamic = {"emg": {0: "batch", 1: "samples"}, "log_probs": {0: "batch", 1: "frames"}}
+    return write_onnx(model, (example,), out, ["emg"], ["log_probs"], dynamic)
+
+
+def write_onnx(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    out: str | Path,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict | None = None,
+) -> Path:
+    """Trace ``module`` on ``args`` to ONNX at ``out`` (atomically: a temp name, renamed)."""
     out = Path(out)
     if out.suffix != ".onnx":
         raise ValueError(f"--out {out}: expected a file name ending in .onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
-    example = _example(model) if example is None else example
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".onnx")
     os.close(fd)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer chatter about constant folding
             torch.onnx.export(
-                model,
-                (example,),
+                module,
+                args,
                 tmp,
                 dynamo=False,  # the TorchScript exporter needs no onnxscript
-                input_names=["emg"],
-                output_names=["log_probs"],
-                dynamic_axes={
-                    "emg": {0: "batch", 1: "samples"},
-                    "log_probs": {0: "batch", 1: "frames"},
-                },
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=dynamic_axes or {},
                 opset_version=OPSET,
             )
         publish(tmp, out)
@@ -67,12 +77,15 @@ def export_onnx(model: nn.Module, out: str | Path, example: torch.Tensor | None 
 
 
 def ort_session(path: str | Path, threads: int = 1):
-    """An onnxruntime CPU session limited to ``threads`` intra-op threads."""
+    """An onnxruntime CPU session: ``threads`` intra-op threads, one inter-op thread,
+    sequential execution and every graph optimisation (ORT_ENABLE_ALL)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
@@ -96,6 +109,10 @@ def _load(args: argparse.Namespace) -> nn.Module:
 
 def _cli(args: argparse.Namespace) -> int:
     model = _load(args).eval()
+    if args.step_ms is not None:
+        from semgkit.export_step import step_cli
+
+        return step_cli(model, args.out, args.step_ms, args.tolerance)
     start = time.perf_counter()
     path = export_onnx(model, args.out)
     # check on a different length and batch than the trace, so dynamic axes are exercised
@@ -114,4 +131,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--preset", help="model preset name (untrained weights)")
     p.add_argument("--out", type=Path, required=True, help="output FILE.onnx")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max allowed |onnx - torch|")
+    p.add_argument(
+        "--step-ms", type=float, default=None,
+        help="export the incremental streaming step for chunks of this many ms (explicit state "
+        "inputs/outputs), with OUT.int8.onnx and OUT.fp16.onnx beside it",
+    )  # fmt: skip
     p.set_defaults(func=_cli)

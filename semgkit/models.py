@@ -3,7 +3,8 @@
 raw sEMG (B, T, 2, 16) at 2 kHz
   -> featurizer: 3 strided Conv1d over the 32 channels (20x: 100 Hz frames), GELU,
      a norm after the first conv (GroupNorm in the paper; BatchNorm for the causal
-     laptop models, since GroupNorm(C, C) normalises over the whole window)
+     laptop models, since GroupNorm(C, C) normalises over the whole window; or
+     "frame", a LayerNorm of each frame over the channels, for the *-causal presets)
   -> LayerNorm + Linear to d_model, time masking (training only)
   -> convolutional positional embedding (wav2vec2 style, grouped, causal)
   -> N pre-LayerNorm transformer blocks, causal attention (optionally a bounded window)
@@ -57,6 +58,20 @@ HEADS: dict[str, type[nn.Module]] = {"ctc": CTCHead, "pose": PoseHead}
 HEAD_OUTPUTS = {"ctc": CHARSET.num_classes, "pose": NUM_JOINTS}  # num_classes each needs
 
 
+class FrameNorm(nn.LayerNorm):
+    """LayerNorm of each frame over the channels of a (B, C, T) tensor: per frame, so causal."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+FEATURE_NORMS: dict[str, Any] = {
+    "group": lambda c: nn.GroupNorm(c, c),  # each channel over the window (the paper)
+    "batch": nn.BatchNorm1d,  # a fixed affine map per channel in eval mode
+    "frame": FrameNorm,
+}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     d_model: int = 128
@@ -67,7 +82,7 @@ class ModelConfig:
     conv_channels: tuple[int, ...] = (128, 64, 64)
     conv_kernels: tuple[int, ...] = (11, 3, 3)
     conv_strides: tuple[int, ...] = (5, 2, 2)
-    feat_norm: str = "group"  # "group" (paper) or "batch" (causal, streamable)
+    feat_norm: str = "group"  # "group" (paper), or causal and streamable: "batch", "frame"
     pos_kernel: int = 128  # frames covered by the positional convolution
     pos_groups: int = 16
     causal: bool = True
@@ -82,8 +97,8 @@ class ModelConfig:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.d_model % self.heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
-        if self.feat_norm not in ("group", "batch"):
-            raise ValueError(f"feat_norm {self.feat_norm!r}: choose 'group' or 'batch'")
+        if self.feat_norm not in FEATURE_NORMS:
+            raise ValueError(f"feat_norm {self.feat_norm!r}: choose from {sorted(FEATURE_NORMS)}")
         check_head(self.head, self.num_classes)
 
     @property
@@ -119,6 +134,13 @@ def _laptop(d_model: int, layers: int, heads: int, channels: tuple[int, ...]) ->
     )
 
 
+def _causal(config: ModelConfig) -> ModelConfig:
+    """A paper preset made streamable: each frame normalised on its own instead of GroupNorm
+    over the window, and attention limited to 500 frames (5 s, the training window with its
+    context), so within a training window it attends exactly as the paper's model does."""
+    return replace(config, feat_norm="frame", attn_window=500)
+
+
 PRESETS: dict[str, ModelConfig | TDSConfig] = {
     # the paper's family (semgkit/paper.py): tiny 2.2M, small 5.4M, large 109M, and sizes between
     "tiny": ModelConfig(d_model=128, layers=10),
@@ -126,6 +148,8 @@ PRESETS: dict[str, ModelConfig | TDSConfig] = {
     "medium": ModelConfig(d_model=512, layers=6),
     "base": ModelConfig(d_model=768, layers=8),
     "large": ModelConfig(d_model=1024, layers=8),
+    "tiny-causal": _causal(ModelConfig(d_model=128, layers=10)),
+    "small-causal": _causal(ModelConfig(d_model=256, layers=6)),
     # the laptop ladder (about 40x in parameters) and its teacher's 50x student
     "lap-xxs": _laptop(16, 2, 2, (32, 16, 16)),
     "lap-xs": _laptop(32, 2, 2, (32, 32, 32)),
@@ -155,7 +179,7 @@ class Featurizer(nn.Module):
             self.pads.append(max(k - s, 0))
             in_channels = c_out
         c0 = config.conv_channels[0]
-        self.norm = nn.GroupNorm(c0, c0) if config.feat_norm == "group" else nn.BatchNorm1d(c0)
+        self.norm = FEATURE_NORMS[config.feat_norm](c0)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, 32, T) -> (B, C, T // hop)
         for i, (conv, pad) in enumerate(zip(self.convs, self.pads, strict=True)):

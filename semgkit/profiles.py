@@ -73,6 +73,9 @@ class Realtime:
     presets: tuple[str, ...]
     chunk_ms: float
     iterations: int
+    # a ladder preset trained twice, GroupNorm over the window against a per-frame norm
+    # (feat_norm "group" / "frame"), to price streaming in CER; "" leaves it out
+    norm_preset: str = ""
 
 
 @dataclass(frozen=True)

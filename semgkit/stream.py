@@ -17,10 +17,11 @@ instead (`SlidingWindowStreamer`): every hop the model reruns on the last window
 was trained, and emits the hop's new frames, exactly offline window inference
 (`window_inference`); the cost is one window's forward per hop.
 
-For the transformer family the streamer goes further and keeps each layer's own state
-(`IncrementalTransformer`): the featurizer's convolution buffers, the positional
-convolution's last frames and a key/value cache over the attention window, so each step
-computes only the new frames instead of re-running the whole receptive field.
+For the causal transformers with a per-frame featurizer norm and for the causal TDS-ConvNet
+the streamer goes further and keeps each layer's own state (`semgkit.stream_step`): the
+convolutions' last inputs, the positional convolution's last frames and a key/value cache
+over the attention window, or the spectrogram's and each TDS block's last frames, so each
+step computes only the new frames instead of re-running the whole receptive field.
 """
 
 from __future__ import annotations
@@ -28,13 +29,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semgkit.charset import CHARSET
 from semgkit.decode import collapse
 from semgkit.format import SAMPLE_RATE
-from semgkit.models import SEMGTransformer
+from semgkit.stream_step import IncrementalStream, step_module
 
 MAX_PROBE_SECONDS = 64.0  # longest signal used to look for the end of the receptive field
 WINDOW_SAMPLES = 5 * SAMPLE_RATE  # sliding window: the paper's 4 s window + 0.9 s + 0.1 s context
@@ -85,93 +85,12 @@ def receptive_field(model: nn.Module, seed: int = 0) -> int:
     )
 
 
-class IncrementalTransformer:
-    """Exact step-by-step inference of a causal, windowed `SEMGTransformer`.
-
-    State per layer: the convolutions' unconsumed input (their left padding at the start),
-    the positional convolution's last ``pos_kernel - 1`` frames, and each block's keys and
-    values of the last ``attn_window - 1`` frames. Each step computes only the new frames.
-    """
-
-    def __init__(self, model: SEMGTransformer) -> None:
-        c = model.config
-        if not supports_incremental(model):
-            raise ValueError(
-                f"incremental streaming needs a causal transformer with BatchNorm features and an "
-                f"attention window (got causal={c.causal}, feat_norm={c.feat_norm!r}, "
-                f"attn_window={c.attn_window})"
-            )
-        self.model = model.eval()
-        self.window = int(c.attn_window)
-        self.reset()
-
-    def reset(self) -> None:
-        m, c = self.model, self.model.config
-        self.conv_buffers = [
-            torch.zeros(conv.in_channels, pad)
-            for conv, pad in zip(m.featurizer.convs, m.featurizer.pads, strict=True)
-        ]
-        self.pos_buffer = torch.zeros(c.d_model, c.pos_kernel - 1)
-        head_dim = c.d_model // c.heads
-        empty = torch.zeros(c.heads, 0, head_dim)
-        self.cache = [(empty, empty) for _ in m.blocks]
-
-    def _featurize(self, x: Tensor) -> Tensor:
-        """(32, new samples) -> (channels, new frames), consuming whole strides only."""
-        f = self.model.featurizer
-        for i, conv in enumerate(f.convs):
-            buffer = torch.cat([self.conv_buffers[i], x], 1)
-            k, s = conv.kernel_size[0], conv.stride[0]
-            n = (buffer.shape[1] - k) // s + 1 if buffer.shape[1] >= k else 0
-            self.conv_buffers[i] = buffer[:, n * s :]
-            if n == 0:
-                return torch.zeros(f.convs[-1].out_channels, 0)
-            x = conv(buffer[None, :, : (n - 1) * s + k])
-            x = F.gelu(f.norm(x) if i == 0 else x)[0]
-        return x
-
-    @torch.inference_mode()
-    def step(self, chunk: Tensor) -> Tensor:
-        """(samples, 2, 16) of new signal -> (new frames, classes) log-probabilities."""
-        m = self.model
-        x = self._featurize(chunk.reshape(len(chunk), 32).T.to(self.pos_buffer.dtype))
-        n = x.shape[1]
-        if n == 0:
-            return torch.zeros(0, m.config.num_classes)
-        h = m.proj(m.feat_ln(x.T))  # (n, d)
-        pos_in = torch.cat([self.pos_buffer, h.T], 1)
-        self.pos_buffer = pos_in[:, pos_in.shape[1] - self.pos_buffer.shape[1] :]
-        h = h + F.gelu(m.pos_conv(pos_in[None])[0]).T
-        for layer, block in enumerate(m.blocks):
-            q, k, v = block.qkv(block.ln1(h)).view(n, 3, block.heads, -1).permute(1, 2, 0, 3)
-            k = torch.cat([self.cache[layer][0], k], 1)
-            v = torch.cat([self.cache[layer][1], v], 1)
-            past = k.shape[1] - n
-            lag = past + torch.arange(n)[:, None] - torch.arange(k.shape[1])[None, :]
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=(lag >= 0) & (lag < self.window))
-            h = h + block.proj(y.transpose(0, 1).reshape(n, -1))
-            h = h + block.ff(block.ln2(h))
-            drop = max(0, k.shape[1] - (self.window - 1))  # keys no later frame can see
-            self.cache[layer] = (k[:, drop:], v[:, drop:])
-        return m.head(m.ln_f(h))
-
-
-def supports_incremental(model: nn.Module) -> bool:
-    """A causal, windowed transformer whose featurizer normalises frame by frame."""
-    if not isinstance(model, SEMGTransformer):
-        return False
-    c, f = model.config, model.featurizer
-    convs_exact = all(
-        pad == conv.kernel_size[0] - conv.stride[0]
-        for conv, pad in zip(f.convs, f.pads, strict=True)
-    )
-    return c.causal and c.feat_norm == "batch" and c.attn_window is not None and convs_exact
-
-
 class Streamer:
     """Stateful chunked inference: ``step(chunk)`` per incoming chunk of (samples, 2, 16).
 
-    ``context_frames`` defaults to the measured receptive field; pass it to skip the probe.
+    Models with a step module (`semgkit.stream_step`) stream incrementally, constant work
+    per chunk; others rerun their receptive field, ``context_frames`` (measured when not
+    given) frames of past signal, at every step.
     """
 
     def __init__(self, model: nn.Module, chunk_samples: int, context_frames: int | None = None):
@@ -187,12 +106,15 @@ class Streamer:
             )
         self.chunk_samples = chunk_samples
         self.outputs, self.ctc = _head(model)
-        self.context_frames = context_frames or receptive_field(model)
-        self.incremental = IncrementalTransformer(model) if supports_incremental(model) else None
+        step = step_module(model)
+        self.incremental = None if step is None else IncrementalStream(step, self.outputs)
+        # the generic path reruns the receptive field; a step module carries its own state
+        self.context_frames = context_frames or (0 if step else receptive_field(model))
         self.reset()
 
     def warmup_chunks(self) -> int:
-        """Chunks until the buffer holds a full receptive field (steady-state cost)."""
+        """Chunks until the buffer holds a full receptive field (steady-state cost); none
+        for a step module, whose state has its full size from the first chunk."""
         return -(-self.context_frames * self.hop // self.chunk_samples)
 
     def reset(self) -> None:

@@ -121,9 +121,13 @@ class LogSpectrogram(nn.Module):
     def forward(self, emg: Tensor) -> Tensor:
         b, t = emg.shape[:2]
         x = F.pad(emg.permute(0, 2, 3, 1).reshape(b * BANDS * ELECTRODES, 1, t), self.padding)
-        re, im = F.conv1d(x, self.basis, stride=self.hop).chunk(2, dim=1)
-        power = (re.square() + im.square()) / self.scale
-        return torch.log10(power + LOG_EPS).reshape(b, BANDS, ELECTRODES, *power.shape[-2:])
+        spec = self.log_power(x)
+        return spec.reshape(b, BANDS, ELECTRODES, *spec.shape[-2:])
+
+    def log_power(self, padded: Tensor) -> Tensor:
+        """(N, 1, samples) already padded -> (N, freq, frames) log10 power."""
+        re, im = F.conv1d(padded, self.basis, stride=self.hop).chunk(2, dim=1)
+        return torch.log10((re.square() + im.square()) / self.scale + LOG_EPS)
 
 
 def _random_spans(count: int, max_width: int, size: int, batch: int, device) -> Tensor:
@@ -179,10 +183,21 @@ class TDSConv2dBlock(nn.Module):
         self.layer_norm = nn.LayerNorm(channels * width)
 
     def forward(self, inputs: Tensor) -> Tensor:
+        return self._convolve(F.pad(self._planes(inputs), self.padding), inputs)
+
+    def step(self, inputs: Tensor, past: Tensor) -> tuple[Tensor, Tensor]:
+        """Streaming: ``past`` holds the last kernel_width - 1 frames of planes (zeros at
+        the start, as the causal padding) -> (output, the next past)."""
+        full = torch.cat([past, self._planes(inputs)], -1)
+        return self._convolve(full, inputs), full[..., full.shape[-1] - past.shape[-1] :]
+
+    def _planes(self, inputs: Tensor) -> Tensor:  # (B, F, C) -> (B, channels, width, F)
+        b, frames, _ = inputs.shape
+        return inputs.transpose(1, 2).reshape(b, self.channels, self.width, frames)
+
+    def _convolve(self, planes: Tensor, inputs: Tensor) -> Tensor:
         b, frames, c = inputs.shape
-        x = inputs.transpose(1, 2).reshape(b, self.channels, self.width, frames)
-        x = torch.relu(self.conv2d(F.pad(x, self.padding)))
-        x = x.reshape(b, c, frames).transpose(1, 2)
+        x = torch.relu(self.conv2d(planes)).reshape(b, c, frames).transpose(1, 2)
         return self.layer_norm(x + inputs)
 
 
@@ -242,11 +257,18 @@ class TDSConvNet(nn.Module):
         spec = self.spectrogram(emg)  # (B, 2, 16, freq, frames)
         if self.training:
             spec = spec_augment(spec, self.config)
-        b, _, _, bins, frames = spec.shape
+        return self.finish(self.blocks(self.features(spec)))
+
+    def features(self, spec: Tensor) -> Tensor:
+        """Log spectrogram (B, 2, 16 | 32, freq, frames) -> band MLP features (B, frames, C)."""
+        b, bins, frames = spec.shape[0], spec.shape[-2], spec.shape[-1]
         spec = self.norm(spec.reshape(b, BANDS * ELECTRODES, bins, frames))
         x = spec.reshape(b, BANDS, ELECTRODES, bins, frames).permute(0, 4, 1, 2, 3)
-        x = torch.cat([mlp(x[:, :, i]) for i, mlp in enumerate(self.band_mlps)], dim=-1)
-        out = self.head(self.blocks(x))
+        return torch.cat([mlp(x[:, :, i]) for i, mlp in enumerate(self.band_mlps)], dim=-1)
+
+    def finish(self, x: Tensor) -> Tensor:
+        """Block outputs (B, frames, C) -> the head's outputs per frame."""
+        out = self.head(x)
         return out if self.config.head == "pose" else out.log_softmax(dim=-1)
 
 

@@ -45,6 +45,12 @@ def test_bench_cli_writes_csv(tmp_path):
         assert column in df.columns, column
     assert df.loc[0, "params"] > 0 and df.loc[0, "offline_throughput"] > 0
     assert df.loc[0, "onnx_max_abs_diff"] < 1e-4
+    # the incremental step in onnxruntime, float32 and int8, and the labelled projections
+    for column in ("ort_stream_fp32_p99_ms", "ort_stream_int8_p99_ms", "ort_stream_int8_bytes",
+                   "param_bytes", "stream_gflops_per_s_emg", "proj_gap9_mj_per_s",
+                   "proj_edgetpu_chunk_ms"):  # fmt: skip
+        assert df.loc[0, column] > 0, column
+    assert df.loc[0, "stream_gflops_per_s_emg"] == df.loc[0, "gflops_per_s_emg"]
     assert out.with_suffix(".md").read_text().startswith("# semgkit bench")
 
 
@@ -82,3 +88,16 @@ def test_bench_streams_paper_presets_in_sliding_window_mode(tmp_path):
     row = pd.read_csv(out).iloc[0]
     assert row["stream_mode"] == "sliding window (5 s)"
     assert row["stream_p99_ms"] >= row["stream_p50_ms"] > 0
+
+
+def test_edge_projection_is_flops_times_published_energy():
+    from semgkit.edge import EDGE_PROCESSORS, UTILISATION, projection
+
+    row = projection(1e9, chunk_s=0.04)  # one GFLOP per second of sEMG
+    gap9, tpu = EDGE_PROCESSORS
+    assert row["proj_gap9_mj_per_s"] == pytest.approx(0.33)  # 330 uW/GOP
+    assert row["proj_edgetpu_mj_per_s"] == pytest.approx(0.5)  # 2 TOPS/W
+    assert row["proj_gap9_chunk_ms"] == pytest.approx(
+        0.04e9 / (gap9.peak_ops_per_s * UTILISATION) * 1e3
+    )
+    assert all(p.source for p in EDGE_PROCESSORS)

@@ -55,7 +55,24 @@ PROMISED = {
     },
     "table3_temperature": {"temperature", "alpha", "cross-user CER %", *INTERVALS},
     "table3_alpha": {"temperature", "alpha", "cross-user CER %", *INTERVALS},
-    "realtime_bench": {"preset", "params", "stream_p50_ms", "stream_p99_ms", "offline_rtf"},
+    "realtime_bench": {
+        "preset",
+        "params",
+        "stream_p50_ms",
+        "stream_p99_ms",
+        "offline_rtf",
+        "ort_stream_fp32_p99_ms",
+        "ort_stream_int8_p99_ms",
+        "proj_gap9_mj_per_s",
+    },  # fmt: skip
+    "realtime_runtimes": {
+        "runtime",
+        "step_p99_ms",
+        "file_bytes",
+        "test_CER",
+        "CER_change_vs_torch",
+    },
+    "realtime_norm_cer": {"featurizer norm", "cross-user CER %", *INTERVALS},
     **{f"robustness_{kind}": STRESS for kind in ("dead_n", "noise_snr", "rotate_k")},
     "robustness_sensor": {
         "model",

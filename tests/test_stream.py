@@ -8,14 +8,13 @@ from torch import nn
 from semgkit.charset import CHARSET
 from semgkit.models import PRESETS, build
 from semgkit.stream import (
-    IncrementalTransformer,
     SlidingWindowStreamer,
     Streamer,
     receptive_field,
     stream,
-    supports_incremental,
     window_inference,
 )
+from semgkit.stream_step import TransformerStep, supports_incremental
 
 
 class CausalToy(nn.Module):
@@ -107,7 +106,8 @@ def test_incremental_matches_recompute_and_resets():
     torch.manual_seed(1)
     model = build("lap-xs").eval()
     emg = torch.randn(3000, 2, 16)
-    incremental, recompute = Streamer(model, 120), Streamer(model, 120)
+    incremental = Streamer(model, 120)
+    recompute = Streamer(model, 120, context_frames=receptive_field(model))
     recompute.incremental = None  # the generic receptive-field path
     a = torch.cat([incremental.step(emg[i : i + 120]).log_probs for i in range(0, 3000, 120)])
     b = torch.cat([recompute.step(emg[i : i + 120]).log_probs for i in range(0, 3000, 120)])
@@ -118,9 +118,10 @@ def test_incremental_matches_recompute_and_resets():
 
 
 def test_incremental_refuses_paper_presets():
-    with pytest.raises(ValueError, match="feat_norm"):
-        IncrementalTransformer(build("tiny"))
-    assert not supports_incremental(build("tds-laptop"))
+    with pytest.raises(ValueError, match="feat_norm.*sliding-window mode"):
+        TransformerStep(build("tiny"))
+    assert not supports_incremental(build("tiny"))
+    assert not supports_incremental(build("tds-laptop", causal=False))
 
 
 def test_incremental_streamer_names_sliding_window_mode_for_paper_presets():
