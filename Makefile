@@ -25,6 +25,8 @@ endif
 TORCH  ?= torch==2.13.0
 PROFILE ?= laptop
 DATA   ?=
+# The corpus split of a real-data profile, e.g. `make book PROFILE=single-user SPLIT=user3`
+SPLIT  ?=
 BUILD  ?= build
 # CPU kernels for `make test-outcome` (torch's ATEN_CPU_CAPABILITY: default, avx2, avx512)
 CAPABILITY ?= default
@@ -47,7 +49,7 @@ setup-current:
 	$(PY) -m pip install --quiet -e '.[test]'
 
 book: setup
-	$(PY) tools/book.py run --profile $(PROFILE) --build $(BUILD) $(if $(DATA),--data $(DATA))
+	$(PY) tools/book.py run --profile $(PROFILE) --build $(BUILD) $(if $(DATA),--data $(DATA)) $(if $(SPLIT),--split $(SPLIT))
 
 html: setup
 	$(PY) tools/book.py html --build $(BUILD)

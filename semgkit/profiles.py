@@ -24,6 +24,12 @@ class Corpus:
     source: str = "synthetic"  # "synthetic" (semgkit.synth) or "emg2qwerty" (real data)
     preset: str = "laptop"  # semgkit.synth.CORPUS_PRESETS name
     path: str = ""  # empty: <build>/data/<preset>-seed<seed>
+    split: str = "generic"  # the split every chapter trains, validates and tests on
+    setting: str = "cross-user"  # "cross-user": tested on unseen users; "single-user": on
+    # the training user's own held-out sessions (emg2qwerty's personalized from scratch)
+
+
+SETTINGS = ("cross-user", "single-user")
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,7 @@ class Profile:
     realtime: Realtime
     robustness: Robustness = Robustness()
     seed: int = 0
+    chapters: tuple[str, ...] = ()  # chapter prefixes the book runs ("03"); empty: all
     build_dir: Path = Path("build")  # where the book writes; set by notebook.start
 
     def corpus_dir(self) -> Path:
@@ -106,6 +113,15 @@ class Profile:
         if self.corpus.path:
             return Path(self.corpus.path).expanduser()
         return self.build_dir / "data" / f"{self.corpus.preset}-seed{self.seed}"
+
+    def measure(self) -> str:
+        """What the tables' CER columns measure: ``cross-user`` or ``single-user``."""
+        return self.corpus.setting
+
+    def paper_protocol(self) -> bool:
+        """Whether the paper's numbers are comparable: its protocol (train on the generic
+        split, test on its unseen users) on real emg2qwerty, or a synthetic stand-in of it."""
+        return self.corpus.split == "generic" and self.corpus.setting == "cross-user"
 
     def seeds(self) -> tuple[int, ...]:
         """Training seeds of a run: ``train.seeds``, else the profile's one seed.
@@ -188,8 +204,10 @@ def load_profile(
     name_or_path: str | Path,
     data_dir: str | Path | None = None,
     build_dir: str | Path = "build",
+    split: str | None = None,
 ) -> Profile:
-    """Read a profile; ``data_dir`` overrides ``corpus.path`` (the real-data location)."""
+    """Read a profile; ``data_dir`` overrides ``corpus.path`` (the real-data location),
+    ``split`` its ``corpus.split`` (``make book SPLIT=user3``)."""
     path = find_profile(name_or_path)
     raw = _read(path)
     missing = [s for s in SECTION_TYPES if s not in raw]
@@ -207,11 +225,19 @@ def load_profile(
     unknown = sorted(p for p, _ in profile.scaling.seeds if p not in trained)
     if unknown:
         raise ValueError(f"profile {path} [scaling] seeds: {unknown} are not trained here")
+    if profile.corpus.setting not in SETTINGS:
+        raise ValueError(
+            f"profile {path} [corpus] setting: {profile.corpus.setting!r} is not one of {SETTINGS}"
+        )
     empty = sorted(p for p, seeds in profile.scaling.seeds if not seeds)
     if empty:
         raise ValueError(f"profile {path} [scaling] seeds: {empty} have an empty list")
     if data_dir:
         profile = dataclasses.replace(
             profile, corpus=dataclasses.replace(profile.corpus, path=str(data_dir))
+        )
+    if split:
+        profile = dataclasses.replace(
+            profile, corpus=dataclasses.replace(profile.corpus, split=str(split))
         )
     return dataclasses.replace(profile, build_dir=Path(build_dir))
