@@ -71,11 +71,14 @@ def _runs(P: Profile) -> list[dict[str, Any]]:
             }
         )
     users = 0 if P.measure() == "single-user" else (t.personalize_users or HELD_OUT_USERS)
-    tuned = [*dict.fromkeys([*s.ladder, s.baseline, d.teacher]), d.student]
+    tuned = {p: len(P.model_seeds(p)) for p in [*s.ladder, s.baseline, d.teacher]}
+    tuned.setdefault(d.student, len(P.student_seeds()))  # the student alone
+    tuned = {(p, p): n for p, n in tuned.items()}
+    tuned[(f"{d.student} distilled", d.student)] = len(P.student_seeds())
     runs += [
-        {"run": f"{p} personalized x {users}", "preset": p,
-         "windows": users * t.personalize_steps * t.batch_size}
-        for p in dict.fromkeys(tuned) if users
+        {"run": f"{name} personalized x {users} users x {n} seed(s)", "preset": p,
+         "windows": n * users * t.personalize_steps * t.batch_size}
+        for (name, p), n in tuned.items() if users
     ]  # fmt: skip
     return runs
 

@@ -33,7 +33,7 @@ from semgkit.uncertainty import estimate
 # decisions reach the key as the TrainConfig), presentation, export and the benchmarks.
 # Every other module of semgkit, a new one included, is in the cache key.
 NOT_IN_RUN_KEY = (
-    "bench", "cli", "experiments", "export", "findings", "jobs", "notebook", "paper",
+    "bench", "budget", "cli", "experiments", "export", "findings", "jobs", "notebook", "paper",
     "profiles", "results", "live", "robustness", "stream", "teach", "uncertainty",
 )  # fmt: skip
 

@@ -76,7 +76,6 @@ def test_install_into_an_environment_with_its_own_torch_keeps_it(tmp_path):
     outside its environment, so a wrong requirement would show as a second torch."""
     import site
     import subprocess
-    import sys
     import venv
 
     import torch
@@ -125,5 +124,7 @@ def test_make_book_can_use_the_current_interpreter():
         "/opt/py/bin/python -m pip install --quiet -e '.[test]'",
         "/opt/py/bin/python tools/book.py run --profile single-user --build build",
     ]
-    bad = subprocess.run(["make", "-n", "book", "ENV=conda"], cwd=ROOT, capture_output=True, text=True)
+    bad = subprocess.run(
+        ["make", "-n", "book", "ENV=conda"], cwd=ROOT, capture_output=True, text=True
+    )
     assert bad.returncode != 0 and "ENV=conda: must be venv" in bad.stderr
