@@ -296,3 +296,14 @@ def test_budget_projects_every_run_from_measured_flops():
     few = budget._runs(load_profile("few-users"))
     tuned = [r["run"] for r in few if "personalized x 8 users" in r["run"]]
     assert len(tuned) == 6 and tuned[-1].startswith("tiny distilled")  # 5 models + distilled
+
+
+def test_every_shipped_profile_loads_and_names_known_presets():
+    from semgkit import models
+    from semgkit.profiles import load_profile
+
+    for path in sorted((ROOT / "book" / "profiles").glob("*.toml")):
+        P = load_profile(path)
+        named = {*P.scaling.ladder, P.scaling.baseline, P.distill.teacher, P.distill.student}
+        assert named | set(P.realtime.presets) <= set(models.PRESETS), path.name
+        assert all(any(c.name.startswith(p) for c in book_tool.chapters(None)) for p in P.chapters)
