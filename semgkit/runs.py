@@ -154,11 +154,11 @@ def config_diff(saved: dict[str, Any], config: TrainConfig) -> tuple[list[str], 
     """(differences, accepted) between a run's saved config and ``config``.
 
     ``field: saved -> new`` for every field that differs, except those the weights do not
-    depend on (``UNWEIGHED``: resume with other workers) and ``RESPLITTABLE``. A field ``saved`` lacks (written
-    by a semgkit that did not have it) is accepted when ``config`` holds its default, the
-    value the older code behaved as; such fields are returned in ``accepted``. A field
-    this version does not know (written by a newer one) always differs: its meaning, and
-    whether the weights depend on it, are unknown here."""
+    depend on (``UNWEIGHED``: resume with other workers) and ``RESPLITTABLE``. A field
+    ``saved`` lacks (written by a semgkit that did not have it) is accepted when ``config``
+    holds its default, the value the older code behaved as; such fields are returned in
+    ``accepted``. A field this version does not know (written by a newer one) always
+    differs: its meaning, and whether the weights depend on it, are unknown here."""
     new = json.loads(json.dumps(asdict(config)))
     defaults = json.loads(json.dumps(_defaults()))
     diff, accepted = [], []

@@ -346,11 +346,11 @@ def _fit(
         tic = time.perf_counter()
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        total, stats = 0.0, {}
-        for _ in range(config.accumulate):
-            batch = _next_batch(batches, step, out)
-            batch = {k: v.to(device, non_blocking=cuda) for k, v in batch.items()}
-            try:
+        try:  # the step's memory: micro-batches, then the optimizer's first moments
+            total, stats = 0.0, {}
+            for _ in range(config.accumulate):
+                batch = _next_batch(batches, step, out)
+                batch = {k: v.to(device, non_blocking=cuda) for k, v in batch.items()}
                 with autocast:
                     loss, stats = objective(net, batch)
                 if not torch.isfinite(loss):
@@ -359,13 +359,12 @@ def _fit(
                         f"good checkpoint {out / 'last.pt'} is kept"
                     )
                 (loss / config.accumulate).backward()
-            except torch.cuda.OutOfMemoryError:
-                batch = loss = None
-                raise out_of_memory(config, resolved, device, world, step, out) from None
-            total += float(loss.detach()) / config.accumulate
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        lr = scheduler.get_last_lr()[0]  # the rate this step used
-        optimizer.step()
+                total += float(loss.detach()) / config.accumulate
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            lr = scheduler.get_last_lr()[0]  # the rate this step used
+            optimizer.step()
+        except torch.cuda.OutOfMemoryError:
+            raise out_of_memory(config, resolved, device, world, step, out) from None
         scheduler.step()
         step += 1
         rate = config.batch_size / (time.perf_counter() - tic)
