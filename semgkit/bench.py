@@ -323,8 +323,8 @@ def run_bench(cfg: BenchConfig, out: str | Path | None = None) -> pd.DataFrame:
 # Modules that cannot change a benchmark's figures (the book's orchestration and
 # presentation, the corpus); every other module of semgkit is in the cache key.
 NOT_IN_BENCH_KEY = (
-    "cli", "experiments", "findings", "notebook", "paper", "profiles", "results", "synth",
-    "synth_signal", "teach", "live", "populations", "perturb", "robustness", "sensors",
+    "budget", "cli", "experiments", "findings", "notebook", "paper", "profiles", "results",
+    "synth", "synth_signal", "teach", "live", "populations", "perturb", "robustness", "sensors",
     "sensor_shift", "deploy", "pose_experiments", "hand_sketch",
 )  # fmt: skip
 

@@ -11,10 +11,10 @@ import argparse
 import signal
 import sys
 
-from semgkit import bench, checkpoint, evaluate, export, lm, loader, synth, train_cli
+from semgkit import bench, checkpoint, evaluate, export, lm, loader, memory, synth, train_cli
 
 # train_cli also registers `distill`
-COMMAND_MODULES = (synth, train_cli, evaluate, bench, loader, export, lm, checkpoint)
+COMMAND_MODULES = (synth, train_cli, evaluate, bench, loader, export, lm, checkpoint, memory)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (OSError, ValueError, ArithmeticError) as err:
+    except (OSError, ValueError, ArithmeticError, MemoryError) as err:
         # OSError(errno, message) carries its whole message in strerror
         plain = isinstance(err, OSError) and err.strerror and err.filename is None
         print(f"semgkit {args.command}: error: {err.strerror if plain else err}", file=sys.stderr)

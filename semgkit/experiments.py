@@ -33,7 +33,7 @@ from semgkit.uncertainty import estimate
 # decisions reach the key as the TrainConfig), presentation, export and the benchmarks.
 # Every other module of semgkit, a new one included, is in the cache key.
 NOT_IN_RUN_KEY = (
-    "bench", "cli", "experiments", "export", "findings", "jobs", "notebook", "paper",
+    "bench", "budget", "cli", "experiments", "export", "findings", "jobs", "notebook", "paper",
     "profiles", "results", "live", "robustness", "sensor_shift", "stream", "teach",
     "uncertainty", "pose_experiments", "hand_sketch", "deploy", "edge", "export_step",
     "stream_step",
@@ -63,10 +63,12 @@ def prepare_corpus(P: Profile) -> Path:
     root = P.corpus_dir()
     if P.corpus.source == "synthetic":
         return synth.generate(root, preset=P.corpus.preset, seed=P.seed)
-    if not (root / "splits" / "generic.yaml").is_file():
+    split = P.corpus.split
+    if not (root / "splits" / f"{split}.yaml").is_file():
         raise FileNotFoundError(
-            f"{root}: no emg2qwerty data with splits/generic.yaml here; download it with "
-            f"`python -m data_download emg2qwerty --dest {root}` and pass DATA={root}"
+            f"{root}: no emg2qwerty data with splits/{split}.yaml here (profile {P.name}); "
+            f"download it with `python -m data_download emg2qwerty --dest {root} --split "
+            f"{split}` and pass DATA={root}"
         )
     return root
 
@@ -91,7 +93,7 @@ def train_config(P: Profile, preset: str, **overrides: Any) -> TrainConfig:
     w, t = P.window, P.train
     base = TrainConfig(
         data_dir=str(prepare_corpus(P)),
-        split="generic",
+        split=P.corpus.split,
         preset=preset,
         steps=int(t.steps),
         batch_size=int(t.batch_size),
@@ -202,8 +204,10 @@ def train_seconds(run_dir: Path) -> float:
     return float(json.loads((run_dir / "done.json").read_text())["train_seconds"])
 
 
-def cross_user(P: Profile, run_dir: Path, split: str = "generic") -> dict[str, Any]:
-    """Pooled error rates of a generic model on the split's held-out users (cached)."""
+def cross_user(P: Profile, run_dir: Path, split: str | None = None) -> dict[str, Any]:
+    """Pooled error rates of a run on its split's test sessions (cached): the held-out
+    users' (cross-user) or, in the single-user setting, the training user's own."""
+    split = split or P.corpus.split
     path = run_dir / f"eval-{split}-test.json"
     if not path.is_file():
         evaluate(run_dir, prepare_corpus(P), split, part="test").save(path)
@@ -211,7 +215,11 @@ def cross_user(P: Profile, run_dir: Path, split: str = "generic") -> dict[str, A
 
 
 def test_users(P: Profile) -> list[str]:
-    users = list(load_split(prepare_corpus(P), "generic").test_users)
+    """The users fine-tuned on their own sessions: the split's held-out test users (the
+    first ``personalize_users``); none in the single-user setting, trained on its user."""
+    if P.measure() == "single-user":
+        return []
+    users = list(load_split(prepare_corpus(P), P.corpus.split).test_users)
     limit = P.train.personalize_users
     return users[:limit] if limit else users
 
@@ -289,6 +297,12 @@ def cer_column(setting: str, decoder: str) -> str:
     return f"{setting} CER %" if decoder == "greedy" else f"{setting} CER % {decoder}"
 
 
+def measure_of(table: pd.DataFrame) -> str:
+    """What a Table 2 or 3 measures: ``single-user`` (a run tested on its own training
+    user) when its columns say so, else ``cross-user``."""
+    return "single-user" if "single-user CER %" in table.columns else "cross-user"
+
+
 def decoder_key(decoder: Decoder) -> str:
     """Names a decoder's cached results: its settings and its LM file's content (the code
     that decodes is already in the key of the run directory the results sit in)."""
@@ -334,32 +348,35 @@ def evaluate_many(P: Profile, runs: list[Path], users: list[str]) -> None:
     todo = [
         (threads, decoded, P, d, split, chosen)
         for r in first
-        for d, split, chosen in [(r, "generic", generic)]
+        for d, split, chosen in [(r, P.corpus.split, generic)]
         + [(personal_dir(P, r, u), personal_split(P, u), decoders) for u in users]
         if not all(p.is_file() for p in _decoded_paths(d, split, chosen))
     ]
     todo += [
-        (threads, cross_user, P, r) for r in runs if not (r / "eval-generic-test.json").is_file()
+        (threads, cross_user, P, r)
+        for r in runs
+        if not (r / f"eval-{P.corpus.split}-test.json").is_file()
     ]
     jobs.run_jobs(_threaded, todo, P.train.jobs, "evaluate")
 
 
 def decoder_columns(P: Profile, run_dir: Path, users: list[str]) -> dict[str, float]:
     """Table 2's CER under :data:`TABLE2_DECODERS`, cross-user and personalized, under
-    :data:`TABLE2_EMG2QWERTY` cross-user, and the CPU seconds each takes per minute of sEMG
-    on the cross-user test set (one thread)."""
+    :data:`TABLE2_EMG2QWERTY` on the test set, and the CPU seconds each takes per minute of sEMG
+    on that test set (one thread)."""
     names, decoders = list(TABLE2_DECODERS), list(TABLE2_DECODERS.values())
-    generic = decoded(P, run_dir, "generic", decoders + list(TABLE2_EMG2QWERTY.values()))
+    generic = decoded(P, run_dir, P.corpus.split, decoders + list(TABLE2_EMG2QWERTY.values()))
     personal = [
         decoded(P, personal_dir(P, run_dir, user), personal_split(P, user), decoders)
         for user in users
     ]
     out: dict[str, float] = {}
     for k, name in enumerate(names):
-        out[cer_column("cross-user", name)] = round(generic[k]["overall"]["CER"], 2)
-        out[cer_column("personalized", name)] = round(pooled_cer([p[k] for p in personal]), 2)
+        out[cer_column(P.measure(), name)] = round(generic[k]["overall"]["CER"], 2)
+        if users:
+            out[cer_column("personalized", name)] = round(pooled_cer([p[k] for p in personal]), 2)
     for k, name in enumerate(TABLE2_EMG2QWERTY, start=len(names)):
-        out[cer_column("cross-user", name)] = round(generic[k]["overall"]["CER"], 2)
+        out[cer_column(P.measure(), name)] = round(generic[k]["overall"]["CER"], 2)
     for k, name in enumerate([*names, *TABLE2_EMG2QWERTY]):
         t = generic[k]["decoding"]
         out[f"{name} CPU s per sEMG min"] = round(
@@ -409,7 +426,9 @@ def _family(preset: str) -> str:
 
 
 def scaling(P: Profile) -> pd.DataFrame:
-    """Table 2: each ladder model and the baseline, cross-user and personalized CER."""
+    """Table 2: each ladder model and the baseline, cross-user and personalized CER (in
+    the single-user setting: the CER on the training user's own test sessions); the
+    paper's columns only where its protocol is the profile's (``P.paper_protocol``)."""
     users = test_users(P)
     configs = scaling_configs(P)
     runs = train_many(P, configs)
@@ -423,7 +442,13 @@ def scaling(P: Profile) -> pd.DataFrame:
         personal_results = [[personalized(P, r, u) for u in users] for r in seeded]
         generic = [user_groups(g) for g in generic_results]
         personal = personal_groups(users, personal_results)
-        reported = paper.TABLE2.get(preset)
+        reported = paper.TABLE2.get(preset) if P.paper_protocol() else None
+        personal_columns = uncertainty.columns("personalized", estimate(personal)) if users else {}
+        paper_columns = {
+            "params (paper)": reported.params if reported else "",
+            "cross-user CER % (paper)": reported.cross_user_cer if reported else None,
+            "personalized CER % (paper)": reported.personalized_cer if reported else None,
+        }
         rows.append(
             {
                 "preset": preset,
@@ -432,14 +457,12 @@ def scaling(P: Profile) -> pd.DataFrame:
                 "peak lr": config.lr,
                 "train s": round(float(np.mean([train_seconds(r) for r in seeded])), 1),
                 "seeds": len(seeded),
-                **uncertainty.columns("cross-user", estimate(generic)),
-                **uncertainty.columns("personalized", estimate(personal)),
+                **uncertainty.columns(P.measure(), estimate(generic)),
+                **personal_columns,
                 **decoder_columns(P, seeded[0], users),  # the first seed's run
                 "personalized users": len(users),
                 "CER protocol": protocol(generic_results + sum(personal_results, [])),
-                "params (paper)": reported.params if reported else "",
-                "cross-user CER % (paper)": reported.cross_user_cer if reported else None,
-                "personalized CER % (paper)": reported.personalized_cer if reported else None,
+                **(paper_columns if P.paper_protocol() else {}),
             }
         )
     return pd.DataFrame(rows)
@@ -498,9 +521,9 @@ def _row(
     """A Table 3 row; ``personal`` adds the CER after fine-tuning on each test user."""
     model, config = load_run(seeded[0])
     results = [cross_user(P, r) for r in seeded]
-    cer = uncertainty.columns("cross-user", estimate([user_groups(x) for x in results]))
-    if personal:
-        users = test_users(P)
+    cer = uncertainty.columns(P.measure(), estimate([user_groups(x) for x in results]))
+    users = test_users(P) if personal else []
+    if users:
         personalize_many(P, seeded, users)
         per_user = [[personalized(P, r, u) for u in users] for r in seeded]
         cer |= uncertainty.columns("personalized", estimate(personal_groups(users, per_user)))
@@ -542,12 +565,13 @@ def distillation(P: Profile) -> dict[str, pd.DataFrame]:
             ),  # fmt: skip
         ]
     )
-    table3["cross-user CER % (paper)"] = table3["role"].map(paper.TABLE3_CER)
-    table3["personalized CER % (paper)"] = table3["role"].map(paper.TABLE3_PERSONALIZED_CER)
-    table3["params (paper)"] = table3["role"].map(paper.TABLE3_PARAMS)
-    table3["CER % bound (derived from the paper's claim)"] = table3["role"].map(
-        {"student distilled": paper.TABLE3_DISTILLED_BOUND}
-    )
+    if P.paper_protocol():
+        table3["cross-user CER % (paper)"] = table3["role"].map(paper.TABLE3_CER)
+        table3["personalized CER % (paper)"] = table3["role"].map(paper.TABLE3_PERSONALIZED_CER)
+        table3["params (paper)"] = table3["role"].map(paper.TABLE3_PARAMS)
+        table3["CER % bound (derived from the paper's claim)"] = table3["role"].map(
+            {"student distilled": paper.TABLE3_DISTILLED_BOUND}
+        )
 
     def sweep(pairs: list[tuple[float, float]]) -> pd.DataFrame:
         return pd.DataFrame(

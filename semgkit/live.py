@@ -139,7 +139,7 @@ def train_micro(
     P: Profile, config: TrainConfig, on_loss: Callable[[list[int], list[float]], None] | None = None
 ) -> tuple[Path, float, float]:
     """Train (or read from the cache) a micro run; ``on_loss(steps, losses)`` after each
-    flushed checkpoint. Returns (run directory, cross-user CER %, seconds spent)."""
+    flushed checkpoint. Returns (run directory, CER % on its split's test set, seconds spent)."""
     out = experiments.run_dir(P, config)
     tic = time.perf_counter()
     if not (out / "done.json").is_file():

@@ -57,3 +57,4 @@ TABLE3_PARAMS: dict[str, str] = {
 WINDOW_S, PAST_S, FUTURE_S = 4.0, 0.9, 0.1
 WEIGHT_DECAY, WARMUP_FRAC, GRAD_CLIP = 0.2, 0.05, 0.1
 EFFECTIVE_BATCH = 640  # 16 V100 GPUs x 40
+TRAIN_USERS = 96  # users of the generic split's training sessions (emg2qwerty, 8 held out)

@@ -24,6 +24,12 @@ class Corpus:
     source: str = "synthetic"  # "synthetic" (semgkit.synth) or "emg2qwerty" (real data)
     preset: str = "laptop"  # semgkit.synth.CORPUS_PRESETS name
     path: str = ""  # empty: <build>/data/<preset>-seed<seed>
+    split: str = "generic"  # the split every chapter trains, validates and tests on
+    setting: str = "cross-user"  # "cross-user": tested on unseen users; "single-user": on
+    # the training user's own held-out sessions (emg2qwerty's personalized from scratch)
+
+
+SETTINGS = ("cross-user", "single-user")
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,7 @@ class Profile:
     pose: Pose | None = None  # no [pose] section: the pose chapter is skipped
     tasks: tuple[str, ...] = ("typing",)  # whose chapters run (tools/book.py)
     seed: int = 0
+    chapters: tuple[str, ...] = ()  # chapter prefixes the book runs ("03"); empty: all
     build_dir: Path = Path("build")  # where the book writes; set by notebook.start
 
     def corpus_dir(self) -> Path:
@@ -139,6 +146,15 @@ class Profile:
         if self.corpus.path:
             return Path(self.corpus.path).expanduser()
         return self.build_dir / "data" / f"{self.corpus.preset}-seed{self.seed}"
+
+    def measure(self) -> str:
+        """What the tables' CER columns measure: ``cross-user`` or ``single-user``."""
+        return self.corpus.setting
+
+    def paper_protocol(self) -> bool:
+        """Whether the paper's numbers are comparable: its protocol (train on the generic
+        split, test on its unseen users) on real emg2qwerty, or a synthetic stand-in of it."""
+        return self.corpus.split == "generic" and self.corpus.setting == "cross-user"
 
     def seeds(self) -> tuple[int, ...]:
         """Training seeds of a run: ``train.seeds``, else the profile's one seed.
@@ -224,9 +240,11 @@ def load_profile(
     name_or_path: str | Path,
     data_dir: str | Path | None = None,
     build_dir: str | Path = "build",
+    split: str | None = None,
 ) -> Profile:
     """Read a profile; ``data_dir`` overrides ``corpus.path`` (the real-data location), or
-    ``pose.path`` in a profile whose only task is pose (``tasks = ["pose"]``).
+    ``pose.path`` in a profile whose only task is pose (``tasks = ["pose"]``); ``split``
+    overrides ``corpus.split`` (``make book SPLIT=user3``).
 
     ``tasks`` defaults to typing, and pose too when the profile has a [pose] section."""
     path = find_profile(name_or_path)
@@ -250,6 +268,10 @@ def load_profile(
     unknown = sorted(p for p, _ in profile.scaling.seeds if p not in trained)
     if unknown:
         raise ValueError(f"profile {path} [scaling] seeds: {unknown} are not trained here")
+    if profile.corpus.setting not in SETTINGS:
+        raise ValueError(
+            f"profile {path} [corpus] setting: {profile.corpus.setting!r} is not one of {SETTINGS}"
+        )
     empty = sorted(p for p, seeds in profile.scaling.seeds if not seeds)
     if empty:
         raise ValueError(f"profile {path} [scaling] seeds: {empty} have an empty list")
@@ -259,6 +281,10 @@ def load_profile(
     elif data_dir:
         profile = dataclasses.replace(
             profile, corpus=dataclasses.replace(profile.corpus, path=str(data_dir))
+        )
+    if split:
+        profile = dataclasses.replace(
+            profile, corpus=dataclasses.replace(profile.corpus, split=str(split))
         )
     return dataclasses.replace(profile, build_dir=Path(build_dir))
 

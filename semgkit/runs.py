@@ -133,6 +133,10 @@ def write_bytes(path: Path, data: bytes | memoryview) -> None:
 
 
 UNWEIGHED = ("num_workers",)  # TrainConfig fields a run's weights do not depend on
+# Fields a resume may change: how each global batch is split into micro-batches (after a
+# GPU ran out of memory, semgkit.memory). The windows and the recipe stay; the weights are
+# then not bitwise an uninterrupted run's (time masks are drawn per micro-batch).
+RESPLITTABLE = ("accumulate",)
 
 
 def save_atomic(obj: Any, path: Path) -> None:
@@ -150,15 +154,15 @@ def config_diff(saved: dict[str, Any], config: TrainConfig) -> tuple[list[str], 
     """(differences, accepted) between a run's saved config and ``config``.
 
     ``field: saved -> new`` for every field that differs, except those the weights do not
-    depend on (``UNWEIGHED``: resume with other workers). A field ``saved`` lacks (written
-    by a semgkit that did not have it) is accepted when ``config`` holds its default, the
-    value the older code behaved as; such fields are returned in ``accepted``. A field
-    this version does not know (written by a newer one) always differs: its meaning, and
-    whether the weights depend on it, are unknown here."""
+    depend on (``UNWEIGHED``: resume with other workers) and ``RESPLITTABLE``. A field
+    ``saved`` lacks (written by a semgkit that did not have it) is accepted when ``config``
+    holds its default, the value the older code behaved as; such fields are returned in
+    ``accepted``. A field this version does not know (written by a newer one) always
+    differs: its meaning, and whether the weights depend on it, are unknown here."""
     new = json.loads(json.dumps(asdict(config)))
     defaults = json.loads(json.dumps(_defaults()))
     diff, accepted = [], []
-    for k in sorted((set(saved) | set(new)) - set(UNWEIGHED)):
+    for k in sorted((set(saved) | set(new)) - set(UNWEIGHED) - set(RESPLITTABLE)):
         if k not in new:
             diff.append(f"{k}: {saved[k]!r} -> (not a field of this semgkit version)")
         elif k not in saved and new[k] == defaults.get(k, object()):
@@ -234,11 +238,19 @@ def open_run(out: Path, config: TrainConfig, resume: bool) -> Iterator[bool]:
                 raise FileExistsError(
                     f"run directory {out} is not empty; pass --resume to continue it"
                 )
-            diff, accepted = config_diff(saved_config(out / "config.json"), config)
+            saved = saved_config(out / "config.json")
+            diff, accepted = config_diff(saved, config)
             if diff:
                 raise ValueError(
                     f"--resume: {out / 'config.json'} holds a different config than this "
                     f"run ({'; '.join(diff)})"
+                )
+            resplit = [k for k in RESPLITTABLE if saved.get(k, 1) != getattr(config, k)]
+            if resplit:
+                print(
+                    f"note: resuming {out} with {', '.join(f'{k}={getattr(config, k)}' for k in resplit)} "
+                    "(the same global batches in other micro-batches)",
+                    file=sys.stderr,
                 )
             if accepted:
                 print(

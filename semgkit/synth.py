@@ -110,6 +110,16 @@ CORPUS_PRESETS: dict[str, SynthConfig] = {
 # release-shaped at a length the paper-dryrun profile can score whole, every paper preset
 # on 2 cores: 10 CPU-s per second of session (book/profiles/paper-dryrun.toml)
 CORPUS_PRESETS["paper-dryrun"] = replace(CORPUS_PRESETS["release-shaped"], session_s=60.0)
+# One user's 18 sessions of about 18 minutes, split user0 16 train / 1 val / 1 test as
+# emg2qwerty's single_user split (~5 GB): a stand-in for the single-user profile. The
+# generic split's one training user is there because every corpus has one.
+CORPUS_PRESETS["single-user"] = replace(
+    CORPUS_PRESETS["release-shaped"], train_users=1, personal_sessions=(16, 1, 1), test_users=1
+)
+CORPUS_PRESETS["single-user-dryrun"] = replace(CORPUS_PRESETS["single-user"], session_s=60.0)
+CORPUS_PRESETS["single-user-smoke"] = replace(
+    CORPUS_PRESETS["single-user"], personal_sessions=(2, 1, 1), session_s=12.0
+)
 
 
 def load_prompts() -> list[str]:

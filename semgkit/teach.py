@@ -26,7 +26,7 @@ from semgkit.data import Session, load_split
 from semgkit.decode import greedy
 from semgkit.distill import kd_loss
 from semgkit.evaluate import evaluate_model
-from semgkit.experiments import cer_column
+from semgkit.experiments import cer_column, measure_of
 from semgkit.runs import load_run, run_config
 from semgkit.uncertainty import describe, from_row, judge
 
@@ -85,52 +85,55 @@ def scaling_expectations(table2: Any) -> list[tuple[str, str | None, str]]:
     """Chapter 3's forecasts for the laptop profile, each judged on Table 2 (with
     ``uncertainty.judge``: intervals and seed spread, not the bare means)."""
     ladder, rows = _ladder(table2), [r for _, r in table2.iterrows()]
-    out = []
+    m, out = measure_of(table2), []
     if len(ladder) > 1:
-        small, big = from_row(ladder[0], "cross-user"), from_row(ladder[-1], "cross-user")
-        out.append(("Cross-user CER falls from the smallest to the largest transformer.",
+        small, big = from_row(ladder[0], m), from_row(ladder[-1], m)
+        out.append((f"{m.capitalize()} CER falls from the smallest to the largest transformer.",
                     judge(big, small), f"{describe(small)} -> {describe(big)}"))  # fmt: skip
-    verdicts = [judge(from_row(r, "personalized"), from_row(r, "cross-user")) for r in rows]
-    helped = verdicts.count("holds")
-    out.append(("Personalization lowers CER for every model.",
-                "holds" if helped == len(rows) else ("does not hold" if "does not hold" in verdicts else "within noise"),
-                f"holds {count_phrase(helped, len(rows), 'models')}"))  # fmt: skip
+    if "personalized CER %" in table2:
+        verdicts = [judge(from_row(r, "personalized"), from_row(r, m)) for r in rows]
+        helped = verdicts.count("holds")
+        out.append(("Personalization lowers CER for every model.",
+                    "holds" if helped == len(rows) else ("does not hold" if "does not hold" in verdicts else "within noise"),
+                    f"holds {count_phrase(helped, len(rows), 'models')}"))  # fmt: skip
     tds = [r for r in rows if r["family"] == "tds"]
     if tds and ladder:
-        t = from_row(tds[0], "cross-user")
+        t = from_row(tds[0], m)
         near = min(ladder, key=lambda r: abs(np.log(r["parameters"] / tds[0]["parameters"])))
         out.append((f"The TDS-ConvNet beats the transformer closest to it in size ({near['preset']}), "
-                    "the opposite of the paper.", judge(t, from_row(near, "cross-user")),
-                    f"TDS-ConvNet {describe(t)}, {near['preset']} {describe(from_row(near, 'cross-user'))}"))  # fmt: skip
+                    "the opposite of the paper.", judge(t, from_row(near, m)),
+                    f"TDS-ConvNet {describe(t)}, {near['preset']} {describe(from_row(near, m))}"))  # fmt: skip
     return out
 
 
 def decoder_expectations(table2: Any) -> list[tuple[str, bool, str]]:
     """Chapter 3's forecasts about the language model, checked on Table 2's decoder columns
     (mean change in CER points from beam to beam+LM; negative: the LM helped)."""
+    m = measure_of(table2)
     change = {
         setting: table2[cer_column(setting, "beam+LM")] - table2[cer_column(setting, "beam")]
-        for setting in ("cross-user", "personalized")
+        for setting in (m, "personalized")
+        if f"{setting} CER %" in table2
     }
     mean = {k: float(v.mean()) for k, v in change.items()}
     order = table2.sort_values("parameters").index
     ladder = [i for i in order if table2.loc[i, "family"] == "transformer"]
-    small, big = change["cross-user"][ladder[0]], change["cross-user"][ladder[-1]]
-    return [
-        ("The LM helps personalized models more than cross-user ones.",
-         bool(mean["personalized"] < mean["cross-user"]),
-         f"mean change {mean['personalized']:+.1f} personalized, {mean['cross-user']:+.1f} cross-user"),
-        ("The LM helps the largest transformer more than the smallest (cross-user).",
+    small, big = change[m][ladder[0]], change[m][ladder[-1]]
+    out = [
+        (f"The LM helps the largest transformer more than the smallest ({m}).",
          bool(big < small), f"{big:+.1f} against {small:+.1f} points"),
     ]  # fmt: skip
+    if "personalized" in mean:
+        out.insert(0, ("The LM helps personalized models more than cross-user ones.",
+                       bool(mean["personalized"] < mean[m]),
+                       f"mean change {mean['personalized']:+.1f} personalized, {mean[m]:+.1f} {m}"))  # fmt: skip
+    return out
 
 
 def distillation_expectations(table3: Any) -> list[tuple[str, str | None, str]]:
     """Chapter 4's forecasts for the laptop profile, each judged on Table 3."""
-    rows = {r["role"]: r for _, r in table3.iterrows()}
-    t, s, k = (
-        from_row(rows[r], "cross-user") for r in ("teacher", "student alone", "student distilled")
-    )
+    rows, m = {r["role"]: r for _, r in table3.iterrows()}, measure_of(table3)
+    t, s, k = (from_row(rows[r], m) for r in ("teacher", "student alone", "student distilled"))
     gap = k.cer - t.cer
     return [
         ("Distillation beats training the student alone.", judge(k, s),

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from semgkit import models
+from semgkit import memory, models
 from semgkit.augment import paper_augmentation
 from semgkit.checkpoint import TRAINING_KEYS, WEIGHT_KEYS
 from semgkit.data import (
@@ -126,6 +126,38 @@ def _next_batch(batches: Iterator[dict], step: int, out: Path) -> dict[str, torc
         raise type(err)(
             f"{reason}; training stopped at step {step + 1}, last checkpoint: {kept}"
         ) from err
+
+
+def out_of_memory(
+    config: TrainConfig, resolved: Any, device: torch.device, world: int, step: int, out: Path
+) -> memory.GpuOutOfMemory:
+    """The one-line error of a micro-batch too large for the GPU: the micro-batch that
+    failed, the ``accumulate`` that would fit (projected from the measured memory per
+    window, :mod:`semgkit.memory`), and the checkpoint kept. Nothing is written."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    teacher = model_config(run_config(config.teacher)) if config.teacher else None
+    window = config.past_s + config.window_s + config.future_s
+    gpu = memory.device_bytes(device)
+    micro, fits = memory.oom_advice(
+        resolved, window, config.batch_size, world, config.accumulate, gpu, teacher
+    )
+    where = f" (a GPU of {gpu / memory.GIB:.1f} GiB)" if gpu else ""
+    if fits:
+        advice = (
+            f"accumulate {fits} (micro-batch {config.batch_size // (world * fits)}) would fit "
+            f"(projected from the measured memory per window): rerun with --accumulate {fits} "
+            f"--resume, or set [train] accumulate = {fits} in the profile"
+        )
+    else:
+        advice = "no accumulate fits a micro-batch of one window: use a smaller preset or GPU"
+    last = out / "last.pt"
+    kept = f"{last} is kept" if last.is_file() else "no checkpoint written yet"
+    return memory.GpuOutOfMemory(
+        f"GPU out of memory at step {step + 1}{where}: a micro-batch of {micro} window(s) "
+        f"(batch_size {config.batch_size} / ({world} process(es) x accumulate "
+        f"{config.accumulate})) does not fit; {advice}; {kept}"
+    )
 
 
 def fit(
@@ -314,22 +346,25 @@ def _fit(
         tic = time.perf_counter()
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        total, stats = 0.0, {}
-        for _ in range(config.accumulate):
-            batch = _next_batch(batches, step, out)
-            batch = {k: v.to(device, non_blocking=cuda) for k, v in batch.items()}
-            with autocast:
-                loss, stats = objective(net, batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss became {loss.item()} at step {step + 1}; stopped, the last good "
-                    f"checkpoint {out / 'last.pt'} is kept"
-                )
-            (loss / config.accumulate).backward()
-            total += float(loss.detach()) / config.accumulate
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        lr = scheduler.get_last_lr()[0]  # the rate this step used
-        optimizer.step()
+        try:  # the step's memory: micro-batches, then the optimizer's first moments
+            total, stats = 0.0, {}
+            for _ in range(config.accumulate):
+                batch = _next_batch(batches, step, out)
+                batch = {k: v.to(device, non_blocking=cuda) for k, v in batch.items()}
+                with autocast:
+                    loss, stats = objective(net, batch)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"loss became {loss.item()} at step {step + 1}; stopped, the last "
+                        f"good checkpoint {out / 'last.pt'} is kept"
+                    )
+                (loss / config.accumulate).backward()
+                total += float(loss.detach()) / config.accumulate
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            lr = scheduler.get_last_lr()[0]  # the rate this step used
+            optimizer.step()
+        except torch.cuda.OutOfMemoryError:
+            raise out_of_memory(config, resolved, device, world, step, out) from None
         scheduler.step()
         step += 1
         rate = config.batch_size / (time.perf_counter() - tic)

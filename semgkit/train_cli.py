@@ -30,6 +30,11 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--out", required=True, type=Path, help="run directory")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps")
     p.add_argument("--batch-size", type=int, default=None, help="global batch size")
+    p.add_argument(
+        "--accumulate", type=int, default=None,
+        help="micro-batches per step (batch = processes x accumulate x micro-batch); a "
+        "resume may change it, e.g. after the GPU ran out of memory",
+    )  # fmt: skip
     p.add_argument("--lr", type=float, default=None, help="peak learning rate")
     p.add_argument("--window-s", type=float, default=None, help="window length, seconds")
     p.add_argument("--seed", type=int, default=None, help="initial weights, dropout, time masks")
@@ -51,7 +56,8 @@ def add_cli(subparsers: Any) -> None:
 def _train_cli(args: argparse.Namespace) -> int:
     flags = {
         "data_dir": args.data, "split": args.split, "preset": args.preset,
-        "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+        "steps": args.steps, "batch_size": args.batch_size, "accumulate": args.accumulate,
+        "lr": args.lr,
         "window_s": args.window_s, "seed": args.seed, "data_seed": args.data_seed,
         "checkpoint_every": args.checkpoint_every, "num_workers": args.num_workers,
     }  # fmt: skip

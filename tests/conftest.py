@@ -22,3 +22,20 @@ def smoke_book(tmp_path_factory) -> Path:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return build
+
+
+@pytest.fixture(scope="session")
+def single_user_book(tmp_path_factory) -> Path:
+    """The single-user book (its chapters only) on a synthetic one-user corpus, executed
+    once with the single-user-smoke profile; returns its build directory."""
+    build = tmp_path_factory.mktemp("single-user-build")
+    proc = subprocess.run(
+        [sys.executable, "tools/book.py", "run", "--profile", "single-user-smoke"]
+        + ["--build", str(build), "--cell-timeout", "600"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return build

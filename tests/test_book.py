@@ -278,3 +278,94 @@ def test_lab_opens_chapters_as_notebooks(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# --- real-data profiles at one user's or a few users' scale -------------------------------
+
+
+@pytest.mark.slow
+def test_single_user_book_runs_its_chapters_and_names_its_protocol(single_user_book):
+    """The single-user book on a synthetic one-user corpus: the profile's chapters only,
+    one CER column (the user's own test session), no personalization, no paper column."""
+    from semgkit.profiles import load_profile
+
+    wanted = load_profile("single-user-smoke").chapters
+    assert wanted == ("00", "02", "03", "04", "05")  # inherited from single-user
+    executed = sorted(p.stem[:2] for p in (single_user_book / "book").glob("[0-9][0-9]_*.ipynb"))
+    assert executed == list(wanted)
+    results = single_user_book / "results"
+    for name in ("table2_scaling", "table3_distillation", "table3_temperature"):
+        df = pd.read_csv(results / f"{name}.csv")
+        assert (df["profile"] == "single-user-smoke").all()
+        assert {"single-user CER %", "single-user CI95 lo", "CER protocol"} <= set(df.columns)
+        leaked = [c for c in df.columns if "cross-user" in c or "personalized CER" in c]
+        assert leaked == [] and not [c for c in df.columns if "paper" in c], name
+        assert df["single-user CER %"].notna().all()
+    table2 = pd.read_csv(results / "table2_scaling.csv")
+    assert list(table2["preset"]) == ["lap-xxs", "lap-xs", "tds-laptop"]
+    assert (table2["personalized users"] == 0).all()
+    assert "single-user CER" in (results / "table2_scaling.md").read_text().splitlines()[0]
+    chapter3 = (single_user_book / "book" / "03_scaling.ipynb").read_text()
+    assert "personalized-from-scratch setting" in chapter3 and "split 'user0'" in chapter3
+
+
+def test_a_split_given_to_the_book_travels_in_a_profile_file(tmp_path):
+    """`make book PROFILE=single-user SPLIT=user3`: the chapters take only a profile, so
+    the split goes into a profile file that extends the named one and keeps its name."""
+    from semgkit.profiles import load_profile
+
+    path = book_tool.with_split("single-user", "user3", tmp_path)
+    P = load_profile(path)
+    base = load_profile("single-user")
+    assert P.corpus.split == "user3" and P.name == "single-user"
+    assert P.chapters == base.chapters and P.train == base.train
+    assert load_profile("single-user", split="user5").corpus.split == "user5"
+    assert book_tool.profile_selection("smoke", None)[1] == []
+    named = book_tool.profile_selection("single-user", None)[1]
+    ch1 = next(c for c in book_tool.chapters() if c.stem.startswith("01"))
+    assert named and "01" not in named and book_tool.skip_reason(ch1, ("typing",), named)
+
+
+def test_profile_setting_is_checked(tmp_path):
+    from semgkit.profiles import load_profile
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('extends = "smoke"\n[corpus]\nsetting = "same-user"\n')
+    with pytest.raises(ValueError, match=r"\[corpus\] setting: 'same-user'"):
+        load_profile(bad)
+    assert load_profile("single-user").measure() == "single-user"
+    assert not load_profile("few-users").paper_protocol() and load_profile("paper").paper_protocol()
+
+
+def test_budget_projects_every_run_from_measured_flops():
+    """tools/book.py budget: one row per training run, hours = FLOPs / assumed rate."""
+    from semgkit import budget
+    from semgkit.profiles import load_profile
+
+    table = budget.budget(load_profile("single-user-smoke"))
+    runs = list(table["run"])
+    assert runs[:3] == ["lap-xxs seed 0", "lap-xs seed 0", "tds-laptop seed 0"]
+    assert runs[3:] == ["lap-student alone seed 0", "lap-student distilled T=2 alpha=0.5 seed 0",
+                        "total"]  # fmt: skip
+    assert not any("personalized" in r for r in runs)  # the single-user setting
+    rows = table[table["run"] != "total"]
+    assert (rows["GFLOP per window (measured)"] > 0).all() and (rows["windows"] == 16).all()
+    for gb, tflops in budget.ASSUMED_TFLOPS.items():
+        column = f"{gb} GB h (projection)"
+        assert table[column].iloc[-1] == pytest.approx(rows[column].sum(), abs=0.011)
+        hours = rows["PFLOP"] * 1e15 / (tflops * 1e12) / 3600
+        assert rows[column].to_numpy() == pytest.approx(hours.to_numpy(), abs=0.006)
+    few = budget._runs(load_profile("few-users"))
+    tuned = [r["run"] for r in few if "personalized x 8 users" in r["run"]]
+    assert len(tuned) == 6 and tuned[-1].startswith("tiny distilled")  # 5 models + distilled
+
+
+def test_every_shipped_profile_loads_and_names_known_presets():
+    from semgkit import models
+    from semgkit.profiles import load_profile
+
+    for path in sorted((ROOT / "book" / "profiles").glob("*.toml")):
+        P = load_profile(path)
+        named = {*P.scaling.ladder, P.scaling.baseline, P.distill.teacher, P.distill.student}
+        assert named | set(P.realtime.presets) <= set(models.PRESETS), path.name
+        assert all(any(c.name.startswith(p) for c in book_tool.chapters(None)) for p in P.chapters)

@@ -4,6 +4,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,3 +56,75 @@ def test_cli_entry_points():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["semgkit"] == "semgkit.cli:main"
     assert (ROOT / "semgkit" / "__main__.py").is_file()
+
+
+def _has_build_backend() -> bool:
+    try:
+        import setuptools
+        import wheel  # noqa: F401
+    except ImportError:
+        return False
+    return int(setuptools.__version__.split(".")[0]) >= 68
+
+
+@pytest.mark.skipif(not _has_build_backend(), reason="needs setuptools>=68 and wheel here")
+def test_install_into_an_environment_with_its_own_torch_keeps_it(tmp_path):
+    """Colab or a conda env already holds a (CUDA) torch and the other requirements:
+    `pip install -e .` must install the project and leave that torch alone. The fresh
+    environment sees this interpreter's packages (torch, pip and setuptools included)
+    through a .pth file, as --system-site-packages would; pip never removes a package
+    outside its environment, so a wrong requirement would show as a second torch."""
+    import site
+    import subprocess
+    import venv
+
+    import torch
+
+    env = tmp_path / "env"
+    venv.EnvBuilder(with_pip=False).create(env)  # pip, setuptools: this interpreter's
+    python = env / "bin" / "python"
+    target = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    outer = [p for p in site.getsitepackages() if Path(p, "torch").is_dir()]
+    if not outer:
+        pytest.skip("torch is not in this interpreter's site-packages")
+    Path(target, "outer.pth").write_text("\n".join(outer) + "\n")
+    probe = "import torch; print(torch.__version__, torch.__file__)"
+    before = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
+    assert before.stdout.split()[0] == torch.__version__
+    command = [python, "-m", "pip", "install", "--no-build-isolation", "--no-index", "-e", "."]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if proc.returncode and "No matching distribution" in proc.stdout + proc.stderr:
+        pytest.skip("a requirement is missing here and there is no index to fetch it from")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    installed = [line for line in proc.stdout.splitlines() if "Successfully installed" in line]
+    assert installed and "torch" not in installed[0].replace("semgkit", ""), installed
+    after = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
+    assert after.stdout == before.stdout  # the same torch, from the same place
+    where = subprocess.run(
+        [python, "-c", "import semgkit; print(semgkit.__file__)"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    ).stdout.strip()  # fmt: skip
+    assert Path(where).parent == ROOT / "semgkit"  # the editable install of this checkout
+
+
+def test_make_book_can_use_the_current_interpreter():
+    """`make book ENV=current` runs the book with the interpreter PYTHON names, installing
+    the project into it first (without a torch pin) instead of creating ./.venv."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("make"):
+        pytest.skip("no make here")
+    dry = ["make", "-n", "book", "ENV=current", "PYTHON=/opt/py/bin/python", "PROFILE=single-user"]
+    lines = subprocess.run(dry, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert [line.strip() for line in lines.splitlines()] == [
+        "/opt/py/bin/python -m pip install --quiet -e '.[test]'",
+        "/opt/py/bin/python tools/book.py run --profile single-user --build build",
+    ]
+    bad = subprocess.run(
+        ["make", "-n", "book", "ENV=conda"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert bad.returncode != 0 and "ENV=conda: must be venv" in bad.stderr

@@ -125,7 +125,7 @@ def test_a_pose_only_profile_skips_the_typing_chapters(tmp_path, monkeypatch, ca
     stale.parent.mkdir(parents=True)
     stale.write_text("{}")
     assert book_tool.run("pose-mini", tmp_path / "build", str(tmp_path), None) == 0
-    assert "skipping 99_broken.md (a typing chapter; profile pose-mini runs pose)" in (
+    assert "skipping 99_broken.md (a typing chapter; the profile runs pose)" in (
         capsys.readouterr().out
     )
     assert not stale.exists()

@@ -1,9 +1,10 @@
 """Build the book: jupytext chapters -> notebooks -> papermill execution -> static HTML.
 
-    python tools/book.py run  --profile smoke|laptop|paper [--data DIR] [--build build]
+    python tools/book.py run  --profile smoke|laptop|paper [--data DIR] [--split NAME] [--build build]
     python tools/book.py html [--build build]
     python tools/book.py lab  [--build build]
     python tools/book.py plan --profile paper --data DIR [--nproc 8]
+    python tools/book.py budget --profile single-user
 
 `run` writes the unexecuted notebooks to build/book/src/, the executed ones to
 build/book/, per-chapter wall times to build/book/timings.csv and the run's parameters
@@ -48,14 +49,25 @@ def chapter_task(chapter: Path) -> str:
     return CHAPTER_TASKS.get(chapter.stem, "typing")
 
 
-def profile_tasks(profile: str, data: str | None) -> tuple[str, ...]:
-    """The tasks whose chapters the profile runs (``tasks`` in its TOML)."""
+def profile_selection(profile: str, data: str | None) -> tuple[tuple[str, ...], list[str]]:
+    """The tasks whose chapters the profile runs (``tasks``) and the chapters it names
+    (``chapters``; empty: every chapter of those tasks)."""
     from semgkit.profiles import load_profile
 
     try:
-        return load_profile(profile, data_dir=data).tasks
+        P = load_profile(profile, data_dir=data)
     except (ValueError, FileNotFoundError) as err:  # before any chapter runs: one line
         raise SystemExit(f"book: {err}") from None
+    return P.tasks, list(P.chapters)
+
+
+def skip_reason(chapter: Path, tasks: tuple[str, ...], named: list[str]) -> str | None:
+    """Why the profile does not run this chapter, or None when it does."""
+    if chapter_task(chapter) not in tasks:
+        return f"a {chapter_task(chapter)} chapter; the profile runs {', '.join(tasks)}"
+    if named and not any(chapter.stem.startswith(n) for n in named):
+        return f"the profile's chapters are {', '.join(named)}"
+    return None
 
 
 def chapter_parameters(profile: str, build: Path, data: str | None) -> dict[str, str]:
@@ -77,12 +89,34 @@ def chapter_parameters(profile: str, build: Path, data: str | None) -> dict[str,
 CELL_TIMEOUT_S = 3600
 
 
+def with_split(profile: str, split: str, build: Path) -> str:
+    """A profile file in ``build`` that is ``profile`` with its corpus split set to
+    ``split`` (``make book PROFILE=single-user SPLIT=user3``): the chapters take only a
+    profile, so the split travels inside one. Same name, so tables name the profile."""
+    from semgkit.profiles import find_profile, load_profile
+    from semgkit.results import atomic_write
+
+    base = load_profile(profile)
+    folder = build / "book" / "profiles"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{base.name}-{split}.toml"
+    text = (
+        f"extends = {json.dumps(str(find_profile(profile).resolve()))}\n"
+        f"name = {json.dumps(base.name)}\n"
+        f"description = {json.dumps(f'{base.description} (split {split})')}\n\n"
+        f"[corpus]\nsplit = {json.dumps(split)}\n"
+    )
+    atomic_write(path, text)
+    return str(path.resolve())
+
+
 def run(
     profile: str,
     build: Path,
     data: str | None,
     only: list[str] | None,
     cell_timeout: int = CELL_TIMEOUT_S,
+    split: str | None = None,
 ) -> int:
     import jupytext
     import papermill
@@ -93,17 +127,15 @@ def run(
 
     src_dir, out_dir = build / "book" / "src", build / "book"
     src_dir.mkdir(parents=True, exist_ok=True)
+    if split:
+        profile = with_split(profile, split, build)
     params = chapter_parameters(profile, build, data)
-    tasks = profile_tasks(params["profile"], data)
+    tasks, named = profile_selection(params["profile"], data)
     timings = []
     for chapter in chapters(only):
-        if chapter_task(chapter) not in tasks:
-            (out_dir / f"{chapter.stem}.ipynb").unlink(missing_ok=True)
-            print(
-                f"book: skipping {chapter.name} (a {chapter_task(chapter)} chapter; profile "
-                f"{Path(profile).stem} runs {', '.join(tasks)})",
-                flush=True,
-            )
+        if why := skip_reason(chapter, tasks, named):
+            (out_dir / f"{chapter.stem}.ipynb").unlink(missing_ok=True)  # not this run's
+            print(f"book: skipping {chapter.name} ({why})", flush=True)
             continue
         notebook = src_dir / f"{chapter.stem}.ipynb"
         jupytext.write(jupytext.read(chapter), notebook)
@@ -413,6 +445,21 @@ def plan(profile: str, build: Path, data: str | None, nproc: int) -> int:
     return 0
 
 
+def budget(profile: str, split: str | None) -> int:
+    """Print the profile's GPU budget (semgkit.budget): measured FLOPs and memory per
+    window, projected hours and micro-batch memory per GPU class. Needs no data."""
+    from semgkit.budget import ASSUMED_TFLOPS
+    from semgkit.budget import budget as gpu_budget
+    from semgkit.profiles import load_profile
+
+    P = load_profile(profile, split=split)
+    print(f"profile {P.name}: {P.description}")
+    print(gpu_budget(P).to_markdown(index=False))
+    rates = ", ".join(f"{gb} GB {t:g}" for gb, t in ASSUMED_TFLOPS.items())
+    print(f"hours: projected at an assumed sustained TFLOP/s per GPU class ({rates})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -420,7 +467,10 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--profile", default="laptop")
     p_run.add_argument("--data", default=None, help="real data directory (paper profile)")
     p_run.add_argument("--build", type=Path, default=ROOT / "build")
-    p_run.add_argument("--only", nargs="*", help="chapter prefixes to run, e.g. 00 03")
+    p_run.add_argument("--split", default=None, help="the corpus split (single-user: user3)")
+    p_run.add_argument(
+        "--only", nargs="*", help="chapter prefixes to run, e.g. 00 03 (default: the profile's)"
+    )
     p_run.add_argument(
         "--cell-timeout",
         type=int,
@@ -436,13 +486,18 @@ def main(argv: list[str] | None = None) -> int:
     p_plan.add_argument("--data", default=None, help="real data directory (paper profile)")
     p_plan.add_argument("--build", type=Path, default=ROOT / "build")
     p_plan.add_argument("--nproc", type=int, default=8, help="GPUs per node")
+    p_budget = sub.add_parser("budget", help="a profile's projected GPU hours and memory")
+    p_budget.add_argument("--profile", default="single-user")
+    p_budget.add_argument("--split", default=None)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "lab":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "run":
-        return run(args.profile, args.build, args.data, args.only, args.cell_timeout)
+        return run(args.profile, args.build, args.data, args.only, args.cell_timeout, args.split)
     if args.command == "plan":
         return plan(args.profile, args.build, args.data, args.nproc)
+    if args.command == "budget":
+        return budget(args.profile, args.split)
     if args.command == "lab":
         return lab(args.build, extra)
     return html(args.build)
