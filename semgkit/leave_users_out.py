@@ -169,12 +169,11 @@ def findings(df: pd.DataFrame) -> list[str]:
         gain = few.cer - most.cer
         gains[role] = (int(rows["parameters"].iloc[0]), rows["preset"].iloc[0], gain)
         steps = [b.cer < a.cer for a, b in zip(estimates, estimates[1:], strict=False)]
-        every = "at every step" if all(steps) else "not at every step"
+        every = "falls at every step" if all(steps) else "does not fall at every step"
         out.append(
             f"{role} ({rows['preset'].iloc[0]}): CER {uncertainty.describe(few)} with {k_few} "
-            f"training users, {uncertainty.describe(most)} with {k_most}: "
-            f"{'falls' if gain > 0 else 'does not fall'} by {gain:+.1f} points ({every}); "
-            f"'more users, lower CER' {verdict}"
+            f"training users, {uncertainty.describe(most)} with {k_most}: {-gain:+.1f} points "
+            f"({every}); 'more users, lower CER' {verdict}"
         )
     if len(gains) >= 2:
         (p_small, small, g_small), *_, (p_large, large, g_large) = sorted(gains.values())
