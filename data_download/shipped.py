@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from semgkit.split_rules import users_in_order
+
 from . import pins
 
 FOLDER = Path(str(resources.files("data_download") / "splits"))
@@ -63,10 +65,7 @@ def few_users(generic: dict[str, list[dict]], k: int) -> dict[str, list[dict]]:
     """The first ``k`` training users of ``generic``: users in the order they first
     appear in its train list; train and val are those users' ``generic`` train and val
     sessions in file order; test is ``generic``'s test part (8 held-out users), unchanged."""
-    users: list = []
-    for entry in generic["train"]:
-        if entry["user"] not in users:
-            users.append(entry["user"])
+    users = users_in_order(generic["train"])
     if len(users) < k:
         raise ValueError(f"generic has {len(users)} training users, fewer than {k}")
     chosen = set(users[:k])

@@ -325,7 +325,7 @@ def run_bench(cfg: BenchConfig, out: str | Path | None = None) -> pd.DataFrame:
 NOT_IN_BENCH_KEY = (
     "budget", "cli", "experiments", "findings", "notebook", "paper", "profiles", "results",
     "synth", "synth_signal", "teach", "live", "populations", "perturb", "robustness", "sensors",
-    "sensor_shift", "deploy", "pose_experiments", "hand_sketch",
+    "sensor_shift", "deploy", "pose_experiments", "hand_sketch", "leave_users_out", "split_rules",
 )  # fmt: skip
 
 

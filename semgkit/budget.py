@@ -1,4 +1,4 @@
-"""A profile's GPU budget: what each run of chapters 3 and 4 costs, from measured FLOPs
+"""A profile's GPU budget: what each run of chapters 3, 4 and 7 costs, from measured FLOPs
 and memory per window, projected to hours and micro-batches per GPU class.
 
 FLOPs are *measured*: ``torch.utils.flop_counter.FlopCounterMode`` counts every matmul and
@@ -45,7 +45,8 @@ def flops_per_window(preset: str, window_s: float, backward: bool = True) -> flo
 
 
 def _runs(P: Profile) -> list[dict[str, Any]]:
-    """Every training run of chapters 3 and 4 and the fine-tunings, with its windows."""
+    """Every training run of chapters 3 and 4, the fine-tunings, and chapter 7's
+    leave-users-out runs (``[robustness] user_counts``), with its windows."""
     t, s, d = P.train, P.scaling, P.distill
     windows = t.steps * t.batch_size
     runs = [
@@ -70,6 +71,11 @@ def _runs(P: Profile) -> list[dict[str, Any]]:
                 "teacher": d.teacher if i == 0 else None,  # the first fills the output cache
             }
         )
+    runs += [
+        {"run": f"{p} on the first {k} training users", "preset": p, "windows": windows}
+        for k in P.robustness.user_counts
+        for p in (d.teacher, d.student)
+    ]
     users = 0 if P.measure() == "single-user" else (t.personalize_users or HELD_OUT_USERS)
     tuned = {p: len(P.model_seeds(p)) for p in [*s.ladder, s.baseline, d.teacher]}
     tuned.setdefault(d.student, len(P.student_seeds()))  # the student alone

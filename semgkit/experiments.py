@@ -36,7 +36,7 @@ NOT_IN_RUN_KEY = (
     "bench", "budget", "cli", "experiments", "export", "findings", "jobs", "notebook", "paper",
     "profiles", "results", "live", "robustness", "sensor_shift", "stream", "teach",
     "uncertainty", "pose_experiments", "hand_sketch", "deploy", "edge", "export_step",
-    "stream_step",
+    "stream_step", "leave_users_out", "split_rules",
 )  # fmt: skip
 
 

@@ -98,6 +98,9 @@ class Robustness:  # the robustness chapter: evaluations of runs trained for Tab
     # the distilled student zero-shot and fine-tuned on the first sensor_users test users
     sensors: tuple[str, ...] = ("mirror", "sparse:n=8")
     sensor_users: int = 2
+    # leave-users-out (semgkit.leave_users_out): the teacher and the student alone trained
+    # again on the first K training users of the split, for each K; empty: not trained
+    user_counts: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,16 @@ def load_profile(
     unknown = sorted(p for p, _ in profile.scaling.seeds if p not in trained)
     if unknown:
         raise ValueError(f"profile {path} [scaling] seeds: {unknown} are not trained here")
+    counts = profile.robustness.user_counts
+    if not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in counts):
+        raise ValueError(
+            f"profile {path} [robustness] user_counts: {list(counts)} must be whole numbers >= 1"
+        )
+    if counts and profile.corpus.setting != "cross-user":
+        raise ValueError(
+            f"profile {path} [robustness] user_counts: needs the cross-user setting "
+            f"(this profile's is {profile.corpus.setting!r}: one training user)"
+        )
     if profile.corpus.setting not in SETTINGS:
         raise ValueError(
             f"profile {path} [corpus] setting: {profile.corpus.setting!r} is not one of {SETTINGS}"

@@ -59,26 +59,27 @@ def curve_runs(P: Profile) -> dict[str, Path]:
     return dict(zip(configs, experiments.train_many(P, list(configs.values())), strict=True))
 
 
-def _stress_path(P: Profile, model_dir: Path, spec: str, split: str = "generic") -> Path:
+def _stress_path(P: Profile, model_dir: Path, spec: str, split: str | None = None) -> Path:
+    split = split or P.corpus.split
     key = hashlib.sha256(json.dumps([spec, P.seed]).encode()).hexdigest()[:12]
     return model_dir / f"eval-{split}-test-stress-{key}.json"
 
 
-def stress(P: Profile, model_dir: Path, specs: list[str], split: str = "generic") -> None:
+def stress(P: Profile, model_dir: Path, specs: list[str], split: str | None = None) -> None:
     """Score ``model_dir`` on ``split``'s test part under each of ``specs`` not cached yet
     (seeded by the profile), loading the model and the split once for all of them."""
     missing = [s for s in specs if not _stress_path(P, model_dir, s, split).is_file()]
     if not missing:
         return
     data = experiments.prepare_corpus(P)
-    model, paths, config = model_and_paths(model_dir, data, split, "test")
+    model, paths, config = model_and_paths(model_dir, data, split or P.corpus.split, "test")
     for spec in missing:
         perturbation = perturb.parse([spec], seed=P.seed, flag=FLAG)
         result = evaluate_model(model, paths, config, protocol="session", perturbation=perturbation)
         result.save(_stress_path(P, model_dir, spec, split))
 
 
-def stressed(P: Profile, model_dir: Path, spec: str, split: str = "generic") -> dict[str, Any]:
+def stressed(P: Profile, model_dir: Path, spec: str, split: str | None = None) -> dict[str, Any]:
     """``model_dir``'s result on ``split``'s test part under ``spec``, cached (:func:`stress`):
     a generic run on the cross-user test set, or a fine-tuned one on its user's."""
     stress(P, model_dir, [spec], split)
@@ -106,7 +107,9 @@ def run_missing(P: Profile, todo: list[tuple], desc: str) -> None:
 def _clean_missing(P: Profile, runs: list[Path]) -> list[tuple]:
     """The unperturbed cross-user evaluations not cached yet (chapter 3 usually made them)."""
     return [
-        (experiments.cross_user, P, r) for r in runs if not (r / "eval-generic-test.json").is_file()
+        (experiments.cross_user, P, r)
+        for r in runs
+        if not (r / f"eval-{P.corpus.split}-test.json").is_file()
     ]
 
 
@@ -125,7 +128,7 @@ def stress_tables(P: Profile) -> dict[str, pd.DataFrame]:
     todo = [  # one job per model: it is loaded once for every severity
         (stress, P, d, specs, split)
         for r in runs.values()
-        for d, split in [(r, "generic"), *_personal(P, r, users)]
+        for d, split in [(r, P.corpus.split), *_personal(P, r, users)]
         if not all(_stress_path(P, d, s, split).is_file() for s in specs)
     ]
     run_missing(P, todo + _clean_missing(P, list(runs.values())), "stress")
@@ -288,7 +291,7 @@ def rescore(P: Profile, run_dir: Path, specs: list[str]) -> dict[str, Any]:
     """``run_dir`` on the first cross-user test session under ``specs``, uncached: the
     chapter's live cell. CER, the decoded and typed text, and the seconds it took."""
     model, config = load_run(run_dir)
-    path = load_split(experiments.prepare_corpus(P), "generic").test[0]
+    path = load_split(experiments.prepare_corpus(P), P.corpus.split).test[0]
     start = time.perf_counter()
     perturbation = perturb.parse(specs, seed=P.seed)
     result = evaluate_model(model, [path], config, perturbation=perturbation)

@@ -36,7 +36,7 @@ ROLES = ("teacher", "student distilled")  # Table 3's pair: does distillation ke
 
 def sensor_users(P: Profile) -> list[str]:
     """The first ``[robustness] sensor_users`` test users of the generic split."""
-    users = list(load_split(experiments.prepare_corpus(P), "generic").test_users)
+    users = list(load_split(experiments.prepare_corpus(P), P.corpus.split).test_users)
     return users[: P.robustness.sensor_users]
 
 

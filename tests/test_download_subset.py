@@ -372,10 +372,10 @@ def test_unknown_split_name_lists_the_shipped_ones():
         select(["user9"], [])
 
 
-def test_data_download_imports_only_semgkit_format():
+def test_data_download_imports_only_semgkit_format_and_split_rules():
     for path in (ROOT / "data_download").glob("*.py"):
         found = set(re.findall(r"^\s*(?:from|import) (semgkit[\w.]*)", path.read_text(), re.M))
-        allowed = {"semgkit.format"} | (
+        allowed = {"semgkit.format", "semgkit.split_rules"} | (
             {"semgkit.pose_format"} if path.stem == "emg2pose" else set()
         )
         assert found <= allowed, path.name
