@@ -118,7 +118,15 @@ def test_make_book_can_use_the_current_interpreter():
 
     if not shutil.which("make"):
         pytest.skip("no make here")
-    dry = ["make", "-n", "book", "ENV=current", "PYTHON=/opt/py/bin/python", "PROFILE=single-user"]
+    dry = [
+        "make",
+        "--no-print-directory",
+        "-n",
+        "book",
+        "ENV=current",
+        "PYTHON=/opt/py/bin/python",
+        "PROFILE=single-user",
+    ]
     lines = subprocess.run(dry, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert [line.strip() for line in lines.splitlines()] == [
         "/opt/py/bin/python -m pip install --quiet -e '.[test]'",
