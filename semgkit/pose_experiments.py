@@ -123,12 +123,7 @@ def groups(result: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
 
 def mae_columns(measure: str, e: Estimate) -> dict[str, float]:
     """``<measure> MAE deg``, its 95 % interval and seed range."""
-    return {
-        f"{measure} MAE deg": round(e.cer, 2),
-        f"{measure} CI95 lo": round(e.lo, 2),
-        f"{measure} CI95 hi": round(e.hi, 2),
-        f"{measure} seed range": round(e.seed_range, 2),
-    }
+    return uncertainty.columns(measure, e, unit="MAE deg")
 
 
 def mae_estimate(row: pd.Series, measure: str) -> Estimate:

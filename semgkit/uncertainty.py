@@ -88,10 +88,10 @@ def estimate(per_seed: Sequence[Mapping[str, Mapping[str, float]]]) -> Estimate:
     return Estimate(100.0 * edits.sum() / chars.sum(), lo, hi, seed_range, len(by_seed))
 
 
-def columns(measure: str, e: Estimate) -> dict[str, float]:
-    """Table columns for one measure: ``<measure> CER %``, its interval and seed range."""
+def columns(measure: str, e: Estimate, unit: str = "CER %") -> dict[str, float]:
+    """Table columns for one measure: ``<measure> <unit>``, its interval and seed range."""
     return {
-        f"{measure} CER %": round(e.cer, 2),
+        f"{measure} {unit}": round(e.cer, 2),
         f"{measure} CI95 lo": round(e.lo, 2),
         f"{measure} CI95 hi": round(e.hi, 2),
         f"{measure} seed range": round(e.seed_range, 2),

@@ -12,16 +12,7 @@ def smoke_book(tmp_path_factory) -> Path:
     """The whole book executed once with the smoke profile; returns its build directory."""
     build = tmp_path_factory.mktemp("book-build")
     # Per-cell and whole-run limits: a stuck kernel fails the suite instead of stalling CI.
-    proc = subprocess.run(
-        [sys.executable, "tools/book.py", "run", "--profile", "smoke", "--build", str(build)]
-        + ["--cell-timeout", "600"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return build
+    return _run_book("smoke", build)
 
 
 @pytest.fixture(scope="session")
@@ -29,9 +20,14 @@ def single_user_book(tmp_path_factory) -> Path:
     """The single-user book (its chapters only) on a synthetic one-user corpus, executed
     once with the single-user-smoke profile; returns its build directory."""
     build = tmp_path_factory.mktemp("single-user-build")
+    return _run_book("single-user-smoke", build)
+
+
+def _run_book(profile: str, build: Path) -> Path:
+    """Execute the book with ``profile`` into ``build`` (one-line failure: its output's tail)."""
     proc = subprocess.run(
-        [sys.executable, "tools/book.py", "run", "--profile", "single-user-smoke"]
-        + ["--build", str(build), "--cell-timeout", "600"],
+        [sys.executable, "tools/book.py", "run", "--profile", profile, "--build", str(build)]
+        + ["--cell-timeout", "600"],
         cwd=ROOT,
         capture_output=True,
         text=True,
