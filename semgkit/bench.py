@@ -12,7 +12,6 @@ stays within minutes.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -31,7 +30,7 @@ from tqdm import tqdm
 
 from semgkit.edge import projection
 from semgkit.format import BANDS, ELECTRODES, SAMPLE_RATE
-from semgkit.results import atomic_write, cpu_model, library_modules, source_hash, write_csv_md
+from semgkit.provenance import cpu_model, write_csv_md
 
 WINDOW_S = 5.0  # the sliding window (stream.WINDOW_SAMPLES) rerun every hop
 
@@ -318,31 +317,6 @@ def run_bench(cfg: BenchConfig, out: str | Path | None = None) -> pd.DataFrame:
     if out is not None:
         write_bench(df, out, info, cfg)
     return df
-
-
-# Modules that cannot change a benchmark's figures (the book's orchestration and
-# presentation, the corpus); every other module of semgkit is in the cache key.
-NOT_IN_BENCH_KEY = (
-    "budget", "cli", "experiments", "findings", "notebook", "paper", "profiles", "results",
-    "synth", "synth_signal", "teach", "live", "populations", "perturb", "robustness", "sensors",
-    "sensor_shift", "deploy", "pose_experiments", "hand_sketch", "leave_users_out", "split_rules",
-)  # fmt: skip
-
-
-def cached_bench(cfg: BenchConfig, cache_dir: str | Path) -> tuple[pd.DataFrame, bool]:
-    """``run_bench(cfg)`` measured once per settings, code and machine; (table, was cached).
-
-    A later call with the same settings on the same machine and code reads the earlier
-    measurement, so re-executing the book after a prose edit does not re-benchmark.
-    Delete ``cache_dir`` to measure again."""
-    settings = json.dumps([asdict(cfg), machine_info(cfg.threads)], default=str)
-    key = source_hash(library_modules(exclude=NOT_IN_BENCH_KEY), settings)[:12]
-    path = Path(cache_dir) / f"bench-{key}.csv"
-    if path.is_file():
-        return pd.read_csv(path), True
-    df = run_bench(cfg)
-    atomic_write(path, df.to_csv(index=False))
-    return df, False
 
 
 def write_bench(df: pd.DataFrame, out: str | Path, info: dict, cfg: BenchConfig) -> Path:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from semgkit import models
-from semgkit.results import atomic_write
+from semgkit.atomic import atomic_write
 
 WEIGHT_KEYS = ("model", "preset", "model_config", "charset")  # every checkpoint
 TRAINING_KEYS = ("optimizer", "scheduler", "rng", "step", "best_cer")  # last.pt besides

@@ -13,7 +13,6 @@ distill`` is a subcommand of :mod:`semgkit.train_cli`). This module imports only
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from semgkit.atomic import atomic_path
 from semgkit.charset import CHARSET
 from semgkit.pose_train import at_frames, is_pose, masked_l1
 from semgkit.runs import load_run
@@ -140,9 +140,8 @@ class TeacherCache:
         return torch.from_numpy(np.load(path).astype(np.float32))
 
     def save(self, key: str, log_probs: Tensor) -> None:
-        tmp = self.dir / f".{key}.{os.getpid()}.tmp.npy"
-        np.save(tmp, log_probs.detach().cpu().numpy().astype(np.float16))
-        os.replace(tmp, self.dir / f"{key}.npy")
+        with atomic_path(self.dir / f"{key}.npy", suffix=".npy") as tmp:
+            np.save(tmp, log_probs.detach().cpu().numpy().astype(np.float16))
 
     @property
     def hit_rate(self) -> float:

@@ -47,12 +47,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from semgkit import decode, lm, perturb
+from semgkit.atomic import atomic_write
 from semgkit.charset import CHARSET
 from semgkit.checkpoint import load_checkpoint
 from semgkit.data import Session, WindowedDataset, collate, load_split, typed_sessions
 from semgkit.format import SAMPLE_RATE
 from semgkit.metrics import per_user, pooled_counts, rates
-from semgkit.results import atomic_write
 from semgkit.runs import TrainConfig, load_run, run_config
 
 

@@ -8,8 +8,6 @@ contract as the PyTorch model, so a deployment can feed it any signal length.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -18,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from semgkit.atomic import atomic_path
 from semgkit.format import BANDS, ELECTRODES, SAMPLE_RATE
-from semgkit.results import publish
 from semgkit.runs import load_run
 
 OPSET = 17
@@ -53,10 +51,7 @@ def write_onnx(
     out = Path(out)
     if out.suffix != ".onnx":
         raise ValueError(f"--out {out}: expected a file name ending in .onnx")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".onnx")
-    os.close(fd)
-    try:
+    with atomic_path(out, suffix=".onnx") as tmp:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer chatter about constant folding
             torch.onnx.export(
@@ -69,10 +64,6 @@ def write_onnx(
                 dynamic_axes=dynamic_axes or {},
                 opset_version=OPSET,
             )
-        publish(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return out
 
 

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from semgkit.atomic import atomic_write, publish
 from semgkit.export import ort_session, write_onnx
 from semgkit.format import SAMPLE_RATE
-from semgkit.results import atomic_write, publish
 from semgkit.stream_step import IncrementalStream, step_module
 
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(bool)": np.bool_}

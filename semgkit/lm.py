@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semgkit.results import atomic_write
+from semgkit.atomic import atomic_write
 
 # <s>, </s> and <unk> inside n-gram strings: lone surrogates, which no UTF-8 text decodes
 # to, so every character a file can hold (``^`` and ``$`` included) is a token of its own.

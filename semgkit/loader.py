@@ -27,8 +27,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from semgkit import models, paper
+from semgkit.atomic import atomic_write
 from semgkit.data import WindowedDataset, collate, load_split
-from semgkit.results import atomic_write
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 

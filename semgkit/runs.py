@@ -12,7 +12,6 @@ weights.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import io
 import json
@@ -31,6 +30,7 @@ import torch
 from torch import nn
 
 from semgkit import models, paper
+from semgkit.atomic import atomic_write
 from semgkit.charset import CHARSET
 from semgkit.checkpoint import WEIGHT_KEYS, load_checkpoint
 from semgkit.format import SAMPLE_RATE
@@ -113,25 +113,6 @@ def check_config(config: TrainConfig) -> None:
     need("warmup_frac", 0 <= config.warmup_frac <= 1, "in [0, 1]")
 
 
-def write_bytes(path: Path, data: bytes | memoryview) -> None:
-    """Write ``data`` to ``path`` through a synced temporary file, then rename it in place.
-
-    A kill or a full disk never leaves half a file at ``path``: the previous file stays
-    whole, the temporary is removed, and the error names the file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        kept = f"; the previous {path.name} is intact" if path.exists() else ""
-        full = " (disk full)" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-        raise OSError(err.errno, f"{path}: cannot write{full}: {err.strerror}{kept}") from err
-
-
 UNWEIGHED = ("num_workers",)  # TrainConfig fields a run's weights do not depend on
 # Fields a resume may change: how each global batch is split into micro-batches (after a
 # GPU ran out of memory, semgkit.memory). The windows and the recipe stay; the weights are
@@ -143,11 +124,11 @@ def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` through a temporary file: a kill never leaves half a checkpoint."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)  # serialized first, so a disk error is a plain OSError
-    write_bytes(path, buffer.getbuffer())
+    atomic_write(path, buffer.getbuffer())
 
 
 def write_json(path: Path, obj: Any) -> None:
-    write_bytes(path, json.dumps(obj, indent=1, default=str).encode())
+    atomic_write(path, json.dumps(obj, indent=1, default=str))
 
 
 def config_diff(saved: dict[str, Any], config: TrainConfig) -> tuple[list[str], list[str]]:
@@ -355,9 +336,7 @@ def trim_log(path: Path, step: int) -> None:
         if row["step"] > step:
             break
         keep.append(line + "\n")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(keep))
-    os.replace(tmp, path)
+    atomic_write(path, "".join(keep))
 
 
 def model_config(config: TrainConfig) -> Any:

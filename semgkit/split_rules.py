@@ -1,7 +1,7 @@
 """Rules that derive a smaller split from a split file's entries.
 
 Shared by ``data_download.shipped`` (the shipped ``few-users-K`` files) and
-``semgkit.leave_users_out`` (the robustness chapter's K-user splits), so both take "the
+``semgkit.repro.leave_users_out`` (the robustness chapter's K-user splits), so both take "the
 first K training users" to mean the same users. Standard library only: ``data_download``
 imports nothing of semgkit but this and its format modules. Outside the run cache key: a
 derived split reaches a run's key through its name and its corpus directory.

@@ -37,6 +37,7 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
+from semgkit.atomic import atomic_path
 from semgkit.charset import CHARSET
 from semgkit.format import ELECTRODES, EMG_FIELDS, GROUP, SAMPLE_RATE, TIME_FIELD, TIMESERIES
 from semgkit.populations import POPULATIONS, Population, draw_ids, population_flag
@@ -179,8 +180,7 @@ def write_session(path: Path, emg: np.ndarray, times: np.ndarray, attrs: dict[st
     """One emg2qwerty HDF5 session (uncompressed and contiguous, as the release's files are
     sized), written to a temporary name and renamed. Records are assembled a block at a
     time into a reused buffer: a whole session's records would cost a fresh 300 MB array."""
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         group = f.create_group(GROUP)
         dataset = group.create_dataset(TIMESERIES, shape=(len(emg),), dtype=EMG_DTYPE)
         records = np.empty(min(len(emg), BLOCK), dtype=EMG_DTYPE)
@@ -192,7 +192,6 @@ def write_session(path: Path, emg: np.ndarray, times: np.ndarray, attrs: dict[st
             dataset.write_direct(part, dest_sel=np.s_[lo : lo + len(part)])
         for key, value in attrs.items():
             group.attrs[key] = value
-    tmp.replace(path)
 
 
 def user_ids(n: int, seed: int) -> list[str]:

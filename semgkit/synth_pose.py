@@ -26,6 +26,7 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
+from semgkit.atomic import atomic_path
 from semgkit.format import ELECTRODES, SAMPLE_RATE
 from semgkit.pose_format import (
     ATTRS,
@@ -106,12 +107,10 @@ def write_stage(path: Path, emg: np.ndarray, angles: np.ndarray, t0: float, attr
     records[TIME] = t0 + np.arange(len(emg)) / SAMPLE_RATE
     records[JOINT_ANGLES] = angles
     records[EMG] = emg
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         group = f.create_group(GROUP)
         group[TIMESERIES] = records
         group.attrs.update({k: attrs[k] for k in ATTRS})
-    tmp.replace(path)
 
 
 def _plan(config: PoseSynthConfig) -> list[tuple[int, int, str]]:

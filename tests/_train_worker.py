@@ -56,19 +56,20 @@ def main() -> None:
 
 def kill_while_writing(name: str, nth: str) -> None:
     """SIGKILL this process halfway through its ``nth`` write of a file called ``name``,
-    with the first half on disk under the temporary name ``runs.write_bytes`` uses."""
-    write, seen = runs.write_bytes, []
+    with the first half on disk under a temporary name like ``atomic_write``'s."""
+    write, seen = runs.atomic_write, []
 
     def half_then_kill(path: Path, data) -> None:
         if path.name == name:
             seen.append(path)
             if len(seen) == int(nth):
                 with path.with_name(f".{path.name}.{os.getpid()}.tmp").open("wb") as f:
-                    f.write(bytes(data[: len(data) // 2]))
+                    raw = data.encode() if isinstance(data, str) else bytes(data)
+                    f.write(raw[: len(raw) // 2])
                 os.kill(os.getpid(), signal.SIGKILL)
         write(path, data)
 
-    runs.write_bytes = half_then_kill
+    runs.atomic_write = half_then_kill
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ def test_bench_cli_writes_csv(tmp_path):
 
 def test_cached_bench_measures_once_per_settings(tmp_path, monkeypatch):
     from semgkit import bench
+    from semgkit.repro import cache
 
     calls = []
 
@@ -65,12 +66,12 @@ def test_cached_bench_measures_once_per_settings(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bench, "run_bench", fake_run)
     cfg = bench.BenchConfig(presets=("lap-student",), iterations=5)
-    first, cached = bench.cached_bench(cfg, tmp_path)
+    first, cached = cache.cached_bench(cfg, tmp_path)
     assert not cached and len(calls) == 1
-    again, cached = bench.cached_bench(cfg, tmp_path)
+    again, cached = cache.cached_bench(cfg, tmp_path)
     assert cached and len(calls) == 1
     pd.testing.assert_frame_equal(first, again)
-    _, cached = bench.cached_bench(
+    _, cached = cache.cached_bench(
         bench.BenchConfig(presets=("lap-student",), iterations=6), tmp_path
     )
     assert not cached and len(calls) == 2

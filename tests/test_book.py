@@ -234,7 +234,7 @@ def test_show_in_sets_widget_outputs_without_capture():
     import plotly.graph_objects as go
     import plotly.io as pio
 
-    from semgkit.notebook import show_in
+    from semgkit.repro.notebook import show_in
 
     pio.renderers.default = "plotly_mimetype"
     out = widgets.Output()
@@ -287,7 +287,7 @@ def test_lab_opens_chapters_as_notebooks(tmp_path):
 def test_single_user_book_runs_its_chapters_and_names_its_protocol(single_user_book):
     """The single-user book on a synthetic one-user corpus: the profile's chapters only,
     one CER column (the user's own test session), no personalization, no paper column."""
-    from semgkit.profiles import load_profile
+    from semgkit.repro.profiles import load_profile
 
     wanted = load_profile("single-user-smoke").chapters
     assert wanted == ("00", "02", "03", "04", "05")  # inherited from single-user
@@ -312,7 +312,7 @@ def test_single_user_book_runs_its_chapters_and_names_its_protocol(single_user_b
 def test_a_split_given_to_the_book_travels_in_a_profile_file(tmp_path):
     """`make book PROFILE=single-user SPLIT=user3`: the chapters take only a profile, so
     the split goes into a profile file that extends the named one and keeps its name."""
-    from semgkit.profiles import load_profile
+    from semgkit.repro.profiles import load_profile
 
     path = book_tool.with_split("single-user", "user3", tmp_path)
     P = load_profile(path)
@@ -327,7 +327,7 @@ def test_a_split_given_to_the_book_travels_in_a_profile_file(tmp_path):
 
 
 def test_profile_setting_is_checked(tmp_path):
-    from semgkit.profiles import load_profile
+    from semgkit.repro.profiles import load_profile
 
     bad = tmp_path / "bad.toml"
     bad.write_text('extends = "smoke"\n[corpus]\nsetting = "same-user"\n')
@@ -339,8 +339,8 @@ def test_profile_setting_is_checked(tmp_path):
 
 def test_budget_projects_every_run_from_measured_flops():
     """tools/book.py budget: one row per training run, hours = FLOPs / assumed rate."""
-    from semgkit import budget
-    from semgkit.profiles import load_profile
+    from semgkit.repro import budget
+    from semgkit.repro.profiles import load_profile
 
     table = budget.budget(load_profile("single-user-smoke"))
     runs = list(table["run"])
@@ -362,7 +362,7 @@ def test_budget_projects_every_run_from_measured_flops():
 
 def test_every_shipped_profile_loads_and_names_known_presets():
     from semgkit import models
-    from semgkit.profiles import load_profile
+    from semgkit.repro.profiles import load_profile
 
     for path in sorted((ROOT / "book" / "profiles").glob("*.toml")):
         P = load_profile(path)

@@ -16,7 +16,7 @@ from tests.test_book import book_tool, one_chapter_book
 KILL_WITH_WORKERS = """\
 import os, signal, threading, time
 from pathlib import Path
-from semgkit.jobs import run_jobs
+from semgkit.repro.jobs import run_jobs
 
 threading.Thread(target=run_jobs, args=(time.sleep, [(600,), (600,)], 2), daemon=True).start()
 me, children = str(os.getpid()), []

@@ -6,8 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from semgkit import results
-from semgkit.profiles import load_profile
+from semgkit.repro import results
+from semgkit.repro.profiles import load_profile
 
 # Table 2's columns as experiments.scaling writes them (decoder columns included)
 TABLE2 = {

@@ -9,12 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from semgkit import cli, experiments, findings, synth
+from semgkit import cli, synth
 from semgkit.charset import CHARSET
 from semgkit.data import Session, load_split
 from semgkit.evaluate import GREEDY, Decoder, evaluate, evaluate_decoders, evaluate_model
 from semgkit.format import SAMPLE_RATE
-from semgkit.profiles import load_profile
+from semgkit.repro import experiments, findings
+from semgkit.repro.profiles import load_profile
 from semgkit.runs import TrainConfig, load_run
 from semgkit.train import fit
 

@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from IPython.core.formatters import DisplayFormatter
 
-from semgkit import results, teach
+from semgkit.repro import results, teach
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = [

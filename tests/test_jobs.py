@@ -1,4 +1,4 @@
-"""Runs trained side by side (semgkit.jobs) end with the same weights as one after another."""
+"""Runs trained side by side (semgkit.repro.jobs) end with the same weights as one after another."""
 
 import dataclasses
 import json
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from semgkit import experiments, jobs
-from semgkit.profiles import load_profile
+from semgkit.repro import experiments, jobs
+from semgkit.repro.profiles import load_profile
 
 
 def _boom(x: int) -> int:

@@ -7,9 +7,9 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from semgkit import budget, experiments, leave_users_out, uncertainty
 from semgkit.data import Session, load_split
-from semgkit.profiles import find_profile, load_profile
+from semgkit.repro import budget, experiments, leave_users_out, uncertainty
+from semgkit.repro.profiles import find_profile, load_profile
 
 DATASET = {
     "train": [

@@ -10,11 +10,12 @@ import pytest
 import torch
 from test_data import write_emg2qwerty
 
-from semgkit import cli, perturb, robustness, synth
+from semgkit import cli, perturb, synth
 from semgkit.data import Session, load_split
 from semgkit.evaluate import evaluate, evaluate_model
 from semgkit.format import SAMPLE_RATE
-from semgkit.profiles import load_profile
+from semgkit.repro import robustness
+from semgkit.repro.profiles import load_profile
 from semgkit.runs import TrainConfig, load_run
 from semgkit.train import fit
 

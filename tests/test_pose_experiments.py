@@ -14,15 +14,16 @@ import torch
 import yaml
 from pose_files import write_stage
 
-from semgkit import hand_sketch, models
-from semgkit import pose_experiments as pe
+from semgkit import models
 from semgkit.pose import load_pose_split
 from semgkit.pose_metrics import PoseErrors
 from semgkit.pose_train import POSE, evaluate_pose
-from semgkit.profiles import load_profile
+from semgkit.repro import hand_sketch
+from semgkit.repro import pose_experiments as pe
+from semgkit.repro.profiles import load_profile
+from semgkit.repro.uncertainty import estimate
 from semgkit.runs import TrainConfig
 from semgkit.synth_pose import generate_pose
-from semgkit.uncertainty import estimate
 from tests.test_book import book_tool, one_chapter_book
 
 ROOT = Path(__file__).resolve().parent.parent

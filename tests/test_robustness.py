@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from semgkit import experiments, perturb, robustness, sensor_shift, uncertainty
+from semgkit import perturb
 from semgkit.data import Session, load_split
-from semgkit.profiles import Robustness, find_profile, load_profile
+from semgkit.repro import experiments, robustness, sensor_shift, uncertainty
+from semgkit.repro.profiles import Robustness, find_profile, load_profile
 
 
 def test_the_robustness_section_is_optional_and_read_as_a_table(tmp_path):

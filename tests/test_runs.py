@@ -363,9 +363,9 @@ def test_bench_iterations_zero_is_a_one_line_error(capsys):
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
 def test_written_outputs_honour_the_umask(tmp_path, umask):
+    from semgkit.atomic import atomic_write
     from semgkit.export import export_onnx
     from semgkit.models import build
-    from semgkit.results import atomic_write
 
     old = os.umask(umask)
     try:

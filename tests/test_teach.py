@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from semgkit import experiments, live, teach
 from semgkit.distill import kd_loss
-from semgkit.profiles import load_profile
+from semgkit.repro import experiments, live, teach
+from semgkit.repro.profiles import load_profile
 
 
 def test_count_phrase_says_every_some_or_none():

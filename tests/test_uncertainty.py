@@ -5,8 +5,8 @@ import math
 import pandas as pd
 import pytest
 
-from semgkit import findings
-from semgkit.uncertainty import Estimate, bootstrap_interval, columns, estimate, judge
+from semgkit.repro import findings
+from semgkit.repro.uncertainty import Estimate, bootstrap_interval, columns, estimate, judge
 
 
 def test_identical_predictions_and_targets_give_a_zero_width_interval():

@@ -52,7 +52,7 @@ def chapter_task(chapter: Path) -> str:
 def profile_selection(profile: str, data: str | None) -> tuple[tuple[str, ...], list[str]]:
     """The tasks whose chapters the profile runs (``tasks``) and the chapters it names
     (``chapters``; empty: every chapter of those tasks)."""
-    from semgkit.profiles import load_profile
+    from semgkit.repro.profiles import load_profile
 
     try:
         P = load_profile(profile, data_dir=data)
@@ -93,8 +93,8 @@ def with_split(profile: str, split: str, build: Path) -> str:
     """A profile file in ``build`` that is ``profile`` with its corpus split set to
     ``split`` (``make book PROFILE=single-user SPLIT=user3``): the chapters take only a
     profile, so the split travels inside one. Same name, so tables name the profile."""
-    from semgkit.profiles import find_profile, load_profile
-    from semgkit.results import atomic_write
+    from semgkit.atomic import atomic_write
+    from semgkit.repro.profiles import find_profile, load_profile
 
     base = load_profile(profile)
     folder = build / "book" / "profiles"
@@ -123,7 +123,7 @@ def run(
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
-    from semgkit.results import atomic_write
+    from semgkit.atomic import atomic_write
 
     src_dir, out_dir = build / "book" / "src", build / "book"
     src_dir.mkdir(parents=True, exist_ok=True)
@@ -198,13 +198,13 @@ def mark_executed(notebook: Path, failure: str | None) -> None:
     so that `html` publishes only chapters that did."""
     import nbformat
 
+    from semgkit.atomic import atomic_write
+
     if not notebook.is_file():
         return
     nb = nbformat.read(notebook, as_version=4)
     nb.metadata[MARK] = {"executed": failure is None, **({"failure": failure} if failure else {})}
-    tmp = notebook.with_name(f".{notebook.name}.tmp")
-    nbformat.write(nb, tmp)
-    tmp.replace(notebook)
+    atomic_write(notebook, nbformat.writes(nb))
 
 
 def unfinished(nb) -> str | None:
@@ -423,8 +423,8 @@ def plan(profile: str, build: Path, data: str | None, nproc: int) -> int:
     evaluates: the way to train the paper profile on several GPUs."""
     from dataclasses import asdict
 
-    from semgkit import experiments
-    from semgkit.profiles import load_profile
+    from semgkit.repro import experiments
+    from semgkit.repro.profiles import load_profile
 
     P = load_profile(profile, data_dir=data, build_dir=build.resolve())
     folder = P.build_dir / "cache" / "plan"
@@ -446,11 +446,11 @@ def plan(profile: str, build: Path, data: str | None, nproc: int) -> int:
 
 
 def budget(profile: str, split: str | None) -> int:
-    """Print the profile's GPU budget (semgkit.budget): measured FLOPs and memory per
+    """Print the profile's GPU budget (semgkit.repro.budget): measured FLOPs and memory per
     window, projected hours and micro-batch memory per GPU class. Needs no data."""
-    from semgkit.budget import ASSUMED_TFLOPS
-    from semgkit.budget import budget as gpu_budget
-    from semgkit.profiles import load_profile
+    from semgkit.repro.budget import ASSUMED_TFLOPS
+    from semgkit.repro.budget import budget as gpu_budget
+    from semgkit.repro.profiles import load_profile
 
     P = load_profile(profile, split=split)
     print(f"profile {P.name}: {P.description}")

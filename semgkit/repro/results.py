@@ -1,108 +1,17 @@
-"""Result tables: every table the book prints is also written to ``build/results``.
-
-Each file records where its numbers came from (profile, data source, device, wall time,
-seed, git revision) so a table separated from the book still says what it measured.
-"""
+"""The book's result tables: every table a chapter prints is also written to
+``build/results`` with its provenance (:mod:`semgkit.provenance`), and shown tidily:
+readable numbers, CER cells with their intervals, the full table collapsed."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import numbers
-import os
-import platform
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
-PACKAGE = Path(__file__).resolve().parent
-
-
-def git_revision() -> str:
-    """Short hash of HEAD, with ``+dirty`` when the work tree has changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return rev + ("+dirty" if dirty else "")
-
-
-def library_modules(exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Every module of the ``semgkit`` package (sorted), less ``exclude``.
-
-    Cache keys hash these: a new or split module is in the key without anyone listing it,
-    so a refactor can never silently reuse a result computed by other code."""
-    unknown = sorted(set(exclude) - {p.stem for p in PACKAGE.glob("*.py")})
-    if unknown:
-        raise ValueError(f"library_modules: no module(s) {unknown} in {PACKAGE}")
-    return tuple(sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in exclude))
-
-
-def source_hash(modules: tuple[str, ...], salt: str = "") -> str:
-    """SHA-256 (hex) of ``salt`` and the source of the named ``semgkit`` modules: a cache
-    key part that changes exactly when the code deciding a cached result changes."""
-    h = hashlib.sha256(salt.encode())
-    for name in modules:
-        h.update(name.encode() + (PACKAGE / f"{name}.py").read_bytes())
-    return h.hexdigest()
-
-
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_name() -> str:
-    """The device the book trains on, in words."""
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    return f"CPU {cpu_model()} ({torch.get_num_threads()} threads)"
-
-
-def publish(tmp: str | Path, path: Path) -> None:
-    """Rename temporary file ``tmp`` to ``path`` with the mode a plain ``open`` would give
-    (0666 less the umask): ``mkstemp`` makes files private (0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)
-    os.replace(tmp, path)
-
-
-def atomic_write(path: Path, text: str | bytes) -> None:
-    """Write ``text`` to ``path`` through a temporary file: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
-            f.write(text)
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+from semgkit.provenance import device_name, git_revision, write_csv_md
 
 
 def write_table(
@@ -132,25 +41,6 @@ def write_table(
     }
     csv_path = Path(build_dir) / "results" / f"{name}.csv"
     return write_csv_md(df, csv_path, meta, title or name, notes)
-
-
-def write_csv_md(
-    df: pd.DataFrame,
-    csv_path: Path,
-    meta: dict[str, Any],
-    title: str,
-    notes: str = "",
-    floatfmt: str = "g",
-) -> Path:
-    """``csv_path`` with ``meta`` as extra columns on every row, and beside it a Markdown
-    file with ``meta`` as a header above the table; both written atomically."""
-    atomic_write(csv_path, df.assign(**meta).to_csv(index=False))
-    header = [f"# {title}", ""] + [f"- {k}: {v}" for k, v in meta.items()]
-    if notes:
-        header += ["", notes]
-    table = df.to_markdown(index=False, floatfmt=floatfmt)
-    atomic_write(csv_path.with_suffix(".md"), "\n".join(header) + "\n\n" + table + "\n")
-    return csv_path
 
 
 def tidy_number(value: Any) -> str:

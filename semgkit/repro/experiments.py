@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,39 +20,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from semgkit import jobs, lm, models, paper, synth, uncertainty
+from semgkit import lm, models, paper, synth
 from semgkit.data import load_split, personal_splits
 from semgkit.evaluate import Decoder, evaluate, evaluate_decoders, model_and_paths
-from semgkit.profiles import Profile
-from semgkit.results import library_modules, source_hash
+from semgkit.repro import jobs, uncertainty
+from semgkit.repro.cache import config_key
+from semgkit.repro.profiles import Profile
+from semgkit.repro.uncertainty import estimate
 from semgkit.runs import TrainConfig, load_run, run_config
 from semgkit.train import fit_or_resume, personalize
-from semgkit.uncertainty import estimate
-
-# Modules that cannot change what a training run computes: the book's orchestration (its
-# decisions reach the key as the TrainConfig), presentation, export and the benchmarks.
-# Every other module of semgkit, a new one included, is in the cache key.
-NOT_IN_RUN_KEY = (
-    "bench", "budget", "cli", "experiments", "export", "findings", "jobs", "notebook", "paper",
-    "profiles", "results", "live", "robustness", "sensor_shift", "stream", "teach",
-    "uncertainty", "pose_experiments", "hand_sketch", "deploy", "edge", "export_step",
-    "stream_step", "leave_users_out", "split_rules",
-)  # fmt: skip
-
-
-def code_version() -> str:
-    """Hash of the code that decides a run's result and of the numeric stack it runs on."""
-    modules = library_modules(exclude=NOT_IN_RUN_KEY)
-    return source_hash(modules, f"torch {torch.__version__} numpy {np.__version__}")[:16]
-
-
-def config_key(config: TrainConfig, extra: dict[str, Any] | None = None) -> str:
-    payload = json.dumps(
-        {"config": asdict(config), "extra": extra or {}, "code": code_version()},
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
 @functools.cache
@@ -150,7 +126,7 @@ def _cost(config: TrainConfig, teacher: TrainConfig | None = None) -> float:
 
 def train_many(P: Profile, configs: list[TrainConfig]) -> list[Path]:
     """Train every config not in the cache yet, ``P.train.jobs`` at a time, longest first
-    (:mod:`semgkit.jobs`); the run directories, in the order of ``configs``.
+    (:mod:`semgkit.repro.jobs`); the run directories, in the order of ``configs``.
 
     A distilled run waits for its teacher when the teacher is among them; distilled runs
     that read the same teacher outputs from the cache wait for the first of them, which

@@ -51,7 +51,7 @@ class Train:
     personalize_users: int = 0  # 0: every test user of the generic split
     val_windows: int = 64  # validation windows scored at the end of each run
     num_threads: int = 2  # of each run
-    jobs: int = 1  # runs trained at once, each in its own process (semgkit.jobs)
+    jobs: int = 1  # runs trained at once, each in its own process (semgkit.repro.jobs)
     seeds: tuple[int, ...] = ()  # training seeds of every run; empty: (profile seed,)
     num_workers: int = -1  # DataLoader workers; -1: loader.auto_workers (0 on CPU)
 
@@ -98,7 +98,7 @@ class Robustness:  # the robustness chapter: evaluations of runs trained for Tab
     # the distilled student zero-shot and fine-tuned on the first sensor_users test users
     sensors: tuple[str, ...] = ("mirror", "sparse:n=8")
     sensor_users: int = 2
-    # leave-users-out (semgkit.leave_users_out): the teacher and the student alone trained
+    # leave-users-out (semgkit.repro.leave_users_out): the teacher and the student alone trained
     # again on the first K training users of the split, for each K; empty: not trained
     user_counts: tuple[int, ...] = ()
 

@@ -1,6 +1,6 @@
 """The leave-users-out table: does CER on unseen users fall as training users grow?
 
-The real-data stand-in for the population table (`semgkit.robustness`): real users carry
+The real-data stand-in for the population table (`semgkit.repro.robustness`): real users carry
 no population label, but the training set can be cut to its first K users. For each K of
 the profile's ``[robustness] user_counts``, the teacher and the student alone are trained
 again on a split holding only the first K training users of the profile's split (in order
@@ -27,10 +27,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from semgkit import experiments, models, synth, uncertainty
+from semgkit import models, synth
 from semgkit.data import split_dataset, split_entry, yaml_mapping
-from semgkit.profiles import Profile
-from semgkit.robustness import run_missing
+from semgkit.repro import experiments, uncertainty
+from semgkit.repro.profiles import Profile
+from semgkit.repro.robustness import run_missing
 from semgkit.runs import TrainConfig, load_run
 from semgkit.split_rules import users_in_order
 

@@ -14,15 +14,15 @@ import pandas as pd
 
 from semgkit import paper
 from semgkit.data import Session, load_split
-from semgkit.experiments import (
+from semgkit.repro.experiments import (
     TABLE2_DECODERS,
     TABLE2_EMG2QWERTY,
     cer_column,
     measure_of,
     prepare_corpus,
 )
-from semgkit.profiles import Profile
-from semgkit.uncertainty import describe, from_row, judge
+from semgkit.repro.profiles import Profile
+from semgkit.repro.uncertainty import describe, from_row, judge
 
 
 def _overall(verdicts: list[str]) -> str:

@@ -1,8 +1,8 @@
 """Teaching aids for the book: sentences computed from tables, the method shown at work.
 
-Nothing here decides what a run computes (the module is outside the run cache key,
-``experiments.NOT_IN_RUN_KEY``): it phrases measured results and draws trained runs.
-Training live (estimates, the playground's micro models) is :mod:`semgkit.live`.
+It phrases measured results and draws trained runs; nothing here decides what a run
+computes.
+Training live (estimates, the playground's micro models) is :mod:`semgkit.repro.live`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from semgkit.data import Session, load_split
 from semgkit.decode import greedy
 from semgkit.distill import kd_loss
 from semgkit.evaluate import evaluate_model
-from semgkit.experiments import cer_column, measure_of
+from semgkit.repro.experiments import cer_column, measure_of
+from semgkit.repro.uncertainty import describe, from_row, judge
 from semgkit.runs import load_run, run_config
-from semgkit.uncertainty import describe, from_row, judge
 
 # ---------------------------------------------------------------- sentences from tables
 
@@ -157,7 +157,7 @@ def widget_slider(make: Callable[[int], go.Figure], labels: Sequence[str], descr
     ``with out:`` capture (which can hang papermill, see ``show_in``)."""
     import ipywidgets as widgets
 
-    from semgkit.notebook import show_in
+    from semgkit.repro.notebook import show_in
 
     slider = widgets.SelectionSlider(
         options=[(str(label), i) for i, label in enumerate(labels)],

@@ -22,11 +22,12 @@ from typing import Any
 import h5py
 import pandas as pd
 
-from semgkit import experiments, perturb, robustness, synth, uncertainty
+from semgkit import perturb, synth
 from semgkit.data import Session, load_split
 from semgkit.evaluate import evaluate
 from semgkit.format import EMG_FIELDS, GROUP, TIMESERIES
-from semgkit.profiles import Profile
+from semgkit.repro import cache, experiments, robustness, uncertainty
+from semgkit.repro.profiles import Profile
 from semgkit.runs import run_config
 
 FLAG = "profile [robustness] sensors"
@@ -85,7 +86,7 @@ def write_through(sensor: perturb.Perturbation, path: Path, out: Path) -> None:
 def _finetuned_dir(P: Profile, run_dir: Path, corpus: Path, split: str) -> Path:
     steps, lr = experiments.personal_recipe(P, run_dir)
     extra = {"split": split, "steps": steps, "lr": lr, "sensor corpus": corpus.name}
-    key = experiments.config_key(run_config(run_dir), extra)
+    key = cache.config_key(run_config(run_dir), extra)
     return P.build_dir / "cache" / "sensor" / f"{run_dir.name}-{corpus.name}-{split}-{key}"
 
 

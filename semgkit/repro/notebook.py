@@ -14,8 +14,8 @@ import numpy as np
 import plotly.io as pio
 import torch
 
-from semgkit.profiles import Profile, load_profile
-from semgkit.results import show_tables_tidily
+from semgkit.repro.profiles import Profile, load_profile
+from semgkit.repro.results import show_tables_tidily
 
 
 def start(profile: str, build_dir: str | Path, data_dir: str | Path | None = None) -> Profile:

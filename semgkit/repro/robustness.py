@@ -27,10 +27,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
-from semgkit import experiments, jobs, models, perturb, populations, synth, uncertainty
+from semgkit import models, perturb, populations, synth
 from semgkit.data import load_split
 from semgkit.evaluate import evaluate, evaluate_model, model_and_paths
-from semgkit.profiles import Profile
+from semgkit.repro import experiments, jobs, uncertainty
+from semgkit.repro.profiles import Profile
 from semgkit.runs import load_run, run_config
 
 FLAG = "profile [robustness] severities"
@@ -325,7 +326,7 @@ def rescore_widget(
     (:func:`rescore_figure`). Shown with ``notebook.show_in``, never a ``with out:`` capture."""
     import ipywidgets as widgets
 
-    from semgkit.notebook import show_in
+    from semgkit.repro.notebook import show_in
 
     def options(name: str) -> list[str]:
         return [f"{s:g}" for s in severities[name]]

@@ -1,14 +1,14 @@
 """Chapter 8's tables: the paper's scaling and distillation questions asked of hand pose.
 
-The runs are the book's (cached by :mod:`semgkit.experiments`, trained side by side by
-:func:`~semgkit.experiments.train_many`) on the profile's pose corpus (``[pose]``): each
+The runs are the book's (cached by :mod:`semgkit.repro.experiments`, trained side by side by
+:func:`~semgkit.repro.experiments.train_many`) on the profile's pose corpus (``[pose]``): each
 ladder model's error on the test users (cross-user when they are held out, as in the
 synthetic corpus; same-user on emg2pose's mini split, one recording), fine-tuned on each
 held-out user's own stages where the corpus has personal splits; and the largest model
 distilled into a small student with the regression objective, the mixing weight swept.
 
 Errors are emg2pose's joint-angle MAE in degrees, pooled over scored samples. Intervals
-are those of Tables 2 and 3 (:mod:`semgkit.uncertainty`): the bootstrap resamples test
+are those of Tables 2 and 3 (:mod:`semgkit.repro.uncertainty`): the bootstrap resamples test
 groups (users; stages when the test set has one user) and pools their error over their
 scored samples, the seed range is over training seeds.
 """
@@ -25,18 +25,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from semgkit import models, uncertainty
-from semgkit.experiments import peak_lr, run_dir, train_many, train_seconds
+from semgkit import models
+from semgkit.atomic import atomic_write
 from semgkit.format import SAMPLE_RATE
 from semgkit.pose import PoseSession, PoseWindows, load_pose_split, pose_collate
 from semgkit.pose_format import NUM_JOINTS
 from semgkit.pose_metrics import PoseErrors
 from semgkit.pose_train import POSE, at_frames, evaluate_pose_run
-from semgkit.profiles import Pose, Profile
-from semgkit.results import atomic_write
+from semgkit.repro import uncertainty
+from semgkit.repro.experiments import peak_lr, run_dir, train_many, train_seconds
+from semgkit.repro.profiles import Pose, Profile
+from semgkit.repro.uncertainty import Estimate, estimate
 from semgkit.runs import TrainConfig, load_run, run_config
 from semgkit.synth_pose import generate_pose
-from semgkit.uncertainty import Estimate, estimate
 
 
 def pose_section(P: Profile) -> Pose:

@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from semgkit import memory, models
 from semgkit.format import BANDS, ELECTRODES, SAMPLE_RATE
-from semgkit.profiles import Profile
+from semgkit.repro.profiles import Profile
 
 # Sustained training throughput assumed per GPU class, TFLOP/s (an assumption, not a
 # measurement): 16 GB = T4 or V100-16, without bf16 tensor cores, so about half a T4's

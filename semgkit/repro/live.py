@@ -1,8 +1,8 @@
 """Training live in the book: what a cell is about to train and for how long, and the
 playground's micro models with their loss curve and place on the ladder.
 
-Outside the run cache key (``experiments.NOT_IN_RUN_KEY``): it estimates, trains through
-the same ``train.fit`` as every run, and draws; it decides nothing a run computes.
+It estimates, trains through the same ``train.fit`` as every run, and draws; it decides
+nothing a run computes.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from semgkit import experiments, models
+from semgkit import models
 from semgkit.charset import CHARSET
 from semgkit.distill import ctc_loss
-from semgkit.profiles import Profile
+from semgkit.repro import experiments
+from semgkit.repro.profiles import Profile
 from semgkit.runs import TrainConfig, build_model, run_config
 from semgkit.train import fit
 
@@ -89,7 +90,9 @@ def announce(P: Profile, configs: Sequence[TrainConfig], personalize_users: int 
     times = [seconds for _, seconds in planned]
     total = float(sum(times))
     jobs = min(P.train.jobs, sum(1 for t in times if t > 0))  # cached runs take 0 s
-    if jobs > 1:  # side by side (semgkit.jobs); steps logged by such runs include the slowdown
+    if (
+        jobs > 1
+    ):  # side by side (semgkit.repro.jobs); steps logged by such runs include the slowdown
         total /= jobs
     at_once = f", {jobs} at a time" if jobs > 1 else ""
     print(
@@ -199,7 +202,7 @@ def trainer_widget(P: Profile, scaling: Any, data_note: str):
     live loss curve, then the micro model's cross-user CER placed on the cached ladder."""
     import ipywidgets as widgets
 
-    from semgkit.notebook import show_in
+    from semgkit.repro.notebook import show_in
 
     width = widgets.IntSlider(16, min=8, max=48, step=8, description="d_model")
     layers = widgets.IntSlider(2, min=1, max=3, description="layers")
