@@ -145,14 +145,20 @@ def compare_corpus(a: Path, b: Path) -> list[str]:
             if p.is_file() and not p.is_symlink()
         }
 
-    da, db = digests(a), digests(b)
-    masked_a = {mask(k, a): v for k, v in da.items()}
-    masked_b = {mask(k, b): v for k, v in db.items()}
-    print(f"corpus: {len(masked_a)} and {len(masked_b)} files")
+    def masked(root: Path) -> dict[str, list[str]]:
+        """Digests by path with keys masked: two corpora under keyed names (one per
+        sensor) fall in one group, compared as a set, whatever order their keys sort in."""
+        groups: dict[str, list[str]] = {}
+        for path, digest in digests(root).items():
+            groups.setdefault(mask(path, root), []).append(digest)
+        return {k: sorted(v) for k, v in groups.items()}
+
+    ma, mb = masked(a), masked(b)
+    print(f"corpus: {sum(map(len, ma.values()))} and {sum(map(len, mb.values()))} files")
     return [
         f"corpus file differs or is missing: {k}"
-        for k in sorted(masked_a.keys() | masked_b.keys())
-        if masked_a.get(k) != masked_b.get(k)
+        for k in sorted(ma.keys() | mb.keys())
+        if ma.get(k) != mb.get(k)
     ]
 
 
