@@ -35,9 +35,19 @@ from semgkit.provenance import cpu_model, write_csv_md
 WINDOW_S = 5.0  # the sliding window (stream.WINDOW_SAMPLES) rerun every hop
 
 DEFAULT_PRESETS = (
-    "lap-xxs", "lap-xs", "lap-s", "lap-m", "lap-l", "lap-student", "tiny", "small", "large",
-    "tiny-causal", "small-causal", "tds",
-)  # fmt: skip
+    "lap-xxs",
+    "lap-xs",
+    "lap-s",
+    "lap-m",
+    "lap-l",
+    "lap-student",
+    "tiny",
+    "small",
+    "large",
+    "tiny-causal",
+    "small-causal",
+    "tds",
+)
 
 
 @dataclass
@@ -335,9 +345,12 @@ def _cli(args: argparse.Namespace) -> int:
     if args.iterations < 1:
         raise ValueError(f"--iterations {args.iterations}: must be >= 1")
     cfg = BenchConfig(
-        presets=tuple(args.presets), threads=args.threads, iterations=args.iterations,
-        onnx=not args.no_onnx, memory=not args.no_memory,
-    )  # fmt: skip
+        presets=tuple(args.presets),
+        threads=args.threads,
+        iterations=args.iterations,
+        onnx=not args.no_onnx,
+        memory=not args.no_memory,
+    )
     df = run_bench(cfg, args.out)
     print(df.to_markdown(index=False, floatfmt=".4g"))
     return 0

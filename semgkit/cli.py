@@ -11,10 +11,10 @@ import argparse
 import signal
 import sys
 
-from semgkit import bench, checkpoint, evaluate, export, lm, loader, memory, synth, train_cli
+from semgkit import bench, checkpoint, eval_cli, export, lm, loader, memory, synth_cli, train_cli
 
 # train_cli also registers `distill`
-COMMAND_MODULES = (synth, train_cli, evaluate, bench, loader, export, lm, checkpoint, memory)
+COMMAND_MODULES = (synth_cli, train_cli, eval_cli, bench, loader, export, lm, checkpoint, memory)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,8 +6,9 @@ al., 2015), scaled by ``T**2`` so its gradients keep their size as ``T`` grows. 
 second training loop: :func:`semgkit.train.fit` trains the student with
 :class:`DistillObjective` whenever ``TrainConfig.teacher`` names a run directory, so a
 distillation run checkpoints and resumes exactly like any other run (and ``semgkit
-distill`` is a subcommand of :mod:`semgkit.train_cli`). This module imports only
-:mod:`semgkit.runs` (to load the teacher), never the training loop.
+distill`` is a subcommand of :mod:`semgkit.train_cli`). The losses themselves live in
+:mod:`semgkit.losses`; this module loads the teacher through :mod:`semgkit.runs` and never
+imports the training loop.
 """
 
 from __future__ import annotations
@@ -18,55 +19,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semgkit.atomic import atomic_path
-from semgkit.charset import CHARSET
-from semgkit.pose_train import at_frames, is_pose, masked_l1
+from semgkit.losses import ctc_loss, frame_mask, kd_loss, masked_l1
+from semgkit.pose_train import at_frames, is_pose
 from semgkit.runs import load_run
-
-
-def kd_loss(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    temperature: float,
-    mask: Tensor | None = None,
-) -> Tensor:
-    """KL(teacher_T || student_T) summed over classes, averaged over frames, times ``T**2``.
-
-    Both inputs are shaped ``(..., classes)``; log-probabilities are valid logits because
-    softmax is shift-invariant. ``mask`` (shaped like the inputs without the class axis)
-    is True on real frames: padded frames add nothing and do not count in the average.
-    The teacher is detached, so gradients reach the student only.
-    """
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError(
-            f"kd_loss: student logits {tuple(student_logits.shape)} and teacher logits "
-            f"{tuple(teacher_logits.shape)} must have the same shape"
-        )
-    if not temperature > 0:
-        raise ValueError(f"kd_loss: temperature must be > 0, got {temperature}")
-    t = float(temperature)
-    log_q = F.log_softmax(student_logits / t, dim=-1)
-    log_p = F.log_softmax(teacher_logits.detach().to(log_q.dtype) / t, dim=-1)
-    p = log_p.exp()
-    # 0 * log 0 = 0: classes the teacher rules out entirely contribute nothing.
-    kl = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(dim=-1)
-    if mask is None:
-        return kl.mean() * t * t
-    if mask.shape != kl.shape:
-        raise ValueError(
-            f"kd_loss: mask {tuple(mask.shape)} must match the frame shape {tuple(kl.shape)}"
-        )
-    mask = mask.to(torch.bool)
-    total = torch.where(mask, kl, torch.zeros_like(kl)).sum()
-    return total / mask.sum().clamp_min(1) * t * t
-
-
-def frame_mask(lengths: Tensor, frames: int) -> Tensor:
-    """(B,) frame counts -> (B, frames) bool, True on real frames."""
-    return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def check_frame_rates(
@@ -91,19 +49,6 @@ def check_frame_rates(
             f"{student_name!r} has hop {s_hop} ({s_len.tolist()} frames) for inputs of "
             f"{input_lengths.tolist()} samples"
         )
-
-
-def ctc_loss(log_probs: Tensor, output_lengths: Tensor, batch: dict[str, Tensor]) -> Tensor:
-    """CTC on the labels, averaged over the batch (per-sequence sums over target lengths)."""
-    return F.ctc_loss(
-        log_probs.transpose(0, 1).float(),
-        batch["targets"],
-        output_lengths,
-        batch["target_lengths"],
-        blank=CHARSET.blank,
-        reduction="mean",
-        zero_infinity=True,
-    )
 
 
 class TeacherCache:

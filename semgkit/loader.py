@@ -28,7 +28,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from semgkit import models, paper
 from semgkit.atomic import atomic_write
-from semgkit.data import WindowedDataset, collate, load_split
+from semgkit.data import load_split
+from semgkit.windows import WindowedDataset, collate
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -235,12 +236,14 @@ def workers_needed(cpu_ms_per_window: float, gpu_tflops: float, window_s: float)
     for preset in ("tiny", "small", "medium", "large"):
         flops = 3 * models.flops_per_second(preset, paper.WINDOW_S) * window_s
         demand = gpu_tflops * 1e12 / flops
-        rows.append({
-            "preset": preset,
-            "train_gflop_per_window": flops / 1e9,
-            "windows_per_s_at_gpu": demand,
-            "loader_cores": demand * cpu_ms_per_window / 1e3,
-        })  # fmt: skip
+        rows.append(
+            {
+                "preset": preset,
+                "train_gflop_per_window": flops / 1e9,
+                "windows_per_s_at_gpu": demand,
+                "loader_cores": demand * cpu_ms_per_window / 1e3,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -252,18 +255,26 @@ def _cli(args: argparse.Namespace) -> int:
     samples = lambda s: int(round(s * args.sample_rate))  # noqa: E731
     df = bench_loader(
         args.workers,
-        data_dir=str(args.data), split=args.split, sessions=args.sessions,
-        window=samples(args.window_s), past=samples(args.past_s), future=samples(args.future_s),
-        batch_size=args.batch_size, batches=args.batches, task=args.task,
-    )  # fmt: skip
+        data_dir=str(args.data),
+        split=args.split,
+        sessions=args.sessions,
+        window=samples(args.window_s),
+        past=samples(args.past_s),
+        future=samples(args.future_s),
+        batch_size=args.batch_size,
+        batches=args.batches,
+        task=args.task,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out, df.to_csv(index=False))
     print(df.to_markdown(index=False, floatfmt=".4g"))
     fed = df[df["workers"] > 0]
     if len(fed):
         cost = float(fed["cpu_ms_per_window"].max())
-        print(f"\nLoader cores a GPU at {args.gpu_tflops:g} TFLOP/s needs, at {cost:.3g} ms of "
-              f"CPU per window (the dearest worker count above):")  # fmt: skip
+        print(
+            f"\nLoader cores a GPU at {args.gpu_tflops:g} TFLOP/s needs, at {cost:.3g} ms of "
+            f"CPU per window (the dearest worker count above):"
+        )
         window_s = args.window_s + args.past_s + args.future_s
         table = workers_needed(cost, args.gpu_tflops, window_s)
         print(table.to_markdown(index=False, floatfmt=".3g"))
@@ -277,9 +288,11 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path, help="corpus directory")
     p.add_argument("--split", default="generic", help="split whose train part is read")
     p.add_argument(
-        "--task", choices=["typing", "pose"], default="typing",
+        "--task",
+        choices=["typing", "pose"],
+        default="typing",
         help="typing: emg2qwerty sessions; pose: emg2pose stage files (sEMG, angles, IK mask)",
-    )  # fmt: skip
+    )
     p.add_argument("--sessions", type=int, help="read only the first N training sessions")
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="worker counts")
     p.add_argument("--window-s", type=float, default=4.0, help="central window, seconds")
@@ -289,8 +302,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--batches", type=int, default=50, help="batches read per worker count")
     p.add_argument(
-        "--gpu-tflops", type=float, default=250.0,
+        "--gpu-tflops",
+        type=float,
+        default=250.0,
         help="sustained training TFLOP/s assumed for the loader-cores projection",
-    )  # fmt: skip
+    )
     p.add_argument("--out", type=Path, default=Path("build/results/bench-data.csv"))
     p.set_defaults(func=_cli)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import yaml
 
-from semgkit.data import SessionWindows, Transform, _pad, split_entry
+from semgkit.data import split_entry
 from semgkit.format import ELECTRODES
 from semgkit.h5files import RecordFile, file_stamp
 from semgkit.pose_format import (
@@ -37,6 +37,7 @@ from semgkit.pose_format import (
     attr_texts,
     stage_problem,
 )
+from semgkit.windows import SessionWindows, Transform, pad
 
 SHIPPED_SPLITS = Path(__file__).resolve().parent / "assets"
 SCAN_ROWS = 1 << 16  # samples read at a time when a session's IK failures are first found
@@ -176,7 +177,7 @@ class PoseWindows(SessionWindows):
     With ``skip_ik_failures`` (emg2pose's default) windows lie inside runs without an IK
     failure at least ``window`` long; without it they tile the whole stage and the mask
     alone keeps failures out of the loss. Training draws a random start in its run from a
-    generator seeded by (seed, epoch, index), as :class:`semgkit.data.WindowedDataset` does.
+    generator seeded by (seed, epoch, index), as :class:`semgkit.windows.WindowedDataset` does.
     The mask is False outside the central window: context is never scored. ``transform``
     acts on the sEMG only (a band rotation leaves the pose as it is)."""
 
@@ -231,8 +232,8 @@ def pose_collate(batch: Sequence[tuple[torch.Tensor, ...]]) -> dict[str, torch.T
     """Pad (emg, angles, mask) items into a batch; padding is masked out."""
     emgs, angles, masks = zip(*batch, strict=True)
     return {
-        "emg": _pad(emgs),
+        "emg": pad(emgs),
         "input_lengths": torch.tensor([len(e) for e in emgs], dtype=torch.long),
-        "angles": _pad(angles),
-        "mask": _pad(masks),
+        "angles": pad(angles),
+        "mask": pad(masks),
     }

@@ -26,12 +26,12 @@ FIELDS = (TIME, JOINT_ANGLES, EMG)  # in the order emg2pose's files store them
 NUM_JOINTS = 20
 SIDES = ("left", "right")  # the wrist a stage was recorded on: its band in (T, 2, 16)
 # Attributes of every stage file, as emg2pose's test asset writes them.
-ATTRS = ("filename", "session", "stage", "user", "side", "sample_rate", "num_channels",
-         "start", "end")  # fmt: skip
+ATTRS = tuple("filename session stage user side sample_rate num_channels start end".split())
 REQUIRED_ATTRS = ("session", "user", "side")
-METADATA_COLUMNS = ("filename", "user", "session", "stage", "side", "moving_hand",
-                    "held_out_user", "held_out_stage", "split", "generalization",
-                    "start", "end")  # fmt: skip
+METADATA_COLUMNS = tuple(
+    "filename user session stage side moving_hand held_out_user held_out_stage split "
+    "generalization start end".split()
+)
 PARTS = ("train", "val", "test")
 
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
@@ -46,10 +46,14 @@ JOINTS = (
     *(
         (f"{finger.upper()}_{joint}", finger, group)
         for finger in FINGERS[1:]
-        for joint, group in (("MCP_AA", "proximal"), ("MCP_FE", "proximal"),
-                             ("PIP_FE", "mid"), ("DIP_FE", "distal"))
+        for joint, group in (
+            ("MCP_AA", "proximal"),
+            ("MCP_FE", "proximal"),
+            ("PIP_FE", "mid"),
+            ("DIP_FE", "distal"),
+        )
     ),
-)  # fmt: skip
+)
 
 
 def joints_of(group: str) -> list[int]:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from semgkit.augment import BandRotation
+from semgkit.losses import masked_l1
 from semgkit.pose import PoseSplit, PoseWindows, load_pose_split, pose_collate
 from semgkit.pose_format import NUM_JOINTS
 from semgkit.pose_metrics import PoseErrors
@@ -39,13 +40,6 @@ def at_frames(batch: dict[str, Tensor], frames: int, hop: int) -> tuple[Tensor, 
     """(B, frames, 20) target angles and (B, frames) mask at each frame's last sample."""
     index = torch.arange(frames, device=batch["angles"].device) * hop + hop - 1
     return batch["angles"][:, index], batch["mask"][:, index]
-
-
-def masked_l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """emg2pose's loss: L1 over the (frame, joint) pairs where ``mask``; 0 if none."""
-    if not mask.any():
-        return pred.sum() * 0.0
-    return (pred.float() - target)[mask].abs().mean()
 
 
 def pose_objective(model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:

@@ -10,8 +10,8 @@ Three models stacked, each simple and each grounded in how the real signal arise
   electrodes of the wrist's band through a per-user mixing, plus powerline hum and
   amplifier noise, sampled at 2 kHz.
 
-This module types the prompts, writes the sessions, metadata and splits, and holds the
-corpus presets and the `semgkit synth` command.
+This module writes the sessions, metadata and splits and holds the corpus presets; the
+typing is `semgkit.typist`, the `semgkit synth` command `semgkit.synth_cli`.
 
 Users differ in rhythm, muscle recruitment, band placement and spectrum, so a decoder
 trained on some users transfers imperfectly to others, the effect the paper studies.
@@ -19,13 +19,10 @@ trained on some users transfers imperfectly to others, the effect the paper stud
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import re
 import shutil
-import string
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -38,20 +35,24 @@ import yaml
 from tqdm.auto import tqdm
 
 from semgkit.atomic import atomic_path
-from semgkit.charset import CHARSET
 from semgkit.format import ELECTRODES, EMG_FIELDS, GROUP, SAMPLE_RATE, TIME_FIELD, TIMESERIES
-from semgkit.populations import POPULATIONS, Population, draw_ids, population_flag
-from semgkit.synth_signal import BLOCK, ROWS, UNSHIFT, User, make_user, session_signal
+from semgkit.populations import Population, draw_ids
+from semgkit.synth_signal import BLOCK, User, make_user, session_signal
+from semgkit.typist import load_prompts, type_session
 
-ASSET = Path(__file__).resolve().parent / "assets" / "prompts.txt"
 MARKER = ".semgkit-corpus.json"
 PARTIAL = ".semgkit-partial"  # in a build under way: its folder may be cleared
 EMG_DTYPE = np.dtype([*((f, "<f4", (ELECTRODES,)) for f in EMG_FIELDS), (TIME_FIELD, "<f8")])
 START_TIME = 1.6e9  # unix seconds of the first session: real files carry wall-clock times
 FORMAT = 2  # bumped when the files change, so an older corpus on disk is rebuilt
 METADATA_COLUMNS = (
-    "session", "user", "condition", "duration_mins", "num_keystrokes", "num_prompts",
-)  # fmt: skip
+    "session",
+    "user",
+    "condition",
+    "duration_mins",
+    "num_keystrokes",
+    "num_prompts",
+)
 
 
 @dataclass(frozen=True)
@@ -121,59 +122,6 @@ CORPUS_PRESETS["single-user-dryrun"] = replace(CORPUS_PRESETS["single-user"], se
 CORPUS_PRESETS["single-user-smoke"] = replace(
     CORPUS_PRESETS["single-user"], personal_sessions=(2, 1, 1), session_s=12.0
 )
-
-
-def load_prompts() -> list[str]:
-    lines = ASSET.read_text(encoding="utf-8").splitlines()
-    return [line for line in lines if line and not line.startswith("#")]
-
-
-def needs_shift(char: str) -> bool:
-    return char in string.ascii_uppercase or char in UNSHIFT
-
-
-def type_session(
-    user: User, prompts: list[str], duration_s: float, rng: np.random.Generator
-) -> tuple[list[dict], list[dict]]:
-    """Keystrokes and prompts (emg2qwerty's JSON records, times relative to 0)."""
-    keystrokes: list[dict] = []
-    prompt_log: list[dict] = []
-    t = 0.5
-    end_by = duration_s - 1.0
-
-    def press(char: str, t: float) -> float:
-        hold = user.hold_s * float(np.exp(0.2 * rng.standard_normal()))
-        if needs_shift(char):
-            keystrokes.append({"key": "Key.shift", "start": t - 0.06, "end": t + hold + 0.03})
-        key = CHARSET.char_to_key(char)
-        keystrokes.append({"key": key, "start": t, "end": t + hold})
-        return t + user.iki_s * float(np.exp(user.iki_sigma * rng.standard_normal()))
-
-    while t < end_by:
-        text = prompts[int(rng.integers(len(prompts)))]
-        start = t
-        for char in text:
-            if t >= end_by:
-                break
-            if rng.random() < user.typo_rate and char.isalpha():
-                t = press(_neighbour(char, rng), t)
-                t = press("⌫", t + 0.15)
-            t = press(char, t)
-        else:
-            t = press("⏎", t)
-        prompt_log.append(
-            {"name": "text_prompt", "start": start - 0.3, "end": t, "payload": {"text": text}}
-        )
-        t += float(rng.uniform(0.8, 1.6))
-    keystrokes.sort(key=lambda k: k["start"])
-    return keystrokes, prompt_log
-
-
-def _neighbour(char: str, rng: np.random.Generator) -> str:
-    row = next(r for r in ROWS[1:] if char.lower() in r)
-    col = row.index(char.lower())
-    options = [row[c] for c in (col - 1, col + 1) if 0 <= c < len(row) and row[c].isalpha()]
-    return str(rng.choice(options)) if options else char.lower()
 
 
 def write_session(path: Path, emg: np.ndarray, times: np.ndarray, attrs: dict[str, Any]) -> None:
@@ -410,42 +358,3 @@ def _write_splits(root: Path, roles: dict[tuple[str, str], str], config: SynthCo
         role = f"holdout-{population.name}"
         held_out = {**generic["dataset"], "test": entries(lambda u, r, role=role: r == role)}
         write(role, {"user": role, "dataset": held_out})
-
-
-def add_cli(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "synth", help="write the synthetic sEMG typing corpus (emg2qwerty format)"
-    )
-    p.add_argument("--out", required=True, type=Path, help="corpus directory to write")
-    p.add_argument("--preset", default="laptop", help=f"corpus preset: {sorted(CORPUS_PRESETS)}")
-    p.add_argument("--profile", dest="old_preset", help="deprecated alias of --preset")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
-    p.add_argument(
-        "--session-minutes", type=float, help="length of every session (default: the preset's)"
-    )
-    p.add_argument(
-        "--population", action="append", default=[], metavar="NAME[:USERS]",
-        help=f"add a held-out population ({', '.join(POPULATIONS)}), USERS users (default 4), "
-        "scored by splits/holdout-NAME.yaml (repeatable)",
-    )  # fmt: skip
-    p.add_argument("--overwrite", action="store_true", help="replace a non-corpus directory")
-    p.set_defaults(func=_cli)
-
-
-def _cli(args: argparse.Namespace) -> int:
-    flag, preset = "--preset", args.preset
-    if args.old_preset is not None:  # "profile" names a book profile everywhere else
-        print("semgkit synth: --profile is deprecated, use --preset", file=sys.stderr)
-        flag, preset = "--profile", args.old_preset
-    if preset not in CORPUS_PRESETS:
-        raise ValueError(f"{flag} {preset!r}: choose from {sorted(CORPUS_PRESETS)}")
-    config = CORPUS_PRESETS[preset]
-    if args.session_minutes is not None:
-        if not 0.1 <= args.session_minutes <= 24 * 60:
-            raise ValueError(f"--session-minutes {args.session_minutes}: need 0.1 to 1440")
-        config = replace(config, session_s=60.0 * args.session_minutes)
-    if args.population:
-        config = replace(config, populations=tuple(map(population_flag, args.population)))
-    out = generate(args.out, config, args.seed, overwrite=args.overwrite)
-    print(out)
-    return 0

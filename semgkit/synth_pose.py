@@ -39,12 +39,15 @@ from semgkit.pose_format import (
     TIME,
     TIMESERIES,
 )
-from semgkit.synth import START_TIME, build_corpus, load_prompts, type_session, user_ids
+from semgkit.synth import START_TIME, build_corpus, user_ids
 from semgkit.synth_signal import ENV_FS, make_user, muscle_activation, session_signal
+from semgkit.typist import load_prompts, type_session
 
 FORMAT = 1  # bumped when the files change, so an older corpus on disk is rebuilt
 STAGE = "SyntheticTyping"
-POSE_DTYPE = np.dtype([(TIME, "<f8"), (JOINT_ANGLES, "<f8", (NUM_JOINTS,)), (EMG, "<f4", (ELECTRODES,))])  # fmt: skip
+POSE_DTYPE = np.dtype(
+    [(TIME, "<f8"), (JOINT_ANGLES, "<f8", (NUM_JOINTS,)), (EMG, "<f4", (ELECTRODES,))]
+)
 # Per joint (in pose_format.JOINTS order): rest angle (rad), gain on its finger's drive
 # (flexion joints) or on the deviators' difference (abduction joints).
 REST = np.array([0.3, 0.4, 0.3, 0.2] + [0.0, 0.35, 0.5, 0.3] * 4)
@@ -160,8 +163,14 @@ def _write(root: Path, config: PoseSynthConfig, seed: int, progress: bool) -> No
         rng = np.random.default_rng([seed, u, r + 1, 7])
         user, (rest, gain) = users[u], hands[u]
         keystrokes, _ = type_session(user, prompts, config.stage_s, rng)
-        emg = session_signal(user, keystrokes, config.stage_s, rng,
-                             sample_rate=SAMPLE_RATE, noise_std=config.noise_std)  # fmt: skip
+        emg = session_signal(
+            user,
+            keystrokes,
+            config.stage_s,
+            rng,
+            sample_rate=SAMPLE_RATE,
+            noise_std=config.noise_std,
+        )
         act = muscle_activation(user, keystrokes, config.stage_s)
         t0 = START_TIME + 3600.0 * r
         session = f"synthetic-{ids[u]}-recording-{r}"
@@ -170,16 +179,29 @@ def _write(root: Path, config: PoseSynthConfig, seed: int, progress: bool) -> No
             ik_failures(angles, config.ik_failures_per_min, rng)
             filename = f"{session}_{side}"
             attrs = {
-                "filename": filename, "session": session, "stage": STAGE, "user": ids[u],
-                "side": side, "sample_rate": float(SAMPLE_RATE), "num_channels": np.int64(16),
-                "start": t0, "end": t0 + config.stage_s,
-            }  # fmt: skip
+                "filename": filename,
+                "session": session,
+                "stage": STAGE,
+                "user": ids[u],
+                "side": side,
+                "sample_rate": float(SAMPLE_RATE),
+                "num_channels": np.int64(16),
+                "start": t0,
+                "end": t0 + config.stage_s,
+            }
             write_stage(root / f"{filename}.hdf5", emg[:, band], angles, t0, attrs)
             held_out = u >= config.train_users
             split = {"train": "train", "val": "val"}.get(role, "test")
-            rows.append({**attrs, "moving_hand": "both", "held_out_user": held_out,
-                         "held_out_stage": False, "split": split,
-                         "generalization": "user" if held_out else ""})  # fmt: skip
+            rows.append(
+                {
+                    **attrs,
+                    "moving_hand": "both",
+                    "held_out_user": held_out,
+                    "held_out_stage": False,
+                    "split": split,
+                    "generalization": "user" if held_out else "",
+                }
+            )
             parts.setdefault((ids[u], role), []).append(filename)
     with (root / "metadata.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, METADATA_COLUMNS, extrasaction="ignore")
@@ -194,7 +216,12 @@ def _write_splits(root: Path, parts: dict, held_out: list[str]) -> None:
     (root / "splits").mkdir()
 
     def names(role: str, users=None) -> list[str]:
-        return [f for (u, r), fs in parts.items() if r == role and (users is None or u in users) for f in fs]  # fmt: skip
+        return [
+            f
+            for (u, r), fs in parts.items()
+            if r == role and (users is None or u in users)
+            for f in fs
+        ]
 
     def write(name: str, spec: dict) -> None:
         (root / "splits" / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import signal
 import time
@@ -26,22 +25,15 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from semgkit import memory, models
+from semgkit import models
 from semgkit.augment import paper_augmentation
 from semgkit.checkpoint import TRAINING_KEYS, WEIGHT_KEYS
-from semgkit.data import (
-    TYPED_CONDITION,
-    Split,
-    WindowedDataset,
-    collate,
-    load_split,
-    typed_sessions,
-)
-from semgkit.distill import DistillObjective, ctc_loss
-from semgkit.evaluate import EvalResult, central_frames, evaluate, evaluate_model
-from semgkit.format import SAMPLE_RATE
+from semgkit.distill import DistillObjective
+from semgkit.evaluate import EvalResult, evaluate, evaluate_model
 from semgkit.loader import StepBatches, auto_workers, train_loader
-from semgkit.pose import PoseSplit, load_pose_split, pose_collate
+from semgkit.losses import ctc_loss
+from semgkit.optim import adamw, lr_lambda
+from semgkit.pose import pose_collate
 from semgkit.pose_train import evaluate_pose, is_pose, pose_objective, pose_windows
 from semgkit.runs import (
     CHECKPOINT_S,
@@ -59,6 +51,14 @@ from semgkit.runs import (
     trim_log,
     write_json,
 )
+from semgkit.train_checks import (
+    check_evaluable,
+    check_frame_rates,
+    check_inputs,
+    out_of_memory,
+    run_split,
+)
+from semgkit.windows import WindowedDataset, collate
 
 
 def ctc_objective(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
@@ -80,40 +80,6 @@ def _device() -> torch.device:
     return torch.device("cpu")
 
 
-def _split(config: TrainConfig, resolved: Any) -> Split | PoseSplit:
-    """The run's split (raises with a missing path named): emg2pose's for a pose model."""
-    load = load_pose_split if is_pose(resolved) else load_split
-    return load(config.data_dir, config.split)
-
-
-def _check_inputs(config: TrainConfig, resolved: Any) -> None:
-    _split(config, resolved)
-    for name in ("init", "teacher"):
-        run = getattr(config, name)
-        if run and not (Path(run) / "config.json").is_file():
-            raise FileNotFoundError(f"--{name} {run}: not a run directory (no config.json)")
-
-
-def _lr_lambda(config: TrainConfig) -> Callable[[int], float]:
-    warmup = max(1, int(config.warmup_frac * config.steps))
-
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, config.steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return f
-
-
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; weight decay (decoupled) on matrices and kernels only, not norms and biases."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest}]
-    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=0.0)
-
-
 def _next_batch(batches: Iterator[dict], step: int, out: Path) -> dict[str, torch.Tensor]:
     """The loader's next batch; a session file that fails under a run (deleted, truncated,
     unreadable) stops it with one line naming the file, not a worker's traceback."""
@@ -126,38 +92,6 @@ def _next_batch(batches: Iterator[dict], step: int, out: Path) -> dict[str, torc
         raise type(err)(
             f"{reason}; training stopped at step {step + 1}, last checkpoint: {kept}"
         ) from err
-
-
-def out_of_memory(
-    config: TrainConfig, resolved: Any, device: torch.device, world: int, step: int, out: Path
-) -> memory.GpuOutOfMemory:
-    """The one-line error of a micro-batch too large for the GPU: the micro-batch that
-    failed, the ``accumulate`` that would fit (projected from the measured memory per
-    window, :mod:`semgkit.memory`), and the checkpoint kept. Nothing is written."""
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    teacher = model_config(run_config(config.teacher)) if config.teacher else None
-    window = config.past_s + config.window_s + config.future_s
-    gpu = memory.device_bytes(device)
-    micro, fits = memory.oom_advice(
-        resolved, window, config.batch_size, world, config.accumulate, gpu, teacher
-    )
-    where = f" (a GPU of {gpu / memory.GIB:.1f} GiB)" if gpu else ""
-    if fits:
-        advice = (
-            f"accumulate {fits} (micro-batch {config.batch_size // (world * fits)}) would fit "
-            f"(projected from the measured memory per window): rerun with --accumulate {fits} "
-            f"--resume, or set [train] accumulate = {fits} in the profile"
-        )
-    else:
-        advice = "no accumulate fits a micro-batch of one window: use a smaller preset or GPU"
-    last = out / "last.pt"
-    kept = f"{last} is kept" if last.is_file() else "no checkpoint written yet"
-    return memory.GpuOutOfMemory(
-        f"GPU out of memory at step {step + 1}{where}: a micro-batch of {micro} window(s) "
-        f"(batch_size {config.batch_size} / ({world} process(es) x accumulate "
-        f"{config.accumulate})) does not fit; {advice}; {kept}"
-    )
 
 
 def fit(
@@ -179,21 +113,21 @@ def fit(
     rank, world = _distributed()
     check_config(config)
     resolved = model_config(config)  # raises on an unknown preset or field
-    _check_inputs(config, resolved)
+    check_inputs(config, resolved)
     if config.batch_size % (world * config.accumulate):
         raise ValueError(
             f"batch_size {config.batch_size} must divide by processes x accumulate "
             f"({world} x {config.accumulate})"
         )
     if config.teacher:
-        _check_frame_rates(config, resolved)
+        check_frame_rates(config, resolved)
     # Always set, to the default when the config leaves it: only an explicit count turns
     # MKL's dynamic threading off, which can change how a product is split (and rounded)
     # with the machine's load, and a resumed run must repeat every rounding of the first.
     torch.set_num_threads(config.num_threads or torch.get_num_threads())
     torch.manual_seed(config.seed)
     model = models.build(resolved)  # built (and the init and teacher runs read) before any write
-    _check_evaluable(config, resolved, model)
+    check_evaluable(config, resolved, model)
     if config.init:
         load_weights(model, Path(config.init) / "best.pt", config, resolved)
     objective = pose_objective if is_pose(resolved) else ctc_objective
@@ -204,46 +138,18 @@ def fit(
         if world > 1:  # rank 0 has checked and prepared the run directory
             dist.barrier()
         resume = resume_here if rank == 0 else (out / "last.pt").is_file()
-        return _fit(config, out, resume, progress, on_step, checkpoint_s, stop, closing,
-                    resolved, model, objective)  # fmt: skip
-
-
-def _check_evaluable(config: TrainConfig, resolved: Any, model: nn.Module) -> None:
-    """What the validation at the end (and ``semgkit eval``) needs, checked before the
-    first step: a run that trained for hours must not fail there, nor every resume.
-    A pose run scores every window frame by frame, so only CTC runs are checked."""
-    if is_pose(resolved):
-        return
-    try:
-        central_frames(model, config)
-    except ValueError as err:
-        raise ValueError(
-            f"--window-s {config.window_s}: {err}, so validation and `semgkit eval` could "
-            f"not score it; choose a multiple of {model.hop / SAMPLE_RATE:g} s"
-        ) from None
-    val = load_split(config.data_dir, config.split).val
-    if val and not typed_sessions(val):
-        raise ValueError(
-            f"split {config.split!r}: none of its {len(val)} val session(s) has typed ground "
-            f"truth (condition {TYPED_CONDITION}), so validation could not score any"
-        )
-
-
-def _check_frame_rates(config: TrainConfig, resolved: Any) -> None:
-    """Distillation pairs frames of one task: refuse a teacher of the other task or at
-    another frame rate before any work."""
-    teacher = model_config(run_config(config.teacher))
-    if is_pose(teacher) != is_pose(resolved):
-        task = "pose" if is_pose(resolved) else "CTC"
-        raise ValueError(
-            f"--teacher {config.teacher}: a {task} student needs a {task} teacher; this "
-            f"teacher has the {'pose' if is_pose(teacher) else 'CTC'} head"
-        )
-    if teacher.hop != resolved.hop:
-        raise ValueError(
-            f"--teacher {config.teacher}: distillation needs teacher and student at the same "
-            f"frame rate; the teacher hops {teacher.hop} samples per frame, the student "
-            f"preset {config.preset!r} {resolved.hop}"
+        return _fit(
+            config,
+            out,
+            resume,
+            progress,
+            on_step,
+            checkpoint_s,
+            stop,
+            closing,
+            resolved,
+            model,
+            objective,
         )
 
 
@@ -264,10 +170,10 @@ def _fit(
     rank, world = _distributed()
     device = _device()
     model = model.to(device)
-    optimizer = _optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
+    optimizer = adamw(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
     pose = is_pose(resolved)
-    split = _split(config, resolved)
+    split = run_split(config, resolved)
     if pose:
         train_set = pose_windows(config, split.train, train=True)
     else:
@@ -318,17 +224,37 @@ def _fit(
 
     # closed on any exit, so an error message never lands inside the progress bar
     log = closing.enter_context((out / "metrics.jsonl").open("a")) if rank == 0 else None
-    bar = closing.enter_context(tqdm(total=config.steps, initial=step,
-        desc=f"train {config.preset}", disable=not progress or rank != 0))  # fmt: skip
+    bar = closing.enter_context(
+        tqdm(
+            total=config.steps,
+            initial=step,
+            desc=f"train {config.preset}",
+            disable=not progress or rank != 0,
+        )
+    )
     autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda")
     timer = Every(checkpoint_s)
     sampler = StepBatches(
-        len(train_set), config.batch_size, config.order_seed(), config.steps, start=step,
-        rank=rank, world=world, accumulate=config.accumulate,
-    )  # fmt: skip
+        len(train_set),
+        config.batch_size,
+        config.order_seed(),
+        config.steps,
+        start=step,
+        rank=rank,
+        world=world,
+        accumulate=config.accumulate,
+    )
     workers = config.num_workers if config.num_workers >= 0 else auto_workers(device)
-    batches = iter(train_loader(train_set, sampler, workers, config.order_seed(), pin_memory=cuda,
-                                collate_fn=pose_collate if pose else collate))  # fmt: skip
+    batches = iter(
+        train_loader(
+            train_set,
+            sampler,
+            workers,
+            config.order_seed(),
+            pin_memory=cuda,
+            collate_fn=pose_collate if pose else collate,
+        )
+    )
     # workers end with the run, also when a signal or an error ends it (not when collected)
     closing.callback(getattr(batches, "_shutdown_workers", lambda: None))
     while step < config.steps:
@@ -436,9 +362,16 @@ def personalize(
     """Fine-tune a generic run on one user's personal split; evaluate on its test part."""
     generic = run_config(generic_run)
     config = replace(
-        generic, data_dir=str(data_dir), split=split, init=str(generic_run), steps=steps, lr=lr,
-        teacher="", checkpoint_every=0, val_every=0,
-    )  # fmt: skip
+        generic,
+        data_dir=str(data_dir),
+        split=split,
+        init=str(generic_run),
+        steps=steps,
+        lr=lr,
+        teacher="",
+        checkpoint_every=0,
+        val_every=0,
+    )
     out = Path(out_dir)
     if not (out / "done.json").is_file():
         fit_or_resume(config, out, progress=progress)

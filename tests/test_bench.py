@@ -39,16 +39,34 @@ def test_bench_cli_writes_csv(tmp_path):
     assert main(args) == 0
     df = pd.read_csv(out)
     assert list(df["preset"]) == ["lap-student"]
-    for column in ("params", "gflops_per_s_emg", "offline_throughput", "stream_p50_ms",
-                   "stream_p99_ms", "stream_rtf", "inference_mem_mb", "train_windows_per_s",
-                   "onnx_ms", "matmul_peak_gflops", "offline_peak_fraction", "threads", "cpu"):  # fmt: skip
+    for column in (
+        "params",
+        "gflops_per_s_emg",
+        "offline_throughput",
+        "stream_p50_ms",
+        "stream_p99_ms",
+        "stream_rtf",
+        "inference_mem_mb",
+        "train_windows_per_s",
+        "onnx_ms",
+        "matmul_peak_gflops",
+        "offline_peak_fraction",
+        "threads",
+        "cpu",
+    ):
         assert column in df.columns, column
     assert df.loc[0, "params"] > 0 and df.loc[0, "offline_throughput"] > 0
     assert df.loc[0, "onnx_max_abs_diff"] < 1e-4
     # the incremental step in onnxruntime, float32 and int8, and the labelled projections
-    for column in ("ort_stream_fp32_p99_ms", "ort_stream_int8_p99_ms", "ort_stream_int8_bytes",
-                   "param_bytes", "stream_gflops_per_s_emg", "proj_gap9_mj_per_s",
-                   "proj_edgetpu_chunk_ms"):  # fmt: skip
+    for column in (
+        "ort_stream_fp32_p99_ms",
+        "ort_stream_int8_p99_ms",
+        "ort_stream_int8_bytes",
+        "param_bytes",
+        "stream_gflops_per_s_emg",
+        "proj_gap9_mj_per_s",
+        "proj_edgetpu_chunk_ms",
+    ):
         assert df.loc[0, column] > 0, column
     assert df.loc[0, "stream_gflops_per_s_emg"] == df.loc[0, "gflops_per_s_emg"]
     assert out.with_suffix(".md").read_text().startswith("# semgkit bench")
@@ -83,8 +101,17 @@ def test_bench_streams_paper_presets_in_sliding_window_mode(tmp_path):
     from semgkit.cli import main
 
     out = tmp_path / "bench.csv"
-    args = ["bench", "--presets", "tiny", "--out", str(out), "--iterations", "2", "--no-onnx",
-            "--no-memory"]  # fmt: skip
+    args = [
+        "bench",
+        "--presets",
+        "tiny",
+        "--out",
+        str(out),
+        "--iterations",
+        "2",
+        "--no-onnx",
+        "--no-memory",
+    ]
     assert main(args) == 0
     row = pd.read_csv(out).iloc[0]
     assert row["stream_mode"] == "sliding window (5 s)"

@@ -12,8 +12,9 @@ import yaml
 
 from semgkit.augment import BandJitter, BandRotation, Compose, paper_augmentation
 from semgkit.charset import CHARSET
-from semgkit.data import Session, WindowedDataset, collate, load_split, personal_splits
+from semgkit.data import Session, load_split, personal_splits
 from semgkit.synth import generate
+from semgkit.windows import WindowedDataset, collate
 
 T0 = 1.6e9
 FS = 2000

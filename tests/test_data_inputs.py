@@ -94,8 +94,19 @@ def test_a_split_file_that_is_not_a_split_is_a_one_line_error(tmp_path, capsys, 
         load_split(tmp_path, "bad")
     assert str(tmp_path / "splits" / "bad.yaml") in str(info.value)
     assert "\n" not in str(info.value)
-    rc = cli.main(["train", "--data", str(tmp_path), "--split", "bad", "--preset", "lap-student",
-                   "--out", str(tmp_path / "run")])  # fmt: skip
+    rc = cli.main(
+        [
+            "train",
+            "--data",
+            str(tmp_path),
+            "--split",
+            "bad",
+            "--preset",
+            "lap-student",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err and message in err.strip().splitlines()[-1]
     assert not (tmp_path / "run").exists()

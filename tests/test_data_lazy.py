@@ -11,8 +11,9 @@ import torch
 
 from semgkit import h5files
 from semgkit.charset import CHARSET
-from semgkit.data import Session, WindowedDataset, load_split
+from semgkit.data import Session, load_split
 from semgkit.synth import generate
+from semgkit.windows import WindowedDataset
 from tests.test_data import FS, T0, write_emg2qwerty
 
 WINDOW, PAST, FUTURE = 2000, 300, 100

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from semgkit import distill
-from semgkit.distill import DistillObjective, ctc_loss, frame_mask, kd_loss
+from semgkit.distill import DistillObjective
+from semgkit.losses import ctc_loss, frame_mask, kd_loss
 
 torch.set_num_threads(1)
 

@@ -13,8 +13,9 @@ from semgkit import models
 from semgkit.charset import CHARSET
 from semgkit.cli import main
 from semgkit.data import Session
-from semgkit.evaluate import evaluate_model, stitched_log_probs
+from semgkit.evaluate import evaluate_model
 from semgkit.runs import TrainConfig
+from semgkit.stitch import stitched_log_probs
 from semgkit.tds import TDSConfig
 
 
@@ -85,10 +86,18 @@ def test_protocol_errors(oracle_session):
         evaluate_model(Oracle(), [oracle_session], config(window_s=0.105))
 
 
+# receptive field 3 + 3 + 2 x 2 frames: within a 10-frame past
 SHORT_CONTEXT = models.ModelConfig(
-    d_model=16, layers=2, heads=2, conv_channels=(8, 8, 8), feat_norm="batch",
-    pos_kernel=4, pos_groups=4, attn_window=3, dropout=0.0,
-)  # fmt: skip  # receptive field 3 + 3 + 2 x 2 frames: within a 10-frame past
+    d_model=16,
+    layers=2,
+    heads=2,
+    conv_channels=(8, 8, 8),
+    feat_norm="batch",
+    pos_kernel=4,
+    pos_groups=4,
+    attn_window=3,
+    dropout=0.0,
+)
 
 
 SHORT_TRANSFORMER = {"attn_window": 4, "pos_kernel": 4}  # receptive field about 300 samples

@@ -12,7 +12,8 @@ from torch import nn
 from semgkit import cli, synth
 from semgkit.charset import CHARSET
 from semgkit.data import Session, load_split
-from semgkit.evaluate import GREEDY, Decoder, evaluate, evaluate_decoders, evaluate_model
+from semgkit.decoders import GREEDY, Decoder
+from semgkit.evaluate import evaluate, evaluate_decoders, evaluate_model
 from semgkit.format import SAMPLE_RATE
 from semgkit.repro import experiments, findings
 from semgkit.repro.profiles import load_profile
@@ -31,9 +32,15 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def config(corpus) -> TrainConfig:
     return TrainConfig(
-        data_dir=str(corpus), preset="lap-student", steps=4, batch_size=4,
-        window_s=1.0, past_s=0.2, future_s=0.05, num_threads=1,
-    )  # fmt: skip
+        data_dir=str(corpus),
+        preset="lap-student",
+        steps=4,
+        batch_size=4,
+        window_s=1.0,
+        past_s=0.2,
+        future_s=0.05,
+        num_threads=1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +84,14 @@ def test_decoder_names_and_recorded_settings():
     assert (GREEDY.name, BEAM.name, BEAM_LM.name) == ("greedy", "beam 8", "beam 8 + LM")
     assert GREEDY.settings() == {"kind": "greedy"}
     assert BEAM_LM.settings() == {
-        "kind": "beam", "beam": 8, "lm": "default", "lm_weight": 2.0,
-        "insertion_bonus": 2.0, "min_log_prob": None, "rule": "semgkit",
-    }  # fmt: skip
+        "kind": "beam",
+        "beam": 8,
+        "lm": "default",
+        "lm_weight": 2.0,
+        "insertion_bonus": 2.0,
+        "min_log_prob": None,
+        "rule": "semgkit",
+    }
     e2q = Decoder("beam", lm="default", rule="emg2qwerty")
     assert (e2q.name, e2q.settings()["rule"]) == ("beam 50 + LM (emg2qwerty)", "emg2qwerty")
 
@@ -163,14 +175,20 @@ def test_the_book_decodes_a_run_once_per_decoder_and_reuses_the_cache(
 def test_decoder_findings_are_computed_from_the_table():
     import pandas as pd
 
-    table = pd.DataFrame({
-        "cross-user CER %": [50.0, 40.0], "personalized CER %": [30.0, 20.0],
-        "cross-user CER % beam": [49.0, 41.0], "personalized CER % beam": [29.0, 19.0],
-        "cross-user CER % beam+LM": [45.0, 42.0], "personalized CER % beam+LM": [25.0, 19.0],
-        "beam CPU s per sEMG min": [0.5, 0.7], "beam+LM CPU s per sEMG min": [0.8, 1.2],
-        "cross-user CER % beam+LM (emg2qwerty rule)": [45.5, 41.0],
-        "beam+LM (emg2qwerty rule) CPU s per sEMG min": [2.0, 3.0],
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "cross-user CER %": [50.0, 40.0],
+            "personalized CER %": [30.0, 20.0],
+            "cross-user CER % beam": [49.0, 41.0],
+            "personalized CER % beam": [29.0, 19.0],
+            "cross-user CER % beam+LM": [45.0, 42.0],
+            "personalized CER % beam+LM": [25.0, 19.0],
+            "beam CPU s per sEMG min": [0.5, 0.7],
+            "beam+LM CPU s per sEMG min": [0.8, 1.2],
+            "cross-user CER % beam+LM (emg2qwerty rule)": [45.5, 41.0],
+            "beam+LM (emg2qwerty rule) CPU s per sEMG min": [2.0, 3.0],
+        }
+    )
     lines = findings.decoder_findings(table)
     assert lines[0] == (
         "beam against greedy, cross-user: CER lower for 1 of 2 models, higher for 1 "

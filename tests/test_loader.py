@@ -6,9 +6,10 @@ import torch
 
 from semgkit import models
 from semgkit.cli import main
-from semgkit.data import WindowedDataset, collate, load_split
+from semgkit.data import load_split
 from semgkit.loader import StepBatches, batch_indices, train_loader, workers_needed
 from semgkit.synth import generate
+from semgkit.windows import WindowedDataset, collate
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +26,11 @@ def test_step_batches_follow_batch_indices_per_rank_and_micro_batch():
     n, size, seed = 13, 8, 4
     for world, accumulate in [(1, 1), (2, 1), (2, 2), (1, 4)]:
         for rank in range(world):
-            got = list(StepBatches(n, size, seed, steps=5, start=2, rank=rank, world=world,
-                                   accumulate=accumulate))  # fmt: skip
+            got = list(
+                StepBatches(
+                    n, size, seed, steps=5, start=2, rank=rank, world=world, accumulate=accumulate
+                )
+            )
             assert len(got) == 3 * accumulate
             for s, step in enumerate(range(2, 5)):
                 epoch, idx = batch_indices(step, size, n, seed)
@@ -61,8 +65,22 @@ def test_loader_batches_equal_the_in_process_loop(dataset, workers):
 
 def test_bench_data_writes_a_row_per_worker_count(corpus, tmp_path, capsys):
     out = tmp_path / "loader.csv"
-    args = ["bench-data", "--data", str(corpus), "--workers", "0", "1", "--batches", "2",
-            "--batch-size", "4", "--window-s", "0.5", "--out", str(out)]  # fmt: skip
+    args = [
+        "bench-data",
+        "--data",
+        str(corpus),
+        "--workers",
+        "0",
+        "1",
+        "--batches",
+        "2",
+        "--batch-size",
+        "4",
+        "--window-s",
+        "0.5",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     df = pd.read_csv(out)
     assert df["workers"].tolist() == [0, 1]
@@ -91,8 +109,23 @@ def test_bench_data_reads_pose_stage_files(tmp_path):
 
     pose = generate_pose(tmp_path / "pose", "smoke", progress=False)
     out = tmp_path / "pose.csv"
-    args = ["bench-data", "--data", str(pose), "--task", "pose", "--workers", "0",
-            "--batches", "2", "--batch-size", "4", "--window-s", "0.5", "--out", str(out)]  # fmt: skip
+    args = [
+        "bench-data",
+        "--data",
+        str(pose),
+        "--task",
+        "pose",
+        "--workers",
+        "0",
+        "--batches",
+        "2",
+        "--batch-size",
+        "4",
+        "--window-s",
+        "0.5",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     df = pd.read_csv(out)
     assert df["task"].tolist() == ["pose"] and (df["windows"] == 8).all()

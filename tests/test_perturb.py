@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_data import write_emg2qwerty
 
-from semgkit import cli, perturb, synth
+from semgkit import cli, perturb, perturb_steps, synth
 from semgkit.data import Session, load_split
 from semgkit.evaluate import evaluate, evaluate_model
 from semgkit.format import SAMPLE_RATE
@@ -115,7 +115,7 @@ def test_dead_electrodes_are_exactly_the_named_channels(mode):
     else:
         assert np.abs(flat_out[:, [3, 17, 31]]).max() <= 10 * np.sqrt(np.mean(x**2)) + 1e-4
     drawn = perturb.parse(["dead:n=5"], seed=4)
-    chosen = drawn.steps[0].channels(perturb.Context(0, 1, 1.0, (4,)))
+    chosen = drawn.steps[0].channels(perturb_steps.Context(0, 1, 1.0, (4,)))
     dead = np.flatnonzero((drawn.apply(x, 4).reshape(len(x), 32) == 0).all(axis=0))
     assert len(chosen) == 5 and dead.tolist() == chosen
 
@@ -231,9 +231,15 @@ def corpus(tmp_path_factory) -> Path:
 def run(corpus, tmp_path_factory) -> Path:
     torch.set_num_threads(1)
     config = TrainConfig(
-        data_dir=str(corpus), preset="lap-student", steps=3, batch_size=4,
-        window_s=1.0, past_s=0.2, future_s=0.05, num_threads=1,
-    )  # fmt: skip
+        data_dir=str(corpus),
+        preset="lap-student",
+        steps=3,
+        batch_size=4,
+        window_s=1.0,
+        past_s=0.2,
+        future_s=0.05,
+        num_threads=1,
+    )
     return fit(config, tmp_path_factory.mktemp("runs") / "tiny", progress=False)
 
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from semgkit import models
+from semgkit.losses import masked_l1
 from semgkit.pose import PoseWindows, load_pose_split, pose_collate
 from semgkit.pose_metrics import PoseErrors
-from semgkit.pose_train import POSE, at_frames, evaluate_pose, masked_l1, pose_objective
+from semgkit.pose_train import POSE, at_frames, evaluate_pose, pose_objective
 from semgkit.runs import TrainConfig, load_run
 from semgkit.stream import SlidingWindowStreamer, Streamer, window_inference
 from semgkit.synth_pose import generate_pose
@@ -22,9 +23,20 @@ def corpus(tmp_path_factory):
 
 
 def _config(corpus, **kw) -> TrainConfig:
-    base = dict(data_dir=str(corpus), split="generic", preset="lap-xs", model=POSE,
-                batch_size=16, lr=5e-3, window_s=1.0, past_s=0.0, future_s=0.0,
-                val_windows=64, num_workers=0, num_threads=1)  # fmt: skip
+    base = dict(
+        data_dir=str(corpus),
+        split="generic",
+        preset="lap-xs",
+        model=POSE,
+        batch_size=16,
+        lr=5e-3,
+        window_s=1.0,
+        past_s=0.0,
+        future_s=0.0,
+        val_windows=64,
+        num_workers=0,
+        num_threads=1,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -124,7 +136,8 @@ def pose_teacher(corpus, tmp_path_factory):
 
 
 def test_distillation_with_a_regression_objective_mixes_the_two_l1_terms(corpus, pose_teacher):
-    from semgkit.distill import DistillObjective, frame_mask
+    from semgkit.distill import DistillObjective
+    from semgkit.losses import frame_mask
 
     config = _config(corpus, preset="lap-student", teacher=str(pose_teacher), alpha=0.3)
     objective = DistillObjective(config)
@@ -153,8 +166,15 @@ def test_a_distillation_run_trains_a_pose_student_and_refuses_a_ctc_teacher(
 ):
     import json
 
-    config = _config(corpus, preset="lap-student", teacher=str(pose_teacher), alpha=0.5,
-                     steps=4, val_windows=4, teacher_cache=True)  # fmt: skip
+    config = _config(
+        corpus,
+        preset="lap-student",
+        teacher=str(pose_teacher),
+        alpha=0.5,
+        steps=4,
+        val_windows=4,
+        teacher_cache=True,
+    )
     fit(config, tmp_path / "student", progress=False)
     rows = [json.loads(line) for line in (tmp_path / "student" / "metrics.jsonl").open()]
     assert {"l1", "kd", "teacher_cache_hit_rate"} <= set(rows[0]) and "val_mae" in rows[-1]
@@ -166,8 +186,10 @@ def test_a_distillation_run_trains_a_pose_student_and_refuses_a_ctc_teacher(
 
     ctc_config = TrainConfig(data_dir=str(corpus), preset="lap-xs")
     write_json(ctc_teacher / "config.json", asdict(ctc_config))
-    save_atomic(checkpoint_state(models.build("lap-xs"), ctc_config, model_config(ctc_config)),
-                ctc_teacher / "best.pt")  # fmt: skip
+    save_atomic(
+        checkpoint_state(models.build("lap-xs"), ctc_config, model_config(ctc_config)),
+        ctc_teacher / "best.pt",
+    )
     bad = _config(corpus, preset="lap-student", teacher=str(ctc_teacher), steps=2)
     with pytest.raises(ValueError, match=r"--teacher .*a pose student needs a pose teacher"):
         fit(bad, tmp_path / "bad", progress=False)

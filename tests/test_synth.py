@@ -16,9 +16,13 @@ from semgkit.data import Session, load_split, personal_splits
 from semgkit.synth import CORPUS_PRESETS, MARKER, SynthConfig, generate
 
 TINY = SynthConfig(
-    train_users=2, train_sessions=1, val_sessions=1, personal_sessions=(1, 1, 1),
-    test_users=1, session_s=3.0,
-)  # fmt: skip
+    train_users=2,
+    train_sessions=1,
+    val_sessions=1,
+    personal_sessions=(1, 1, 1),
+    test_users=1,
+    session_s=3.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +91,13 @@ def test_files_use_emg2qwerty_layout(corpus):
             assert len(ts) == round(config.session_s * config.sample_rate)
             attrs = dict(group.attrs)
             assert set(attrs) >= {
-                "session_name", "user", "condition", "duration_mins", "keystrokes", "prompts",
-            }  # fmt: skip
+                "session_name",
+                "user",
+                "condition",
+                "duration_mins",
+                "keystrokes",
+                "prompts",
+            }
             assert attrs["session_name"] == path.stem
             assert attrs["condition"] == "on_keyboard"
             assert attrs["duration_mins"] == pytest.approx(config.session_s / 60)
@@ -265,8 +274,11 @@ def test_a_corpus_holding_a_run_or_a_split_of_ones_own_is_never_replaced(tmp_pat
     (run / "last.pt").write_bytes(b"weights")
     (out / "splits" / "mine.yaml").write_text("user: me\n")
     before = tree(out)
-    with pytest.raises(FileExistsError, match=r"holds more than a corpus: it holds runs/, "
-                       r"splits/mine\.yaml, which semgkit synth did not write"):  # fmt: skip
+    with pytest.raises(
+        FileExistsError,
+        match=r"holds more than a corpus: it holds runs/, "
+        r"splits/mine\.yaml, which semgkit synth did not write",
+    ):
         generate(out, TINY, seed=1, progress=False)
     assert cli.main(["synth", "--out", str(out), "--preset", "smoke", "--seed", "1"]) == 2
     err = capsys.readouterr().err.strip()

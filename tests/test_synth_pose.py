@@ -12,8 +12,9 @@ from pose_files import POSE_DTYPE
 from semgkit.pose import PoseSession, load_pose_split
 from semgkit.synth_pose import PoseSynthConfig, generate_pose, hand_angles
 
-TINY = PoseSynthConfig(train_users=2, recordings=(1, 1), test_users=2, stage_s=4.0,
-                       ik_failures_per_min=30.0)  # fmt: skip
+TINY = PoseSynthConfig(
+    train_users=2, recordings=(1, 1), test_users=2, stage_s=4.0, ik_failures_per_min=30.0
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +28,17 @@ def test_files_are_in_emg2pose_layout_and_splits_hold_users_out(corpus):
     with h5py.File(split.train[0], "r") as f:
         assert f["emg2pose/timeseries"].dtype == POSE_DTYPE
         assert f["emg2pose/timeseries"].chunks is None  # contiguous, as the release's
-        assert set(f["emg2pose"].attrs) == {"filename", "session", "stage", "user", "side",
-                                             "sample_rate", "num_channels", "start", "end"}  # fmt: skip
+        assert set(f["emg2pose"].attrs) == {
+            "filename",
+            "session",
+            "stage",
+            "user",
+            "side",
+            "sample_rate",
+            "num_channels",
+            "start",
+            "end",
+        }
     train_users = {PoseSession(p).user for p in split.train + split.val}
     test_users = {PoseSession(p).user for p in split.test}
     assert len(train_users) == len(test_users) == 2 and not train_users & test_users

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from semgkit.distill import kd_loss
+from semgkit.losses import kd_loss
 from semgkit.repro import experiments, live, teach
 from semgkit.repro.profiles import load_profile
 

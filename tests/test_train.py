@@ -22,11 +22,14 @@ import pytest
 import torch
 
 from semgkit import cli, synth, train
-from semgkit.data import Session, WindowedDataset, load_split, typed_sessions
-from semgkit.evaluate import evaluate, stitched_log_probs
+from semgkit.data import Session, load_split, typed_sessions
+from semgkit.evaluate import evaluate
 from semgkit.metrics import error_rates
+from semgkit.optim import lr_lambda
 from semgkit.runs import TrainConfig, load_run, run_config
+from semgkit.stitch import stitched_log_probs
 from semgkit.train import fit, personalize
+from semgkit.windows import WindowedDataset
 
 WORKER = Path(__file__).resolve().parent / "_train_worker.py"
 RATE_KEYS = {"CER", "IER", "DER", "SER"}
@@ -51,9 +54,15 @@ def corpus(tmp_path_factory) -> Path:
 
 def tiny(corpus: Path, **overrides) -> TrainConfig:
     base = dict(
-        data_dir=str(corpus), preset="lap-student", steps=6, batch_size=4,
-        window_s=1.0, past_s=0.2, future_s=0.05, num_threads=1,
-    )  # fmt: skip
+        data_dir=str(corpus),
+        preset="lap-student",
+        steps=6,
+        batch_size=4,
+        window_s=1.0,
+        past_s=0.2,
+        future_s=0.05,
+        num_threads=1,
+    )
     return TrainConfig(**{**base, **overrides})
 
 
@@ -91,10 +100,13 @@ def assert_close_training(a: Path, b: Path, corpus: Path, atol: float = 1e-5) ->
         if name != "featurizer.convs.0.bias":
             torch.testing.assert_close(wa[name], wb[name], atol=atol, rtol=0, msg=name)
     (ma, config), (mb, _) = load_run(a, "last"), load_run(b, "last")
-    emg = torch.stack([WindowedDataset(
-        load_split(corpus, "generic").val, config.samples(config.window_s),
-        config.samples(config.past_s), config.samples(config.future_s),
-    )[i][0] for i in range(4)])  # fmt: skip
+    val = WindowedDataset(
+        load_split(corpus, "generic").val,
+        config.samples(config.window_s),
+        config.samples(config.past_s),
+        config.samples(config.future_s),
+    )
+    emg = torch.stack([val[i][0] for i in range(4)])
     with torch.no_grad():
         torch.testing.assert_close(ma(emg), mb(emg), atol=1e-4, rtol=0)
 
@@ -103,7 +115,7 @@ def assert_close_training(a: Path, b: Path, corpus: Path, atol: float = 1e-5) ->
 
 
 def test_lr_schedule_is_linear_warmup_then_cosine_to_zero():
-    f = train._lr_lambda(TrainConfig(data_dir=".", steps=100, warmup_frac=0.1))
+    f = lr_lambda(TrainConfig(data_dir=".", steps=100, warmup_frac=0.1))
     assert f(0) == pytest.approx(0.1)  # first step: 1/warmup of the peak
     assert f(4) == pytest.approx(0.5)
     assert f(9) == pytest.approx(1.0)  # last warmup step reaches the peak
@@ -116,7 +128,7 @@ def test_lr_schedule_is_linear_warmup_then_cosine_to_zero():
 
 
 def test_lr_schedule_has_at_least_one_warmup_step():
-    f = train._lr_lambda(TrainConfig(data_dir=".", steps=10, warmup_frac=0.0))
+    f = lr_lambda(TrainConfig(data_dir=".", steps=10, warmup_frac=0.0))
     assert f(0) == pytest.approx(1.0)
     assert f(5) == pytest.approx(0.5 * (1 + math.cos(math.pi * 4 / 9)))
 
@@ -130,15 +142,20 @@ def test_fit_writes_a_complete_run_directory(corpus, tmp_path):
     assert out == tmp_path / "run"
     # nothing else (the lock file aside): no temporary files left behind by the atomic writes
     assert sorted(p.name for p in out.iterdir()) == [
-        ".lock", "best.pt", "config.json", "done.json", "last.pt", "metrics.jsonl"
-    ]  # fmt: skip
+        ".lock",
+        "best.pt",
+        "config.json",
+        "done.json",
+        "last.pt",
+        "metrics.jsonl",
+    ]
     assert json.loads((out / "config.json").read_text()) == asdict(config)
     rows = log_rows(out)
     steps = [r for r in rows if "loss" in r]
     assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6]
     assert all(math.isfinite(r["loss"]) and r["loss"] > 0 for r in steps)
     # each row carries the rate its step used: warmup 1/3, 2/3, 1, then the cosine
-    f = train._lr_lambda(config)
+    f = lr_lambda(config)
     assert [r["lr"] for r in steps] == pytest.approx([config.lr * f(s) for s in range(6)])
     assert steps[2]["lr"] == pytest.approx(config.lr)
     assert [r["step"] for r in rows if "val_cer" in r] == [6]
@@ -191,10 +208,19 @@ def test_sigkill_then_resume_ends_like_an_uninterrupted_run(corpus, tmp_path, ki
     config = replace(config, num_workers=workers)
     (tmp_path / "config.json").write_text(json.dumps(asdict(config)))
     proc = subprocess.run(
-        [sys.executable, str(WORKER), str(tmp_path / "config.json"), str(b),
-         "--kill-after", str(kill_after)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(WORKER),
+            str(tmp_path / "config.json"),
+            str(b),
+            "--kill-after",
+            str(kill_after),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     assert checkpoint(b)["step"] == 3  # the last checkpoint before the kill
     assert not (b / "best.pt").exists()
@@ -221,10 +247,22 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(corpus, t
     (tmp_path / "config.json").write_text(json.dumps(asdict(config)))
     two = tmp_path / "two"
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-         str(WORKER), str(tmp_path / "config.json"), str(two)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--standalone",
+            str(WORKER),
+            str(tmp_path / "config.json"),
+            str(two),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert checkpoint(two)["step"] == 4
     assert json.loads((two / "config.json").read_text()) == asdict(config)
@@ -243,9 +281,11 @@ def test_nonfinite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     config = tiny(corpus, steps=6, checkpoint_every=2)
     good = tmp_path / "good-step2.pt"
     fit(
-        config, tmp_path / "clean", progress=False,
+        config,
+        tmp_path / "clean",
+        progress=False,
         on_step=lambda s: s == 2 and shutil.copy(tmp_path / "clean" / "last.pt", good),
-    )  # fmt: skip
+    )
     calls = []
     ctc = train.ctc_objective
 
@@ -440,13 +480,17 @@ def test_evaluate_rejects_a_bare_model_without_config_and_a_bad_part(corpus, run
 
 
 def test_personalize_fine_tunes_on_one_users_split(corpus, run, tmp_path):
-    out, result = personalize(run, corpus, "user0", tmp_path / "p", steps=2, lr=1e-4,
-                              progress=False)  # fmt: skip
+    out, result = personalize(
+        run, corpus, "user0", tmp_path / "p", steps=2, lr=1e-4, progress=False
+    )
     assert out == tmp_path / "p"
     config = json.loads((out / "config.json").read_text())
     assert (config["split"], config["init"], config["steps"], config["lr"]) == (
-        "user0", str(run), 2, 1e-4
-    )  # fmt: skip
+        "user0",
+        str(run),
+        2,
+        1e-4,
+    )
     assert checkpoint(out)["step"] == 2
     user = load_split(corpus, "user0").test_users[0]
     assert result.overall["sessions"] == 1
@@ -479,16 +523,29 @@ def test_a_short_personalization_lowers_the_users_cer(tmp_path):
     corpus = synth.generate(
         tmp_path / "corpus",
         synth.SynthConfig(
-            train_users=4, train_sessions=1, val_sessions=1, personal_sessions=(6, 1, 4),
-            test_users=1, session_s=12.0,
+            train_users=4,
+            train_sessions=1,
+            val_sessions=1,
+            personal_sessions=(6, 1, 4),
+            test_users=1,
+            session_s=12.0,
         ),
         progress=False,
-    )  # fmt: skip
+    )
     config = TrainConfig(
-        data_dir=str(corpus), preset="lap-xs", steps=800, batch_size=8, lr=1e-2,
-        window_s=2.0, past_s=0.5, future_s=0.1, augment=False,
-        model={"dropout": 0.0, "time_mask_p": 0.0}, num_threads=1, seed=0,
-    )  # fmt: skip
+        data_dir=str(corpus),
+        preset="lap-xs",
+        steps=800,
+        batch_size=8,
+        lr=1e-2,
+        window_s=2.0,
+        past_s=0.5,
+        future_s=0.1,
+        augment=False,
+        model={"dropout": 0.0, "time_mask_p": 0.0},
+        num_threads=1,
+        seed=0,
+    )
     generic = fit(config, tmp_path / "generic", progress=False)
     before = evaluate(generic, corpus, "user0")
     _, after = personalize(generic, corpus, "user0", tmp_path / "user0", 300, 5e-3, progress=False)
@@ -503,18 +560,40 @@ def test_a_short_personalization_lowers_the_users_cer(tmp_path):
 
 def test_cli_train_then_eval_round_trip(corpus, tmp_path, capsys):
     out = tmp_path / "cli-run"
-    rc = cli.main([
-        "train", "--data", str(corpus), "--preset", "lap-student", "--out", str(out),
-        "--steps", "3", "--batch-size", "4", "--window-s", "1.0", "--lr", "1e-3",
-        "--seed", "1", "--checkpoint-every", "2",
-    ])  # fmt: skip
+    rc = cli.main(
+        [
+            "train",
+            "--data",
+            str(corpus),
+            "--preset",
+            "lap-student",
+            "--out",
+            str(out),
+            "--steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--window-s",
+            "1.0",
+            "--lr",
+            "1e-3",
+            "--seed",
+            "1",
+            "--checkpoint-every",
+            "2",
+        ]
+    )
     assert rc == 0
     assert capsys.readouterr().out.strip() == str(out)
     config = json.loads((out / "config.json").read_text())
     assert {k: config[k] for k in ("preset", "steps", "batch_size", "window_s", "lr", "seed")} == {
-        "preset": "lap-student", "steps": 3, "batch_size": 4, "window_s": 1.0, "lr": 1e-3,
+        "preset": "lap-student",
+        "steps": 3,
+        "batch_size": 4,
+        "window_s": 1.0,
+        "lr": 1e-3,
         "seed": 1,
-    }  # fmt: skip
+    }
     assert config["checkpoint_every"] == 2 and checkpoint(out)["step"] == 3
 
     rc = cli.main(["eval", "--data", str(corpus), "--run", str(out), "--split", "user0"])

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from semgkit import decode, lm, models, synth
+from semgkit import decode, lm, models, typist
 from semgkit.charset import CHARSET
 
 
@@ -31,7 +31,7 @@ def emissions(kind: str, frames: int, rate: float, rng: np.random.Generator) -> 
     else:
         logits = rng.standard_normal((frames, CHARSET.num_classes))
         logits[:, CHARSET.blank] += 16.0
-        text = "\n".join(synth.load_prompts())
+        text = "\n".join(typist.load_prompts())
         labels = CHARSET.text_to_labels(text)
         step = int(rate / 5)  # 5 keys per second
         for i, frame in enumerate(range(step // 2, frames - 2, step)):

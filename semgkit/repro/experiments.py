@@ -22,7 +22,8 @@ import torch
 
 from semgkit import lm, models, paper, synth
 from semgkit.data import load_split, personal_splits
-from semgkit.evaluate import Decoder, evaluate, evaluate_decoders, model_and_paths
+from semgkit.decoders import Decoder
+from semgkit.evaluate import evaluate, evaluate_decoders, model_and_paths
 from semgkit.repro import jobs, uncertainty
 from semgkit.repro.cache import config_key
 from semgkit.repro.profiles import Profile

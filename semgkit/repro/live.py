@@ -21,7 +21,7 @@ import torch
 
 from semgkit import models
 from semgkit.charset import CHARSET
-from semgkit.distill import ctc_loss
+from semgkit.losses import ctc_loss
 from semgkit.repro import experiments
 from semgkit.repro.profiles import Profile
 from semgkit.runs import TrainConfig, build_model, run_config

@@ -24,8 +24,8 @@ from semgkit import paper
 from semgkit.charset import CHARSET
 from semgkit.data import Session, load_split
 from semgkit.decode import greedy
-from semgkit.distill import kd_loss
 from semgkit.evaluate import evaluate_model
+from semgkit.losses import kd_loss
 from semgkit.repro.experiments import cer_column, measure_of
 from semgkit.repro.uncertainty import describe, from_row, judge
 from semgkit.runs import load_run, run_config
@@ -213,7 +213,7 @@ TEMPERATURES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 def kd_figure(temperature: float) -> go.Figure:
     """Teacher and student distributions over six toy classes at ``temperature``, and
-    ``distill.kd_loss`` of this pair against T with the current T marked."""
+    ``losses.kd_loss`` of this pair against T with the current T marked."""
     teacher, student = torch.tensor(TOY_TEACHER), torch.tensor(TOY_STUDENT)
     grid = np.geomspace(0.25, 32, 60)
     losses = [float(kd_loss(student, teacher, t)) for t in grid]
@@ -223,7 +223,7 @@ def kd_figure(temperature: float) -> go.Figure:
         column_widths=[0.55, 0.45],
         subplot_titles=(
             f"softmax(logits / {temperature:g})",
-            "T² · KL(teacher_T ‖ student_T)  (distill.kd_loss)",
+            "T² · KL(teacher_T ‖ student_T)  (losses.kd_loss)",
         ),
     )
     for name, logits, color in (
