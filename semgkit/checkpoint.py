@@ -93,8 +93,9 @@ def plain(obj: Any, where: str = "checkpoint") -> Any:
         return str(obj)
     if isinstance(obj, enum.Enum):
         return plain(obj.value, where)
-    raise ValueError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}, "
-                     "which has no plain form")  # fmt: skip
+    raise ValueError(
+        f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}, which has no plain form"
+    )
 
 
 def convert(path: Path, out: Path | None = None) -> bool:

@@ -24,9 +24,9 @@ from semgkit.evaluate import evaluate
 from semgkit.export import export_onnx
 from semgkit.export_step import OnnxModel, OnnxStream, export_step, quantize_int8, to_fp16
 from semgkit.format import SAMPLE_RATE
+from semgkit.runs import TrainConfig
 from semgkit.stream import WINDOW_SAMPLES
 from semgkit.stream_step import IncrementalStream, step_module
-from semgkit.train import TrainConfig
 
 
 def _derived(fp32: Path) -> dict[str, Path]:
@@ -84,11 +84,16 @@ def runtime_comparison(
             scored = model if torch_row else OnnxModel(offline[label], model, threads)
             cer = evaluate(scored, data_dir, split, "test", config=config).overall["CER"]
             size = sum(p.numel() * p.element_size() for p in model.parameters())
-            rows.append({
-                "runtime": name, "step_p50_ms": stats["p50_ms"], "step_p99_ms": stats["p99_ms"],
-                "file_bytes": size if torch_row else files[label].stat().st_size,
-                "max_abs_diff_vs_torch": worst, "test_CER": cer,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "runtime": name,
+                    "step_p50_ms": stats["p50_ms"],
+                    "step_p99_ms": stats["p99_ms"],
+                    "file_bytes": size if torch_row else files[label].stat().st_size,
+                    "max_abs_diff_vs_torch": worst,
+                    "test_CER": cer,
+                }
+            )
     table = pd.DataFrame(rows)
     table["CER_change_vs_torch"] = table["test_CER"] - table["test_CER"].iloc[0]
     table["mode"] = "incremental step" if step is not None else "sliding window (5 s) per hop"

@@ -123,8 +123,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output FILE.onnx")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max allowed |onnx - torch|")
     p.add_argument(
-        "--step-ms", type=float, default=None,
+        "--step-ms",
+        type=float,
+        default=None,
         help="export the incremental streaming step for chunks of this many ms (explicit state "
         "inputs/outputs), with OUT.int8.onnx and OUT.fp16.onnx beside it",
-    )  # fmt: skip
+    )
     p.set_defaults(func=_cli)

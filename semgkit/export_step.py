@@ -79,9 +79,11 @@ def quantize_int8(path: str | Path, out: str | Path) -> Path:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         quantized = Path(tmp) / "model.onnx"
         quantize_dynamic(
-            str(path), str(quantized), weight_type=QuantType.QInt8,
+            str(path),
+            str(quantized),
+            weight_type=QuantType.QInt8,
             op_types_to_quantize=["MatMul", "Gemm"],
-        )  # fmt: skip
+        )
         publish(quantized, out)
     return out
 

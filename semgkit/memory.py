@@ -94,9 +94,14 @@ def device_bytes(device: torch.device) -> int | None:
 
 
 def oom_advice(
-    preset: str | Any, window_s: float, batch_size: int, world: int, accumulate: int,
-    gpu_bytes: int | None, teacher: str | Any | None = None,
-) -> tuple[int, int | None]:  # fmt: skip
+    preset: str | Any,
+    window_s: float,
+    batch_size: int,
+    world: int,
+    accumulate: int,
+    gpu_bytes: int | None,
+    teacher: str | Any | None = None,
+) -> tuple[int, int | None]:
     """(failed micro-batch, accumulate that would fit) after an out-of-memory error.
 
     The fit is projected from the measured per-window memory when the GPU's size is known,

@@ -151,8 +151,10 @@ def load_pose_split(data_dir: str | Path, name: str) -> PoseSplit:
             source = SHIPPED_SPLITS / f"pose_split_{name}.yaml"
         if not source.is_file():
             known = sorted(p.stem for p in (root / "splits").glob("*.yaml"))
-            raise FileNotFoundError(f"pose split {name!r}: no {root / 'splits' / name}.yaml; "
-                                    f"splits here: {known}, shipped: ['mini'], or 'full'")  # fmt: skip
+            raise FileNotFoundError(
+                f"pose split {name!r}: no {root / 'splits' / name}.yaml; "
+                f"splits here: {known}, shipped: ['mini'], or 'full'"
+            )
         spec = yaml.safe_load(source.read_text()) or {}
         if not isinstance(spec, dict) or not all(isinstance(spec.get(p, []), list) for p in PARTS):
             raise ValueError(f"{source}: needs lists of file names under {list(PARTS)}")
