@@ -144,9 +144,12 @@ class _Caps:
         for count, cap, what in (
             (self.members, self.max_members, "members (max_members)"),
             (self.unpacked, self.max_bytes, "unpacked bytes (max_bytes)"),
-            (self.unpacked, ratio_cap,
-             f"unpacked bytes, {self.max_ratio:g}x the archive's {self.compressed:,} (max_ratio)"),
-        ):  # fmt: skip
+            (
+                self.unpacked,
+                ratio_cap,
+                f"unpacked bytes, {self.max_ratio:g}x the archive's {self.compressed:,} (max_ratio)",
+            ),
+        ):
             if count > cap:
                 raise UnsafeArchiveError(
                     f"{archive}: more than {cap:,} {what} at member {member.name!r}; "

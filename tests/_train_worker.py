@@ -50,8 +50,14 @@ def main() -> None:
             while not args.until.exists():
                 time.sleep(0.05)
 
-    fit(config, args.out, resume=args.resume, progress=False, on_step=on_step,
-        checkpoint_s=args.checkpoint_s)  # fmt: skip
+    fit(
+        config,
+        args.out,
+        resume=args.resume,
+        progress=False,
+        on_step=on_step,
+        checkpoint_s=args.checkpoint_s,
+    )
 
 
 def kill_while_writing(name: str, nth: str) -> None:

@@ -64,7 +64,7 @@ PROMISED = {
         "ort_stream_fp32_p99_ms",
         "ort_stream_int8_p99_ms",
         "proj_gap9_mj_per_s",
-    },  # fmt: skip
+    },
     "realtime_runtimes": {
         "runtime",
         "step_p99_ms",
@@ -111,7 +111,7 @@ PROMISED = {
         "cross-user CI95 lo",
         "personalized MAE deg",
         "alpha",
-    },  # fmt: skip
+    },
     "pose_alpha": {"alpha", "cross-user MAE deg", "cross-user CI95 hi", "seeds"},
     "robustness_populations": {
         "preset",
@@ -345,8 +345,11 @@ def test_budget_projects_every_run_from_measured_flops():
     table = budget.budget(load_profile("single-user-smoke"))
     runs = list(table["run"])
     assert runs[:3] == ["lap-xxs seed 0", "lap-xs seed 0", "tds-laptop seed 0"]
-    assert runs[3:] == ["lap-student alone seed 0", "lap-student distilled T=2 alpha=0.5 seed 0",
-                        "total"]  # fmt: skip
+    assert runs[3:] == [
+        "lap-student alone seed 0",
+        "lap-student distilled T=2 alpha=0.5 seed 0",
+        "total",
+    ]
     assert not any("personalized" in r for r in runs)  # the single-user setting
     rows = table[table["run"] != "total"]
     assert (rows["GFLOP per window (measured)"] > 0).all() and (rows["windows"] == 16).all()

@@ -87,8 +87,10 @@ def test_html_refuses_a_chapter_whose_execution_failed(tmp_path, monkeypatch, ca
 
 def test_html_judges_notebooks_from_before_the_mark_by_their_cells(tmp_path):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("x = 1", execution_count=1),
-                nbformat.v4.new_code_cell("y = 2")]  # fmt: skip
+    nb.cells = [
+        nbformat.v4.new_code_cell("x = 1", execution_count=1),
+        nbformat.v4.new_code_cell("y = 2"),
+    ]
     assert book_tool.unfinished(nb) == "1 cell(s) never ran"
     nb.cells[1].execution_count = 2
     assert book_tool.unfinished(nb) is None

@@ -54,8 +54,9 @@ def test_the_crafted_file_is_live_when_loaded_unsafely(finished, tmp_path):
     assert marker.exists()
 
 
-@pytest.mark.parametrize("entry", ["eval --run", "distill --teacher", "train --init",
-                                   "train --resume"])  # fmt: skip
+@pytest.mark.parametrize(
+    "entry", ["eval --run", "distill --teacher", "train --init", "train --resume"]
+)
 def test_a_crafted_checkpoint_runs_no_code_through_any_command(
     corpus, finished, tmp_path, capsys, entry
 ):
@@ -65,8 +66,21 @@ def test_a_crafted_checkpoint_runs_no_code_through_any_command(
     if entry == "eval --run":
         argv = ["eval", "--data", str(corpus), "--run", str(run)]
     elif entry == "distill --teacher":
-        argv = ["distill", "--data", str(corpus), "--teacher", str(run), "--preset",
-                "lap-student", "--temperature", "2", "--alpha", "0.5", "--out", str(out)]  # fmt: skip
+        argv = [
+            "distill",
+            "--data",
+            str(corpus),
+            "--teacher",
+            str(run),
+            "--preset",
+            "lap-student",
+            "--temperature",
+            "2",
+            "--alpha",
+            "0.5",
+            "--out",
+            str(out),
+        ]
     elif entry == "train --init":
         recipe = tmp_path / "recipe.json"
         recipe.write_text(json.dumps(asdict(tiny(corpus, init=str(run)))))
@@ -74,8 +88,12 @@ def test_a_crafted_checkpoint_runs_no_code_through_any_command(
     else:
         argv = ["train", "--config", str(run / "config.json"), "--out", str(run), "--resume"]
     before = snapshot(run)
-    line = one_line_error(capsys, cli.main(argv), f"{run / which}: refused",
-                          f"semgkit convert-checkpoint {run / which}")  # fmt: skip
+    line = one_line_error(
+        capsys,
+        cli.main(argv),
+        f"{run / which}: refused",
+        f"semgkit convert-checkpoint {run / which}",
+    )
     assert "can run code" in line
     assert not marker.exists()
     assert snapshot(run) == before
@@ -85,8 +103,12 @@ def test_a_crafted_checkpoint_runs_no_code_through_any_command(
 def test_convert_rewrites_a_trusted_checkpoint_that_then_loads_safely(finished, tmp_path, capsys):
     run = shutil.copytree(finished, tmp_path / "run")
     state = torch.load(run / "best.pt", weights_only=True)
-    old = {**state, "best_cer": np.float64(41.5), "model_config": models.resolve(state["preset"]),
-           "extra": np.arange(3)}  # fmt: skip
+    old = {
+        **state,
+        "best_cer": np.float64(41.5),
+        "model_config": models.resolve(state["preset"]),
+        "extra": np.arange(3),
+    }
     torch.save(old, run / "best.pt")  # what another tool or an old version may have written
     with pytest.raises(UnsafeCheckpoint, match="convert-checkpoint"):
         load_checkpoint(run / "best.pt")
@@ -106,8 +128,11 @@ def test_convert_refuses_what_has_no_plain_form(finished, tmp_path, capsys):
     state = torch.load(finished / "best.pt", weights_only=True)
     torch.save({**state, "loader": io.StringIO("x")}, path)
     before = path.read_bytes()
-    one_line_error(capsys, cli.main(["convert-checkpoint", str(path)]),
-                   f"{path}: cannot be converted: checkpoint['loader'] is a _io.StringIO")  # fmt: skip
+    one_line_error(
+        capsys,
+        cli.main(["convert-checkpoint", str(path)]),
+        f"{path}: cannot be converted: checkpoint['loader'] is a _io.StringIO",
+    )
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temporary left
 
@@ -131,12 +156,22 @@ def test_resume_from_a_last_pt_of_another_preset_is_a_one_line_error(finished, t
     run = shutil.copytree(finished, tmp_path / "run")
     state = torch.load(run / "last.pt", weights_only=True)
     other = models.build("lap-xxs")
-    torch.save({**state, "model": other.state_dict(), "preset": "lap-xxs",
-                "model_config": models.config_dict(models.resolve("lap-xxs"))}, run / "last.pt")  # fmt: skip
+    torch.save(
+        {
+            **state,
+            "model": other.state_dict(),
+            "preset": "lap-xxs",
+            "model_config": models.config_dict(models.resolve("lap-xxs")),
+        },
+        run / "last.pt",
+    )
     before = snapshot(run)
     argv = ["train", "--config", str(run / "config.json"), "--out", str(run), "--resume"]
-    one_line_error(capsys, cli.main(argv),
-                   f"{run / 'last.pt'}: checkpoint is a 'lap-xxs' model, not 'lap-student'")  # fmt: skip
+    one_line_error(
+        capsys,
+        cli.main(argv),
+        f"{run / 'last.pt'}: checkpoint is a 'lap-xxs' model, not 'lap-student'",
+    )
     # the same preset name and config, weights of another shape: still named, no traceback
     torch.save({**state, "model": other.state_dict()}, run / "last.pt")
     one_line_error(capsys, cli.main(argv), f"{run / 'last.pt'}: weights do not fit the model")

@@ -22,8 +22,11 @@ def test_runtime_comparison(preset, corpus):
     compared = 50 if preset == "lap-student" else 2  # a 5 s window per hop for tiny
     table = runtime_comparison(model, config, corpus, iterations=3, compared_chunks=compared)
     assert table["runtime"].tolist() == [
-        "PyTorch fp32", "onnxruntime fp32", "onnxruntime int8", "onnxruntime fp16",
-    ]  # fmt: skip
+        "PyTorch fp32",
+        "onnxruntime fp32",
+        "onnxruntime int8",
+        "onnxruntime fp16",
+    ]
     first = table.iloc[0]
     assert first["max_abs_diff_vs_torch"] == 0 and first["CER_change_vs_torch"] == 0
     # float32 in onnxruntime is the same model (to rounding), so it scores the same text

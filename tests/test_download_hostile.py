@@ -81,8 +81,13 @@ def serve(data: bytes, cut_after: int | None = None) -> Callable:
         rng, condition = h.headers.get("Range"), h.headers.get("If-Range")
         start = int(rng[6:].split("-")[0]) if rng and condition == ETAG else 0
         if start:
-            head(h, "206 Partial Content", ETag=ETAG, Content_Length=len(data) - start,
-                 Content_Range=f"bytes {start}-{len(data) - 1}/{len(data)}")  # fmt: skip
+            head(
+                h,
+                "206 Partial Content",
+                ETag=ETAG,
+                Content_Length=len(data) - start,
+                Content_Range=f"bytes {start}-{len(data) - 1}/{len(data)}",
+            )
         else:
             head(h, "200 OK", ETag=ETAG, Content_Length=len(data))
         h.wfile.write(data[start:][:cut_after])
@@ -119,8 +124,13 @@ def track_writes(monkeypatch) -> list[int]:
 
 def test_a_206_to_a_whole_file_request_is_never_published(server, tmp_path):
     def partial(h):
-        head(h, "206 Partial Content", ETag=ETAG, Content_Length=100,
-             Content_Range=f"bytes 0-99/{len(DATA)}")  # fmt: skip
+        head(
+            h,
+            "206 Partial Content",
+            ETag=ETAG,
+            Content_Length=100,
+            Content_Range=f"bytes 0-99/{len(DATA)}",
+        )
         h.wfile.write(DATA[:100])
 
     server.script = partial
@@ -149,8 +159,13 @@ def test_a_resume_answered_with_another_range_restarts(server, tmp_path, capsys)
 
     def wrong_range(h):
         if h.headers.get("Range"):
-            head(h, "206 Partial Content", ETag=ETAG, Content_Length=len(DATA) - 100,
-                 Content_Range=f"bytes 100-{len(DATA) - 1}/{len(DATA)}")  # fmt: skip
+            head(
+                h,
+                "206 Partial Content",
+                ETag=ETAG,
+                Content_Length=len(DATA) - 100,
+                Content_Range=f"bytes 100-{len(DATA) - 1}/{len(DATA)}",
+            )
             h.wfile.write(DATA[100:])
         else:
             serve(DATA)(h)
@@ -170,8 +185,13 @@ def test_a_content_length_contradicting_the_range_keeps_the_part(server, tmp_pat
         fetch(f"{server.url}/f.bin", tmp_path, options=OPTS)
 
     def contradicting(h):
-        head(h, "206 Partial Content", ETag=ETAG, Content_Length=10,
-             Content_Range=f"bytes 500-{len(DATA) - 1}/{len(DATA)}")  # fmt: skip
+        head(
+            h,
+            "206 Partial Content",
+            ETag=ETAG,
+            Content_Length=10,
+            Content_Range=f"bytes 500-{len(DATA) - 1}/{len(DATA)}",
+        )
         h.wfile.write(DATA[500:510])
 
     server.script = contradicting
@@ -187,17 +207,24 @@ def test_a_shorter_range_than_asked_is_resumed_for_the_rest(server, tmp_path):
         rng = h.headers.get("Range")
         start = int(rng[6:].split("-")[0]) if rng else 0
         end = min(start + 300, len(DATA)) - 1
-        head(h, "206 Partial Content" if rng else "200 OK", ETag=ETAG,
-             Content_Length=len(DATA) if not rng else end - start + 1,
-             **({"Content_Range": f"bytes {start}-{end}/{len(DATA)}"} if rng else {}))  # fmt: skip
+        head(
+            h,
+            "206 Partial Content" if rng else "200 OK",
+            ETag=ETAG,
+            Content_Length=len(DATA) if not rng else end - start + 1,
+            **({"Content_Range": f"bytes {start}-{end}/{len(DATA)}"} if rng else {}),
+        )
         h.wfile.write(DATA[start : end + 1] if rng else DATA[:300])
 
     server.script = in_pieces
     opts = FetchOptions(timeout=5.0, retries=5, progress=False)
     assert fetch(f"{server.url}/f.bin", tmp_path, options=opts).read_bytes() == DATA
     assert [r.get("Range") for r in server.requests] == [
-        None, "bytes=300-", "bytes=600-", "bytes=900-"
-    ]  # fmt: skip
+        None,
+        "bytes=300-",
+        "bytes=600-",
+        "bytes=900-",
+    ]
 
 
 # ---------------------------------------------------------------- lengths
@@ -223,8 +250,12 @@ def test_a_206_that_never_ends_is_cut_at_its_range(server, tmp_path, monkeypatch
         fetch(f"{server.url}/f.bin", tmp_path, options=OPTS)
 
     def never_ends(h):  # no Content-Length: the body would end only when the socket closes
-        head(h, "206 Partial Content", ETag=ETAG,
-             Content_Range=f"bytes 500-{len(DATA) - 1}/{len(DATA)}")  # fmt: skip
+        head(
+            h,
+            "206 Partial Content",
+            ETag=ETAG,
+            Content_Range=f"bytes 500-{len(DATA) - 1}/{len(DATA)}",
+        )
         h.wfile.write(DATA[500:])
         endless(h)
 
@@ -390,11 +421,28 @@ def test_https_still_verifies_the_certificate_and_its_host(tmp_path):
     trusts is refused; trusted (SSL_CERT_FILE), the same server is fetched."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     srv = Scripted()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)

@@ -32,12 +32,36 @@ def mini_tar(tmp: Path, members: dict[str, bytes] | None = None) -> bytes:
         write_stage(top / f"{name}.hdf5", angles, side=name.rsplit("_", 1)[1], user="e3096")
     with (top / "metadata.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["filename", "user", "session", "stage", "side", "moving_hand",
-                    "held_out_user", "held_out_stage", "split", "generalization"])  # fmt: skip
+        w.writerow(
+            [
+                "filename",
+                "user",
+                "session",
+                "stage",
+                "side",
+                "moving_hand",
+                "held_out_user",
+                "held_out_stage",
+                "split",
+                "generalization",
+            ]
+        )
         for i, name in enumerate(MINI_NAMES + ["not-in-the-mini-set_left"]):
             part = ("train", "val", "test")[min(i // 2, 2)]
-            w.writerow([name, "e3096", name.rsplit("_", 1)[0], "s", name.rsplit("_", 1)[1],
-                        "both", False, False, part, ""])  # fmt: skip
+            w.writerow(
+                [
+                    name,
+                    "e3096",
+                    name.rsplit("_", 1)[0],
+                    "s",
+                    name.rsplit("_", 1)[1],
+                    "both",
+                    False,
+                    False,
+                    part,
+                    "",
+                ]
+            )
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:  # the mini set is a plain tar
         tar.add(top, arcname=top.name)

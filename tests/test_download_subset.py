@@ -47,8 +47,9 @@ def build_release(tmp: Path, extra: list[tuple[str, str]] = ()) -> tuple[bytes, 
         if name == "metadata.csv":
             continue
         user = USER0_ID if name in USER0 else "777"
-        write_session(top / f"{name}.hdf5", name, user, 1.0, "on_keyboard",
-                      n=8000 if name == TAIL else 400)  # fmt: skip
+        write_session(
+            top / f"{name}.hdf5", name, user, 1.0, "on_keyboard", n=8000 if name == TAIL else 400
+        )
         rows.append((name, user, 1.0))
     write_metadata(top / "metadata.csv", rows)
     archive = tmp / "src" / ARCHIVE
@@ -148,11 +149,25 @@ def test_cli_subset_then_check_names_what_is_missing(release, tmp_path):
     own.write_text(yaml.safe_dump({"dataset": {"train": [{"user": 777, "session": OTHERS[1]}]}}))
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "data_download", *args, "--quiet"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "data_download", *args, "--quiet"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
-    proc = cli("emg2qwerty", "--dest", str(dest), "--mirror", server.url,
-               "--split", str(own), "--split", "user0")  # fmt: skip
+    proc = cli(
+        "emg2qwerty",
+        "--dest",
+        str(dest),
+        "--mirror",
+        server.url,
+        "--split",
+        str(own),
+        "--split",
+        "user0",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "sessions found: 15 of 15 wanted" in proc.stdout
     assert "split mine: complete (1 sessions)" in proc.stdout
@@ -165,8 +180,12 @@ def test_cli_subset_then_check_names_what_is_missing(release, tmp_path):
     assert proc.stderr.startswith("error:") and proc.stderr.count("\n") == 1
     proc = cli("check", str(dest))  # no metadata.csv: what the subset downloads asked for
     assert proc.returncode == 1 and f"missing {USER0[3]}" in proc.stdout
-    assert cli("emg2qwerty", "--dest", str(dest), "--mirror", server.url,
-               "--users", USER0_ID).returncode == 0  # fmt: skip
+    assert (
+        cli(
+            "emg2qwerty", "--dest", str(dest), "--mirror", server.url, "--users", USER0_ID
+        ).returncode
+        == 0
+    )
     assert cli("check", str(dest), "--split", "user0").returncode == 0
 
 
@@ -334,8 +353,9 @@ def test_a_wanted_name_that_is_a_link_or_a_bomb_is_refused(tmp_path):
 def test_a_206_to_the_whole_archive_is_refused(tmp_path):
     server = Scripted()
     try:
-        server.script = lambda h: head(h, "206 Partial Content", Content_Length=10,
-                                       Content_Range="bytes 0-9/100")  # fmt: skip
+        server.script = lambda h: head(
+            h, "206 Partial Content", Content_Length=10, Content_Range="bytes 0-9/100"
+        )
         with pytest.raises(DownloadError, match="request for the whole file with HTTP 206"):
             download_subset(tmp_path / "d", select(["user0"], []), server.url, OPTS)
         assert [p.name for p in (tmp_path / "d").glob("*.hdf5")] == []

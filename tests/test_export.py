@@ -109,7 +109,9 @@ def test_export_cli_streaming_step(tmp_path, capsys, ort_quiet):
     out = tmp_path / "student.onnx"
     assert main(["export", "--preset", "lap-student", "--out", str(out), "--step-ms", "40"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "student.fp16.onnx", "student.int8.onnx", "student.onnx",
-    ]  # fmt: skip
+        "student.fp16.onnx",
+        "student.int8.onnx",
+        "student.onnx",
+    ]
     assert "over 50 chunks" in capsys.readouterr().out
     assert OnnxStream(out).chunk_samples == 80

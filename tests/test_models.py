@@ -135,9 +135,16 @@ def _perturbed_after(model, t: int, T: int = 2000) -> tuple[torch.Tensor, torch.
         return model(x)[0], model(y)[0]
 
 
-@pytest.mark.parametrize("name, overrides", [
-    ("lap-s", {}), ("lap-student", {}), ("lap-l", {}), ("tiny", {"feat_norm": "batch"}), ("tds-laptop", {}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("lap-s", {}),
+        ("lap-student", {}),
+        ("lap-l", {}),
+        ("tiny", {"feat_norm": "batch"}),
+        ("tds-laptop", {}),
+    ],
+)
 @pytest.mark.parametrize("t", [400, 1010, 1999])
 def test_causality(name, overrides, t):
     """Frame i sees samples before (i + 1) * hop: changing samples from t on leaves every

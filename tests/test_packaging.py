@@ -85,8 +85,10 @@ def test_install_into_an_environment_with_its_own_torch_keeps_it(tmp_path):
     python = env / "bin" / "python"
     target = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     outer = [p for p in site.getsitepackages() if Path(p, "torch").is_dir()]
     if not outer:
         pytest.skip("torch is not in this interpreter's site-packages")
@@ -105,8 +107,11 @@ def test_install_into_an_environment_with_its_own_torch_keeps_it(tmp_path):
     assert after.stdout == before.stdout  # the same torch, from the same place
     where = subprocess.run(
         [python, "-c", "import semgkit; print(semgkit.__file__)"],
-        capture_output=True, text=True, check=True, cwd=tmp_path,
-    ).stdout.strip()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout.strip()
     assert Path(where).parent == ROOT / "semgkit"  # the editable install of this checkout
 
 

@@ -51,8 +51,7 @@ def alive(pid: int) -> bool:
 
 def start(cmd: list[str], out: Path) -> subprocess.Popen:
     """Start ``cmd`` in a session of its own; return once it wrote its first checkpoint."""
-    proc = subprocess.Popen(cmd, env=ENV, text=True, stderr=subprocess.PIPE,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(cmd, env=ENV, text=True, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 240
     while not (out / "last.pt").exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -78,8 +77,10 @@ def train_cmd(config, tmp_path: Path, out: Path) -> tuple[list[str], Path]:
 
 
 @pytest.mark.outcome
-@pytest.mark.parametrize("sig, status, how", [(signal.SIGINT, 130, "interrupted"),
-                                              (signal.SIGTERM, 143, "terminated (SIGTERM)")])  # fmt: skip
+@pytest.mark.parametrize(
+    "sig, status, how",
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+)
 def test_a_signal_ends_the_step_saves_a_checkpoint_and_the_workers(
     corpus, long_reference, tmp_path, sig, status, how
 ):
@@ -147,8 +148,16 @@ def test_sigkill_takes_the_loader_workers_with_it_and_frees_the_run(
 def test_sigterm_under_torchrun_stops_every_rank_at_one_step(corpus, tmp_path):
     out = tmp_path / "run"
     cmd, _ = train_cmd(long_recipe(corpus), tmp_path, out)
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--standalone", "-m", *cmd[2:]]  # fmt: skip
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        "-m",
+        *cmd[2:],
+    ]
     agent = start(launcher, out)
     ranks = children(agent.pid)
     agent.send_signal(signal.SIGTERM)  # torchrun passes it to every rank
@@ -182,8 +191,9 @@ KILLS = {
 def recipe(corpus: Path, workers: int):
     # two threads: a product split over threads rounds the same way only if the split is
     # the same in both processes (semgkit.train pins the thread count)
-    return tiny(corpus, steps=STEPS, checkpoint_every=2, num_threads=2, num_workers=workers,
-                val_windows=8)  # fmt: skip
+    return tiny(
+        corpus, steps=STEPS, checkpoint_every=2, num_threads=2, num_workers=workers, val_windows=8
+    )
 
 
 @pytest.fixture(scope="module")
@@ -200,8 +210,13 @@ def test_a_run_killed_anywhere_resumes_to_identical_weights(corpus, reference, t
     config, out = recipe(corpus, workers), tmp_path / "run"
     path = tmp_path / "config.json"
     path.write_text(json.dumps(asdict(config)))
-    proc = subprocess.run([sys.executable, str(WORKER), str(path), str(out), *kill],
-                          env=ENV, capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(WORKER), str(path), str(out), *kill],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     fit(config, out, resume=True, progress=False)
     assert_same_weights(reference, out)

@@ -76,8 +76,16 @@ def one_line_error(capsys, rc: int, *needles: str) -> str:
 
 def test_a_second_writer_is_refused_naming_the_directory_and_holder(corpus, tmp_path, capsys):
     out, go = tmp_path / "run", tmp_path / "go"
-    first = worker(tiny(corpus), out, "--pause-after", "2", "--until", str(go),
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    first = worker(
+        tiny(corpus),
+        out,
+        "--pause-after",
+        "2",
+        "--until",
+        str(go),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert first.stdout.readline().strip() == "paused"  # it holds the directory now
         before = snapshot(out)
@@ -97,8 +105,15 @@ def test_a_second_writer_is_refused_naming_the_directory_and_holder(corpus, tmp_
 
 def test_a_lock_left_by_a_killed_process_is_taken_over(corpus, reference, tmp_path):
     out, go = tmp_path / "run", tmp_path / "never"
-    first = worker(tiny(corpus, checkpoint_every=2), out, "--pause-after", "3", "--until",
-                   str(go), stdout=subprocess.PIPE)  # fmt: skip
+    first = worker(
+        tiny(corpus, checkpoint_every=2),
+        out,
+        "--pause-after",
+        "3",
+        "--until",
+        str(go),
+        stdout=subprocess.PIPE,
+    )
     assert first.stdout.readline().strip() == "paused"
     first.kill()  # dies holding the lock; its pid stays written in .lock
     first.wait()
@@ -116,17 +131,31 @@ def test_fit_and_cli_default_to_a_periodic_checkpoint():
     args = cli.build_parser().parse_args(["train", "--data", "d", "--preset", "p", "--out", "o"])
     assert args.checkpoint_minutes * 60 == runs.CHECKPOINT_S
     args = cli.build_parser().parse_args(
-        ["distill", "--data", "d", "--teacher", "t", "--preset", "p", "--temperature", "2",
-         "--alpha", "0.5", "--out", "o"]
-    )  # fmt: skip
+        [
+            "distill",
+            "--data",
+            "d",
+            "--teacher",
+            "t",
+            "--preset",
+            "p",
+            "--temperature",
+            "2",
+            "--alpha",
+            "0.5",
+            "--out",
+            "o",
+        ]
+    )
     assert args.checkpoint_minutes * 60 == runs.CHECKPOINT_S
 
 
 def test_time_based_checkpoint_then_sigkill_resumes_exactly(corpus, reference, tmp_path):
     # checkpoint_every is 0 (the CLI default): only the time-based period saves last.pt
     out = tmp_path / "run"
-    proc = worker(tiny(corpus), out, "--kill-after", "4", "--checkpoint-s", "0",
-                  stderr=subprocess.PIPE)  # fmt: skip
+    proc = worker(
+        tiny(corpus), out, "--kill-after", "4", "--checkpoint-s", "0", stderr=subprocess.PIPE
+    )
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL, err[-3000:]
     assert state(out)["step"] == 4
@@ -245,8 +274,13 @@ def unshare_mount(script: str) -> subprocess.CompletedProcess:
     probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
     if probe.returncode:
         pytest.skip("user namespaces are not available here")
-    return subprocess.run(["unshare", "-rm", "sh", "-ec", script], capture_output=True,
-                          text=True, env=ENV, timeout=300)  # fmt: skip
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-ec", script],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
 
 
 def test_a_full_tmpfs_fails_cleanly_and_resumes_after_space_is_freed(corpus, reference, tmp_path):
@@ -338,8 +372,21 @@ def test_teacher_at_another_frame_rate_is_refused_before_any_write(corpus, tmp_p
     teacher.mkdir()
     (teacher / "config.json").write_text(json.dumps(asdict(tiny(corpus, preset="tds-laptop"))))
     out = tmp_path / "student"
-    argv = ["distill", "--data", str(corpus), "--teacher", str(teacher), "--preset",
-            "lap-student", "--temperature", "2", "--alpha", "0.5", "--out", str(out)]  # fmt: skip
+    argv = [
+        "distill",
+        "--data",
+        str(corpus),
+        "--teacher",
+        str(teacher),
+        "--preset",
+        "lap-student",
+        "--temperature",
+        "2",
+        "--alpha",
+        "0.5",
+        "--out",
+        str(out),
+    ]
     one_line_error(capsys, cli.main(argv), f"--teacher {teacher}", "hops 16", "'lap-student' 20")
     assert not out.exists()
 

@@ -33,9 +33,14 @@ def write_session(
     with h5py.File(path, "w") as f:
         group = f.create_group("emg2qwerty")
         group.create_dataset("timeseries", data=data)
-        attrs = {"session_name": path.stem, "user": "u", "condition": "on_keyboard",
-                 "duration_mins": 0.1, "prompts": prompts,
-                 "keystrokes": json.dumps(KEYS) if keystrokes is None else keystrokes}  # fmt: skip
+        attrs = {
+            "session_name": path.stem,
+            "user": "u",
+            "condition": "on_keyboard",
+            "duration_mins": 0.1,
+            "prompts": prompts,
+            "keystrokes": json.dumps(KEYS) if keystrokes is None else keystrokes,
+        }
         group.attrs.update(attrs)
     return path
 

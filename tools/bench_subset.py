@@ -53,9 +53,13 @@ def write_session(path: Path, session: str, user: str, rows: int, rng) -> None:
         group = f.create_group(GROUP)
         group.create_dataset(TIMESERIES, data=data)
         group.attrs.update(
-            session_name=session, user=user, condition="on_keyboard",
-            duration_mins=rows / 2000 / 60, keystrokes="[]", prompts="[]",
-        )  # fmt: skip
+            session_name=session,
+            user=user,
+            condition="on_keyboard",
+            duration_mins=rows / 2000 / 60,
+            keystrokes="[]",
+            prompts="[]",
+        )
 
 
 def build(work: Path, users: int, sessions: int, big_mb: int, small_mb: float, order_by: str):
@@ -65,8 +69,10 @@ def build(work: Path, users: int, sessions: int, big_mb: int, small_mb: float, o
     top.mkdir(parents=True)
     owners = ["89335547"] * 18 + [f"{10_000_000 + i}" for i in range(users - 1)]
     owners += [owners[18 + i % (users - 1)] for i in range(sessions - len(owners))]
-    names = [f"2021-06-{i % 28 + 1:02}-{1_622_000_000 + i}-keystrokes-dca-study@1-{u}"
-             for i, u in enumerate(owners)]  # fmt: skip
+    names = [
+        f"2021-06-{i % 28 + 1:02}-{1_622_000_000 + i}-keystrokes-dca-study@1-{u}"
+        for i, u in enumerate(owners)
+    ]
     for i, (name, user) in enumerate(zip(names, owners, strict=True)):
         rows = (big_mb if i == 0 else small_mb) * 1e6 / ROW_BYTES
         write_session(top / f"{name}.hdf5", name, user, int(rows), rng)
@@ -186,8 +192,10 @@ def main() -> None:
     top, wanted, order, n_users = build(
         work, args.users, args.sessions, args.big_mb, args.small_mb, args.order
     )
-    print(f"built in {time.perf_counter() - t0:.1f} s: {len(order) - 1} sessions of {n_users} "
-          f"users, archive {(work / ARCHIVE).stat().st_size:,} bytes")  # fmt: skip
+    print(
+        f"built in {time.perf_counter() - t0:.1f} s: {len(order) - 1} sessions of {n_users} "
+        f"users, archive {(work / ARCHIVE).stat().st_size:,} bytes"
+    )
     last = max(order.index(f"{s}.hdf5") for s in wanted)
     print(f"last wanted member: {last + 1} of {len(order)} members in archive order")
 

@@ -215,8 +215,11 @@ def unfinished(nb) -> str | None:
         return None if mark.get("executed") else mark.get("failure", "its execution failed")
     if nb.metadata.get("papermill", {}).get("exception"):
         return "a cell raised"
-    skipped = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()
-               and c.get("execution_count") is None]  # fmt: skip
+    skipped = [
+        c
+        for c in nb.cells
+        if c.cell_type == "code" and c.source.strip() and c.get("execution_count") is None
+    ]
     return f"{len(skipped)} cell(s) never ran" if skipped else None
 
 
