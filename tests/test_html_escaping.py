@@ -15,7 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from IPython.core.formatters import DisplayFormatter
 
-from semgkit.repro import results, teach
+from semgkit.repro import claims, results, teach
+from semgkit.repro.claims import Claim
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = [
@@ -76,15 +77,15 @@ def outputs_with_hostile_names() -> list[dict]:
     fig.update_layout(title=f"The corpus of profile {NAME}", xaxis_title=NAME)
     return [
         display(
-            teach.claims(
+            claims.box(
                 f"What to expect (this run: profile {NAME})",
                 [
-                    (f"The TDS-ConvNet beats {NAME}.", "holds", f"{NAME} 12 -> 10"),
-                    (NAME, None, NAME),
+                    Claim(f"The TDS-ConvNet beats {NAME}.", "holds", f"{NAME} 12 -> 10"),
+                    Claim(NAME, None, NAME),
                 ],
             )
         ),
-        display(teach.claim(f"Paper ({NAME})", NAME, True, NAME)),
+        display(claims.box(f"Paper ({NAME})", [Claim(NAME, True, NAME)])),
         nbformat.v4.new_output("display_data", data={"text/html": results.tidy_html(table)}),
         display(teach.edits_html(NAME + " typed", NAME)),  # a prompt's text, decoded
         nbformat.v4.new_output(

@@ -106,9 +106,12 @@ def test_findings_say_per_model_whether_cer_falls_and_which_gains_more():
     )
     teacher, student, size = leave_users_out.findings(df)
     assert teacher.startswith("teacher (large): CER 60.0 [57.0, 63.0] with 8 training users")
-    assert ": -20.0 points (falls at every step); 'more users, lower CER' holds" in teacher
-    assert ": -2.0 points (does not fall at every step)" in student and student.endswith(
-        "within noise"
+    assert teacher.endswith(
+        ": -20.0 points; 'more users, lower CER' holds; 'lower at every step' holds"
+    )
+    # 70 -> 71 -> 68: the rise is within noise, so the steps are too (not "does not fall")
+    assert student.endswith(
+        ": -2.0 points; 'more users, lower CER' within noise; 'lower at every step' within noise"
     )
     assert size.startswith("the gain from more users is larger for the larger model: large +20.0")
 

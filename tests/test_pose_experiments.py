@@ -85,10 +85,15 @@ def test_group_intervals_pool_to_the_overall_error():
     assert pe.mae_estimate(pd.Series({**columns, "seeds": 1}), "cross-user").cer == round(e.cer, 2)
 
 
+def _config(corpus):
+    """A one-second pose window with no context, on the test corpus."""
+    windows = dict(window_s=1.0, past_s=0.0, future_s=0.0)
+    return TrainConfig(data_dir=str(corpus), preset="lap-xxs", model=POSE, **windows)
+
+
 def test_errors_by_stage_pool_to_the_overall_error(corpus):
     test = load_pose_split(corpus, "generic").test
-    config = TrainConfig(data_dir=str(corpus), preset="lap-xxs", model=POSE, window_s=1.0,
-                         past_s=0.0, future_s=0.0)  # fmt: skip
+    config = _config(corpus)
     torch.manual_seed(0)
     result = evaluate_pose(models.build("lap-xxs", **POSE), test, config, by="stage")
     stages = {k: v for k, v in result.items() if k != "overall"}
@@ -150,8 +155,8 @@ def mini_layout(corpus: Path, dest: Path) -> Path:
             source = next(p for p in sources[part] if p.stem.endswith(side))
             with h5py.File(source) as f:
                 records = f["emg2pose/timeseries"][()]
-            write_stage(dest / f"{name}.hdf5", records["joint_angles"], records["emg"],
-                        side=side, user="e3096")  # fmt: skip
+            angles, emg = records["joint_angles"], records["emg"]
+            write_stage(dest / f"{name}.hdf5", angles, emg, side=side, user="e3096")
     return dest
 
 
@@ -182,8 +187,7 @@ def test_mean_pose_baseline_is_scored_as_the_models_are(corpus, tmp_path):
     P = load_profile("smoke", build_dir=tmp_path)
     P = replace(P, pose=replace(P.pose, path=str(corpus)))
     result = pe.mean_pose_errors(P)
-    config = TrainConfig(data_dir=str(corpus), preset="lap-xxs", model=POSE, window_s=1.0,
-                         past_s=0.0, future_s=0.0)  # fmt: skip
+    config = _config(corpus)
     test = load_pose_split(corpus, "generic").test
     model = evaluate_pose(models.build("lap-xxs", **POSE), test, config, by="user")
     assert result.keys() == model.keys()  # the same groups (held-out users)

@@ -91,11 +91,12 @@ def test_sensor_corpus_is_the_users_sessions_read_through_the_sensor(tmp_path):
 
 def test_sensor_findings_are_computed_from_the_table():
     def row(model, sensor, zero, tuned):
-        return {
-            "model": model, "sensor": sensor, "fine-tune sEMG min per user": 1.0,
-            **uncertainty.columns("zero-shot", uncertainty.Estimate(zero, zero - 2, zero + 2, np.nan, 1)),
-            **uncertainty.columns("fine-tuned", uncertainty.Estimate(tuned, tuned - 2, tuned + 2, np.nan, 1)),
-        }  # fmt: skip
+        out = {"model": model, "sensor": sensor, "fine-tune sEMG min per user": 1.0}
+        for measure, cer in (("zero-shot", zero), ("fine-tuned", tuned)):
+            out |= uncertainty.columns(
+                measure, uncertainty.Estimate(cer, cer - 2, cer + 2, np.nan, 1)
+            )
+        return out
 
     table = pd.DataFrame(
         [
@@ -103,14 +104,16 @@ def test_sensor_findings_are_computed_from_the_table():
             row("teacher", "mirror", 80.0, 40.0),
             row("student distilled", "original", 50.0, 45.0),
             row("student distilled", "mirror", 51.0, 50.0),
+            row("student distilled", "sparse", 30.0, 30.0),
         ]
     )
     lines = sensor_shift.sensor_findings(table)
     assert "mirror, teacher: zero-shot 80.0 [78.0, 82.0] against 40.0" in lines[0]
-    assert "clearly worse" in lines[0] and "closes 80 % of the gap" in lines[0]
-    assert "within noise" in lines[1] and "closes 17 % of the gap" in lines[1]
+    assert "'worse on this sensor' holds" in lines[0] and "closes 80 % of the gap" in lines[0]
+    assert "'worse on this sensor' within noise" in lines[1] and "closes 17 % of" in lines[1]
+    assert "'worse on this sensor' does not hold" in lines[2]  # clearly better: not "noise"
     assert (
-        lines[2]
+        lines[3]
         == "mirror: zero-shot the distilled student loses +1.0 points, no more than the teacher's +40.0"
     )
 
@@ -146,17 +149,14 @@ def test_stress_findings_are_computed_per_setting_from_the_table():
         ):
             e = uncertainty.Estimate(cer, cer - 2, cer + 2, np.nan, 1)
             p = uncertainty.Estimate(personal, personal - 2, personal + 2, np.nan, 1)
-            out.append(
-                {"model": model, "severity": label, **uncertainty.columns("cross-user", e),
-                 "CER rise": cer - clean, **uncertainty.columns("personalized", p),
-                 "personalized CER rise": personal - personal_clean}
-            )  # fmt: skip
+            rises = {"CER rise": cer - clean, "personalized CER rise": personal - personal_clean}
+            columns = uncertainty.columns("cross-user", e) | uncertainty.columns("personalized", p)
+            out.append({"model": model, "severity": label, **columns, **rises})
         return out
 
-    table = pd.DataFrame(
-        rows("teacher", 40, 60, 30, 31) + rows("student alone", 50, 51, 40, 70)
-        + rows("student distilled", 45, 50, 35, 45)
-    )  # fmt: skip
+    models = [("teacher", 40, 60, 30, 31), ("student alone", 50, 51, 40, 70)]
+    models.append(("student distilled", 45, 50, 35, 45))
+    table = pd.DataFrame([r for m in models for r in rows(*m)])
     lines = robustness.stress_findings({"robustness_noise_snr": table})
     assert lines == [
         "robustness_noise_snr, cross-user: clearly worse than clean (beyond both intervals): "

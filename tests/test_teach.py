@@ -1,65 +1,14 @@
-"""The book's teaching aids: sentences and marks follow the numbers, figures show the
-method's own functions, and the micro trainer trains through ``fit`` into the cache."""
+"""The book's teaching aids: figures show the method's own functions, and the micro
+trainer trains through ``fit`` into the cache."""
 
 import re
 
-import pandas as pd
 import pytest
 import torch
 
 from semgkit.losses import kd_loss
 from semgkit.repro import experiments, live, teach
 from semgkit.repro.profiles import load_profile
-
-
-def test_count_phrase_says_every_some_or_none():
-    assert teach.count_phrase(3, 3, "models") == "for every one of the 3 models"
-    assert teach.count_phrase(2, 3, "models") == "for 2 of 3 models"
-    assert teach.count_phrase(0, 3, "models") == "for none of the 3 models"
-
-
-def test_claim_box_shows_the_measured_verdict():
-    assert "✗ does not hold" in teach.claim("What to expect", "x", "does not hold", "m").data
-    assert "✓" in teach.claim("The paper reports", "x", True, "m").data
-    assert "not testable" in teach.claim("The paper reports", "x", None, "m").data
-    with pytest.raises(KeyError):
-        teach.mark("maybe")
-
-
-def row(family, preset, params, cross, personal, spread=0.5):
-    return {
-        "family": family, "preset": preset, "parameters": params, "seeds": 1, "cross-user seed range": 0.0, "personalized seed range": 0.0,
-        "cross-user CER %": cross, "cross-user CI95 lo": cross - spread,
-        "cross-user CI95 hi": cross + spread, "personalized CER %": personal,
-        "personalized CI95 lo": personal - spread, "personalized CI95 hi": personal + spread,
-    }  # fmt: skip
-
-
-def test_scaling_expectations_are_judged_on_the_table():
-    table = pd.DataFrame([
-        row("transformer", "a", 1e4, 80.0, 70.0),
-        row("transformer", "b", 1e5, 60.0, 60.2),  # personalization within noise here
-        row("tds", "t", 1.2e5, 50.0, 40.0),
-    ])  # fmt: skip
-    verdicts = {text.split()[0]: v for text, v, _ in teach.scaling_expectations(table)}
-    assert verdicts == {"Cross-user": "holds", "Personalization": "within noise", "The": "holds"}
-
-
-def test_distillation_expectations_follow_the_gap():
-    def r(role, cer):
-        return {"role": role, **row("transformer", role, 1, cer, cer)}
-
-    table = pd.DataFrame(
-        [r("teacher", 40.0), r("student alone", 70.0), r("student distilled", 55.0)]
-    )
-    (beats, v1, _), (behind, v2, _) = teach.distillation_expectations(table)
-    assert (v1, v2) == ("holds", "holds")
-    table.loc[2, ["cross-user CER %", "cross-user CI95 lo", "cross-user CI95 hi"]] = [
-        80,
-        79.5,
-        80.5,
-    ]
-    assert teach.distillation_expectations(table)[0][1] == "does not hold"
 
 
 def test_static_slider_steps_carry_each_state_title_and_visibility():
@@ -110,16 +59,3 @@ def test_micro_model_trains_into_the_cache_and_is_read_back(tmp_path):
     assert "cached" in line and seconds == 0
     again = live.train_micro(P, config)
     assert again[0] == run_dir and again[1] == cer
-
-
-def test_decoder_expectations_compare_the_lm_change_by_setting_and_size():
-    table = pd.DataFrame([
-        row("transformer", "a", 1e4, 80.0, 70.0),
-        row("transformer", "b", 1e5, 60.0, 50.0),
-    ])  # fmt: skip
-    for setting in ("cross-user", "personalized"):
-        table[f"{setting} CER % beam"] = table[f"{setting} CER %"]
-    table["cross-user CER % beam+LM"] = [79.0, 61.0]  # helps the small one only
-    table["personalized CER % beam+LM"] = [65.0, 45.0]  # helps both by 5
-    (_, personal, _), (_, size, _) = teach.decoder_expectations(table)
-    assert personal is True and size is False

@@ -1,12 +1,10 @@
-"""Intervals, seed spread and verdicts: known cases of the bootstrap and of `judge`."""
+"""Intervals and seed spread: known cases of the bootstrap and of `estimate`."""
 
 import math
 
-import pandas as pd
 import pytest
 
-from semgkit.repro import findings
-from semgkit.repro.uncertainty import Estimate, bootstrap_interval, columns, estimate, judge
+from semgkit.repro.uncertainty import Estimate, bootstrap_interval, columns, estimate, from_row
 
 
 def test_identical_predictions_and_targets_give_a_zero_width_interval():
@@ -60,62 +58,7 @@ def test_estimate_pools_seeds_and_reports_their_range():
         estimate([seed0, {"u1": {"edits": 1, "chars": 4}}])
 
 
-def test_judge_calls_overlapping_intervals_within_noise():
-    a = Estimate(40.0, 36.0, 44.0, math.nan, 1)
-    b = Estimate(43.0, 39.0, 47.0, math.nan, 1)
-    assert judge(a, b) == "within noise"
-    far = Estimate(60.0, 55.0, 65.0, math.nan, 1)
-    assert judge(a, far) == "holds" and judge(far, a) == "does not hold"
-    assert judge(a, far, margin=-30) == "does not hold"  # 40 is not below 60 - 30
-    spread = Estimate(60.0, 55.0, 65.0, 25.0, 3)  # seeds 25 points apart
-    assert judge(a, spread) == "within noise"
-
-
-def test_a_finding_is_within_noise_when_the_intervals_overlap():
-    """Table 2's findings from a hand-built table: the TDS comparison overlaps."""
-    row = {"family": "transformer", "peak lr": 1e-3, "seeds": 1}
-    table = pd.DataFrame(
-        [
-            {**row, "preset": "s", "parameters": 1000,
-             **columns("cross-user", Estimate(80, 75, 85, math.nan, 1)),
-             **columns("personalized", Estimate(60, 55, 65, math.nan, 1))},
-            {**row, "preset": "l", "parameters": 100000,
-             **columns("cross-user", Estimate(50, 45, 55, math.nan, 1)),
-             **columns("personalized", Estimate(48, 44, 52, math.nan, 1))},
-            {**row, "family": "tds", "preset": "tds", "parameters": 90000,
-             **columns("cross-user", Estimate(49, 44, 54, math.nan, 1)),
-             **columns("personalized", Estimate(40, 35, 45, math.nan, 1))},
-        ]
-    )  # fmt: skip
-    lines = findings.scaling_findings(table)
-    assert lines[0].startswith("cross-user CER falls") and lines[0].endswith(
-        "holds (80.0 [75.0, 85.0] -> 50.0 [45.0, 55.0])"
-    )
-    assert "holds for 1 of 3 models, within noise for 2, does not hold for 0" in lines[2]
-    assert lines[3].endswith("cross-user: within noise")
-    assert lines[4].startswith("3 of 3 rows come from one training seed")
-
-
-def test_distillation_findings_judge_table3_and_the_sweeps():
-    def row(role, parameters, e, **extra):
-        return {"role": role, "parameters": parameters, "seeds": e.seeds, **extra,
-                **columns("cross-user", e)}  # fmt: skip
-
-    table3 = pd.DataFrame([
-        row("teacher", 50000, Estimate(40, 37, 43, math.nan, 1)),
-        row("student alone", 1000, Estimate(70, 66, 74, 2.0, 3)),
-        row("student distilled", 1000, Estimate(64, 60, 68, 5.0, 3)),
-    ])  # fmt: skip
-    temps = pd.DataFrame([
-        row("student distilled", 1000, Estimate(64.6, 61, 68, math.nan, 1), temperature=2.0),
-        row("student distilled", 1000, Estimate(67.0, 63, 71, math.nan, 1), temperature=8.0),
-    ])  # fmt: skip
-    alphas = temps.iloc[:1].assign(alpha=0.5)  # one setting: nothing to compare
-    lines = findings.distillation_findings(table3, {"temperature": temps, "alpha": alphas})
-    assert lines[0].startswith("teacher/student parameter ratio: 50x")
-    assert lines[2].endswith("teacher: does not hold (+24.0 points)")
-    assert lines[3] == "distillation beats training the student alone: within noise (+6.0 points)"
-    assert lines[4] == "distillation closes 20 % of the teacher-student gap"
-    assert lines[5].startswith("the best temperature (2: 64.6 [61.0, 68.0])")
-    assert lines[5].endswith("within noise")
-    assert lines[6].startswith("4 of 6 rows come from one training seed")
+def test_a_row_reads_back_the_estimate_its_columns_wrote_in_any_unit():
+    e = Estimate(12.345, 10.0, 15.0, 1.5, 3)
+    row = {**columns("pose", e, unit="MAE deg"), "seeds": 3}
+    assert from_row(row, "pose", unit="MAE deg") == Estimate(12.35, 10.0, 15.0, 1.5, 3)

@@ -1,19 +1,21 @@
-"""The claims the book makes from Tables 2 and 3, computed from the tables themselves.
+"""The claims the book makes from Tables 2 and 3, phrased: lines under the tables and
+the chapters' forecast boxes.
 
-Each claim ends with a verdict ("holds", "does not hold", "within noise") judged against
-the rows' intervals and seed spread (`uncertainty.judge`), so the prose never states a
-result the run did not give. Presentation only: outside the run and bench cache keys.
+Each claim is judged once, in :mod:`semgkit.repro.claims` (intervals and seed spread), so
+a line and a forecast about the same effect cannot disagree, and the prose never states
+a result the run did not give. Presentation only: outside the run and bench cache keys.
 """
 
 from __future__ import annotations
 
-from itertools import pairwise
+from dataclasses import replace
 
-import numpy as np
 import pandas as pd
 
 from semgkit import paper
 from semgkit.data import Session, load_split
+from semgkit.repro import claims
+from semgkit.repro.claims import Claim, judge
 from semgkit.repro.experiments import (
     TABLE2_DECODERS,
     TABLE2_EMG2QWERTY,
@@ -22,14 +24,12 @@ from semgkit.repro.experiments import (
     prepare_corpus,
 )
 from semgkit.repro.profiles import Profile
-from semgkit.repro.uncertainty import describe, from_row, judge
+from semgkit.repro.uncertainty import describe, from_row
 
 
-def _overall(verdicts: list[str]) -> str:
-    """A claim made of several steps: refuted by any step, held only if every step holds."""
-    if "does not hold" in verdicts:
-        return "does not hold"
-    return "holds" if all(v == "holds" for v in verdicts) else "within noise"
+def ratio(a: float, b: float) -> str:
+    """'53x' for a/b, the way the prose quotes a size ratio."""
+    return f"{a / b:.0f}x" if a >= 10 * b else f"{a / b:.1f}x"
 
 
 def _one_seed_note(table: pd.DataFrame) -> list[str]:
@@ -45,51 +45,53 @@ def _one_seed_note(table: pd.DataFrame) -> list[str]:
 
 
 def scaling_findings(table: pd.DataFrame) -> list[str]:
-    """Table 2's claims judged against its intervals and seed spread: each line ends its
-    claim with "holds", "does not hold" or "within noise" (see `uncertainty.judge`)."""
-    ladder = [
-        r for _, r in table[table["family"] == "transformer"].sort_values("parameters").iterrows()
+    """Table 2's claims (`claims.scaling`), each line ending its claim with the verdict."""
+    return [c.line() for c in claims.scaling(table).values()] + _one_seed_note(table)
+
+
+def scaling_forecasts(table2: pd.DataFrame) -> list[Claim]:
+    """Chapter 3's forecasts for the laptop profile: Table 2's claims as `claims.scaling`
+    judged them, the TDS one phrased the other way round (the paper's opposite)."""
+    found, out = claims.scaling(table2), []
+    if "falls" in found:
+        text = found["falls"].text
+        out.append(replace(found["falls"], text=f"{text[0].upper()}{text[1:]}."))
+    if "personalization" in found:
+        out.append(
+            replace(found["personalization"], text="Personalization lowers CER for every model.")
+        )
+    if "transformer beats tds" in found:
+        tds = "The TDS-ConvNet beats the transformer closest to it in size, the opposite of the paper."
+        out.append(found["transformer beats tds"].negated(tds))
+    return out
+
+
+def decoder_forecasts(table2: pd.DataFrame) -> list[Claim]:
+    """Chapter 3's forecasts about the language model, on Table 2's decoder columns: mean
+    change in CER points from beam to beam+LM (negative: the LM helped). The decoder
+    columns carry no intervals, so the verdicts compare point estimates (booleans)."""
+    m = measure_of(table2)
+    change = {
+        setting: table2[cer_column(setting, "beam+LM")] - table2[cer_column(setting, "beam")]
+        for setting in (m, "personalized")
+        if f"{setting} CER %" in table2
+    }
+    mean = {k: float(v.mean()) for k, v in change.items()}
+    order = table2.sort_values("parameters").index
+    ladder = [i for i in order if table2.loc[i, "family"] == "transformer"]
+    small, big = change[m][ladder[0]], change[m][ladder[-1]]
+    out = [
+        Claim(
+            f"The LM helps the largest transformer more than the smallest ({m}).",
+            bool(big < small),
+            f"{big:+.1f} against {small:+.1f} points",
+        )
     ]
-    m, out = measure_of(table), []
-    if len(ladder) > 1:
-        cross = [from_row(r, m) for r in ladder]
-        steps = [judge(b, a) for a, b in pairwise(cross)]
-        rho = pd.Series([e.cer for e in cross]).corr(
-            pd.Series(np.log([r["parameters"] for r in ladder])), method="spearman"
-        )
-        out.append(
-            f"{m} CER falls from the smallest to the largest transformer: "
-            f"{judge(cross[-1], cross[0])} ({describe(cross[0])} -> {describe(cross[-1])})"
-        )
-        out.append(
-            f"it falls at every step of the ladder: {_overall(steps)} ("
-            + "; ".join(
-                f"{a['preset']} -> {b['preset']} {v}"
-                for (a, b), v in zip(pairwise(ladder), steps, strict=True)
-            )
-            + f"; Spearman rho with log-parameters {rho:+.2f})"
-        )
-    rows = [r for _, r in table.iterrows()]
-    if "personalized CER %" in table:
-        verdicts = [judge(from_row(r, "personalized"), from_row(r, m)) for r in rows]
-        gaps = (table[f"{m} CER %"] - table["personalized CER %"]).to_numpy()
-        out.append(
-            f"personalization lowers CER: holds for {verdicts.count('holds')} of {len(rows)} "
-            f"models, within noise for {verdicts.count('within noise')}, does not hold for "
-            f"{verdicts.count('does not hold')} (mean gain {gaps.mean():.1f} points)"
-        )
-    tds = [r for r in rows if r["family"] == "tds"]
-    if tds and ladder:
-        t = tds[0]
-        logs = [abs(np.log(r["parameters"]) - np.log(t["parameters"])) for r in ladder]
-        near = ladder[int(np.argmin(logs))]
-        a, b = from_row(near, m), from_row(t, m)
-        out.append(
-            f"the transformer closest in size ({near['preset']}, {near['parameters']:,} params, "
-            f"{describe(a)}) beats the TDS-ConvNet ({t['parameters']:,} params, {describe(b)}) "
-            f"{m}: {judge(a, b)}"
-        )
-    return out + _one_seed_note(table)
+    if "personalized" in mean:
+        helps = f"mean change {mean['personalized']:+.1f} personalized, {mean[m]:+.1f} {m}"
+        text = "The LM helps personalized models more than cross-user ones."
+        out.insert(0, Claim(text, bool(mean["personalized"] < mean[m]), helps))
+    return out
 
 
 def decoder_findings(table: pd.DataFrame) -> list[str]:
@@ -135,30 +137,44 @@ def sweep_finding(sweep: pd.DataFrame, knob: str) -> str:
 def distillation_findings(
     table3: pd.DataFrame, sweeps: dict[str, pd.DataFrame] | None = None
 ) -> list[str]:
-    """Table 3's claims judged against its intervals and seed spread ("holds", "does not
-    hold", "within noise"); ``sweeps`` ({"temperature": table, "alpha": table}) adds
-    whether each knob's best setting beats its worst (for sweeps of two settings or more)."""
+    """Table 3's claims (`claims.distillation`), each line ending with its verdict;
+    ``sweeps`` ({"temperature": table, "alpha": table}) adds whether each knob's best
+    setting beats its worst (for sweeps of two settings or more)."""
     rows, m = {r["role"]: r for _, r in table3.iterrows()}, measure_of(table3)
     t, s, k = (from_row(rows[r], m) for r in ("teacher", "student alone", "student distilled"))
-    ratio = rows["teacher"]["parameters"] / rows["student alone"]["parameters"]
+    size = rows["teacher"]["parameters"] / rows["student alone"]["parameters"]
+    found = claims.distillation(table3)
     out = [
-        f"teacher/student parameter ratio: {ratio:.0f}x (paper: ~{paper.SIZE_RATIO}x)",
+        f"teacher/student parameter ratio: {size:.0f}x (paper: ~{paper.SIZE_RATIO}x)",
         f"{m} CER % [95% interval]: teacher {describe(t)}, student alone {describe(s)}, "
         f"distilled {describe(k)}",
-        f"the distilled student is within {paper.DISTILL_GAP} points of the teacher: "
-        f"{judge(k, t, margin=paper.DISTILL_GAP)} ({k.cer - t.cer:+.1f} points)",
-        f"distillation beats training the student alone: {judge(k, s)} ({s.cer - k.cer:+.1f} points)",
+        found["within gap"].line(),
+        found["beats alone"].line(),
     ]
-    if judge(t, s) == "holds":
+    if found["teacher beats alone"].verdict == "holds":
         closed = (s.cer - k.cer) / (s.cer - t.cer)
         out.append(f"distillation closes {100 * closed:.0f} % of the teacher-student gap")
     else:
         out.append(
-            f"the teacher beats the student alone: {judge(t, s)}, so the share of the gap "
-            "that distillation closes is not reported"
+            f"the teacher beats the student alone: {found['teacher beats alone'].verdict}, so "
+            "the share of the gap that distillation closes is not reported"
         )
     out += [sweep_finding(t, knob) for knob, t in (sweeps or {}).items() if t[knob].nunique() > 1]
     return out + _one_seed_note(pd.concat([table3, *(sweeps or {}).values()]))
+
+
+def distillation_forecasts(table3: pd.DataFrame) -> list[Claim]:
+    """Chapter 4's forecasts for the laptop profile: Table 3's claims as
+    `claims.distillation` judged them, the gap one phrased the other way round."""
+    found = claims.distillation(table3)
+    behind = (
+        f"The distilled student stays more than the paper's {paper.DISTILL_GAP} points behind "
+        "the teacher (tiny models, short training)."
+    )
+    return [
+        replace(found["beats alone"], text="Distillation beats training the student alone."),
+        found["within gap"].negated(behind),
+    ]
 
 
 def protocol_note(P: Profile) -> str:

@@ -30,6 +30,7 @@ import yaml
 from semgkit import models, synth
 from semgkit.data import split_dataset, split_entry, yaml_mapping
 from semgkit.repro import experiments, uncertainty
+from semgkit.repro.claims import every, judge, steps
 from semgkit.repro.profiles import Profile
 from semgkit.repro.robustness import run_missing
 from semgkit.runs import TrainConfig, load_run
@@ -157,24 +158,22 @@ def table(P: Profile) -> pd.DataFrame | None:
 
 
 def findings(df: pd.DataFrame) -> list[str]:
-    """Per model: whether CER with the most users is below CER with the fewest beyond both
-    intervals (`uncertainty.judge`), and whether it falls at every step; then whether the
-    gain differs by model size (point estimates of fewest minus most)."""
+    """Per model: whether CER with the most users is below CER with the fewest, and whether
+    it falls at every step (`claims.judge`, `claims.every`); then whether the gain differs
+    by model size (point estimates of fewest minus most: no interval to judge it on)."""
     out, gains = [], {}
     for role, rows in df.groupby("model", sort=False):
         rows = rows.sort_values("training users")
         estimates = [uncertainty.from_row(r, MEASURE) for _, r in rows.iterrows()]
         few, most = estimates[0], estimates[-1]
         k_few, k_most = rows["training users"].iloc[0], rows["training users"].iloc[-1]
-        verdict = uncertainty.judge(most, few)
+        verdict = judge(most, few)
         gain = few.cer - most.cer
         gains[role] = (int(rows["parameters"].iloc[0]), rows["preset"].iloc[0], gain)
-        steps = [b.cer < a.cer for a, b in zip(estimates, estimates[1:], strict=False)]
-        every = "falls at every step" if all(steps) else "does not fall at every step"
         out.append(
             f"{role} ({rows['preset'].iloc[0]}): CER {uncertainty.describe(few)} with {k_few} "
-            f"training users, {uncertainty.describe(most)} with {k_most}: {-gain:+.1f} points "
-            f"({every}); 'more users, lower CER' {verdict}"
+            f"training users, {uncertainty.describe(most)} with {k_most}: {-gain:+.1f} points; "
+            f"'more users, lower CER' {verdict}; 'lower at every step' {every(steps(estimates))}"
         )
     if len(gains) >= 2:
         (p_small, small, g_small), *_, (p_large, large, g_large) = sorted(gains.values())

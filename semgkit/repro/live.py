@@ -126,8 +126,8 @@ def micro_config(
     if alpha <= 0:
         return base
     teacher = experiments.run(P, experiments.teacher_config(P))
-    return replace(base, teacher=str(teacher), temperature=float(temperature),
-                   alpha=float(alpha), teacher_cache=True)  # fmt: skip
+    kd = dict(temperature=float(temperature), alpha=float(alpha), teacher_cache=True)
+    return replace(base, teacher=str(teacher), **kd)
 
 
 def losses(run_dir: Path) -> tuple[list[int], list[float]]:
@@ -173,18 +173,35 @@ def ladder_figure(scaling: Any, micro: dict[str, Any] | None, data_note: str) ->
     """The cached ladder's cross-user CER against parameters, the micro model starred."""
     fig = go.Figure()
     ladder, base = scaling[scaling["family"] != "tds"], scaling[scaling["family"] == "tds"]
-    fig.add_scatter(x=ladder["parameters"], y=ladder["cross-user CER %"], mode="lines+markers+text",
-                    text=ladder["preset"], textposition="top center", name="transformer ladder")  # fmt: skip
-    fig.add_scatter(x=base["parameters"], y=base["cross-user CER %"], mode="markers+text",
-                    text=base["preset"], textposition="bottom center", name="TDS-ConvNet",
-                    marker=dict(symbol="x", size=12, color="black"))  # fmt: skip
+    for rows, mode, where, name, marker in (
+        (ladder, "lines+markers+text", "top center", "transformer ladder", None),
+        (
+            base,
+            "markers+text",
+            "bottom center",
+            "TDS-ConvNet",
+            dict(symbol="x", size=12, color="black"),
+        ),
+    ):
+        fig.add_scatter(
+            x=rows["parameters"],
+            y=rows["cross-user CER %"],
+            mode=mode,
+            text=rows["preset"],
+            textposition=where,
+            name=name,
+            marker=marker,
+        )
     title = "the book's ladder (cross-user CER, measured)"
     if micro:
-        fig.add_scatter(x=[micro["parameters"]], y=[micro["cer"]], mode="markers", name=micro["name"],
-                        marker=dict(symbol="star", size=20, color="gold", line=dict(width=2)))  # fmt: skip
+        star = dict(symbol="star", size=20, color="gold", line=dict(width=2))
+        x, y = [micro["parameters"]], [micro["cer"]]
+        fig.add_scatter(x=x, y=y, mode="markers", name=micro["name"], marker=star)
         title = f"{micro['name']}: {micro['parameters']:,} parameters, cross-user CER {micro['cer']:.1f} %"
-    fig.update_layout(title=title, xaxis=dict(type="log", title="parameters"),
-                      yaxis_title=f"cross-user CER % ({data_note}, measured)", height=420)  # fmt: skip
+    y_title = f"cross-user CER % ({data_note}, measured)"
+    fig.update_layout(
+        title=title, xaxis=dict(type="log", title="parameters"), yaxis_title=y_title, height=420
+    )
     return fig
 
 

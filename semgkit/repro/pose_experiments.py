@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,10 @@ from semgkit.pose_format import NUM_JOINTS
 from semgkit.pose_metrics import PoseErrors
 from semgkit.pose_train import POSE, at_frames, evaluate_pose_run
 from semgkit.repro import uncertainty
+from semgkit.repro.claims import every, judge, steps
 from semgkit.repro.experiments import peak_lr, run_dir, train_many, train_seconds
 from semgkit.repro.profiles import Pose, Profile
-from semgkit.repro.uncertainty import Estimate, estimate
+from semgkit.repro.uncertainty import Estimate, describe, estimate
 from semgkit.runs import TrainConfig, load_run, run_config
 from semgkit.synth_pose import generate_pose
 
@@ -73,14 +75,21 @@ def pose_config(P: Profile, preset: str, **overrides: Any) -> TrainConfig:
     """The profile's pose recipe for one preset; overrides win."""
     pose = pose_section(P)
     lr = peak_lr(replace(P, train=replace(P.train, lr=pose.lr)), preset)  # the same width cap
+    recipe = dict(steps=pose.steps, batch_size=pose.batch_size, lr=lr, val_windows=pose.val_windows)
+    windows = dict(window_s=float(pose.window_s), past_s=float(pose.past_s), future_s=0.0)
+    workers = dict(num_threads=P.train.num_threads, num_workers=P.train.num_workers)
     base = TrainConfig(
-        data_dir=str(prepare_pose_corpus(P)), split=pose.split, preset=preset, model=dict(POSE),
-        steps=pose.steps, batch_size=pose.batch_size, lr=lr,
-        window_s=float(pose.window_s), past_s=float(pose.past_s), future_s=0.0,
-        seed=P.seed, data_seed=P.seed, num_threads=P.train.num_threads,
-        num_workers=P.train.num_workers, checkpoint_every=max(50, pose.steps // 4),
-        val_windows=pose.val_windows,
-    )  # fmt: skip
+        data_dir=str(prepare_pose_corpus(P)),
+        split=pose.split,
+        preset=preset,
+        model=dict(POSE),
+        seed=P.seed,
+        data_seed=P.seed,
+        checkpoint_every=max(50, pose.steps // 4),
+        **recipe,
+        **windows,
+        **workers,
+    )
     return replace(base, **overrides)
 
 
@@ -122,18 +131,17 @@ def groups(result: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     }
 
 
+MAE = "MAE deg"  # the unit of the chapter's error columns
+
+
 def mae_columns(measure: str, e: Estimate) -> dict[str, float]:
     """``<measure> MAE deg``, its 95 % interval and seed range."""
-    return uncertainty.columns(measure, e, unit="MAE deg")
+    return uncertainty.columns(measure, e, unit=MAE)
 
 
 def mae_estimate(row: pd.Series, measure: str) -> Estimate:
     """The :class:`Estimate` of a table row written by :func:`mae_columns`."""
-    return uncertainty.Estimate(
-        float(row[f"{measure} MAE deg"]), float(row[f"{measure} CI95 lo"]),
-        float(row[f"{measure} CI95 hi"]), float(row[f"{measure} seed range"]),
-        int(row.get("seeds", 1)),
-    )  # fmt: skip
+    return uncertainty.from_row(row, measure, unit=MAE)
 
 
 def personal_splits(P: Profile) -> list[str]:
@@ -149,11 +157,10 @@ def personal_splits(P: Profile) -> list[str]:
 def personal_config(P: Profile, run_dir: Path, split: str) -> TrainConfig:
     """The generic run ``run_dir`` fine-tuned on one held-out user's own stages."""
     generic = run_config(run_dir)
-    return replace(
-        generic, split=split, init=str(run_dir), steps=pose_section(P).personalize_steps,
-        lr=generic.lr * float(P.train.personalize_lr_fraction), teacher="",
-        teacher_cache=False, checkpoint_every=0, val_every=0,
-    )  # fmt: skip
+    lr = generic.lr * float(P.train.personalize_lr_fraction)
+    tune = dict(steps=pose_section(P).personalize_steps, lr=lr, split=split, init=str(run_dir))
+    untaught = dict(teacher="", teacher_cache=False, checkpoint_every=0, val_every=0)
+    return replace(generic, **tune, **untaught)
 
 
 def _scores(P: Profile, runs: list[Path], personal: bool) -> dict[str, Any]:
@@ -167,12 +174,17 @@ def _scores(P: Profile, runs: list[Path], personal: bool) -> dict[str, Any]:
     if names:
         tuned = train_many(P, [personal_config(P, r, s) for r in runs for s in names])
         per_seed = [tuned[i * len(names) : (i + 1) * len(names)] for i in range(len(runs))]
-        scored = [
-            {g: v for s, d in zip(names, ds, strict=True) for g, v in groups(errors(P, d, s)).items()}
-            for ds in per_seed
-        ]  # fmt: skip
+        scored = [_pooled_groups(P, names, ds) for ds in per_seed]
         out |= mae_columns("personalized", estimate(scored))
         out["personalized users"] = len(names)
+    return out
+
+
+def _pooled_groups(P: Profile, names: list[str], runs: list[Path]) -> dict[str, Any]:
+    """The groups of each fine-tuned run (one per personal split) in one mapping."""
+    out: dict[str, Any] = {}
+    for split, tuned in zip(names, runs, strict=True):
+        out |= groups(errors(P, tuned, split))
     return out
 
 
@@ -228,8 +240,8 @@ def scaling(P: Profile) -> pd.DataFrame:
 
 
 def distilled_config(P: Profile, teacher: Path, alpha: float, seed: int) -> TrainConfig:
-    student = pose_section(P).student
-    return pose_config(P, student, teacher=str(teacher), alpha=float(alpha), teacher_cache=True, seed=seed)  # fmt: skip
+    kd = dict(teacher=str(teacher), alpha=float(alpha), teacher_cache=True, seed=seed)
+    return pose_config(P, pose_section(P).student, **kd)
 
 
 def distillation(P: Profile) -> dict[str, pd.DataFrame]:
@@ -244,11 +256,13 @@ def distillation(P: Profile) -> dict[str, pd.DataFrame]:
     trained = train_many(P, [*alone_configs, *distilled_configs])
     alone, distilled = trained[: len(seeds)], trained[len(seeds) :]
     by_alpha = {a: distilled[i * len(seeds) : (i + 1) * len(seeds)] for i, a in enumerate(alphas)}
-    table = pd.DataFrame([
+    headline = by_alpha[pose.alpha]
+    rows = [
         _row(P, "teacher", teachers, personal=True),
         _row(P, "student alone", alone, personal=True),
-        _row(P, "student distilled", by_alpha[pose.alpha], personal=True, alpha=pose.alpha),
-    ])  # fmt: skip
+        _row(P, "student distilled", headline, personal=True, alpha=pose.alpha),
+    ]
+    table = pd.DataFrame(rows)
     table["size ratio"] = (table["parameters"].iloc[0] / table["parameters"]).round(1)
     sweep = pd.DataFrame(
         [_row(P, "student distilled", by_alpha[a], personal=False, alpha=a) for a in pose.alphas]
@@ -275,64 +289,70 @@ def pose_window(P: Profile, run_dir: Path, seconds: float = 2.0) -> dict[str, np
     pred = model(batch["emg"], batch["input_lengths"]).float()
     target, mask = at_frames(batch, pred.shape[1], model.hop)
     times = (np.arange(pred.shape[1]) + 1) * model.hop / SAMPLE_RATE
-    return {"time": times, "pred": pred[0].numpy(), "true": target[0].numpy(), "mask": mask[0].numpy(),
-            "stage": np.array(path.stem)}  # fmt: skip
+    return {
+        "time": times,
+        "pred": pred[0].numpy(),
+        "true": target[0].numpy(),
+        "mask": mask[0].numpy(),
+        "stage": np.array(path.stem),
+    }
 
 
 def scaling_findings(P: Profile, table: pd.DataFrame) -> list[str]:
-    """The scaling claims asked of pose, each with its verdict computed from ``table``."""
+    """The scaling claims asked of pose, each with its verdict (`claims`) from ``table``."""
     m = setting(P)
     rows = table.sort_values("parameters")
     small, large = rows.iloc[0], rows.iloc[-1]
     big, little = mae_estimate(large, m), mae_estimate(small, m)
-    falling = bool((rows[f"{m} MAE deg"].diff().dropna() < 0).all())
+    each = steps([mae_estimate(r, m) for _, r in rows.iterrows()])
+    told = [f"{a} -> {b} {v}" for (a, b), v in zip(pairwise(rows["preset"]), each, strict=True)]
     lines = [
         f"The largest model ({large['preset']}) has a lower {m} angle error than the smallest "
-        f"({small['preset']}): {uncertainty.judge(big, little)} ({uncertainty.describe(big)} "
-        f"against {uncertainty.describe(little)} degrees).",
-        f"The {m} error (point estimates, not judged against noise) falls at every step up "
-        f"the ladder: {'yes' if falling else 'no'}.",
+        f"({small['preset']}): {judge(big, little)} ({describe(big)} against "
+        f"{describe(little)} degrees).",
+        f"The {m} error falls at every step up the ladder: {every(each)} ({'; '.join(told)}).",
     ]
     if "personalized MAE deg" in rows:
         tuned = mae_estimate(large, "personalized")
         lines.append(
             f"Fine-tuning {large['preset']} on a held-out user's own stages gives a lower error "
             f"(on the first {int(large['personalized users'])} held-out user(s)) than the "
-            f"{m} error (all of them): {uncertainty.judge(tuned, big)} "
-            f"({uncertainty.describe(tuned)} against {uncertainty.describe(big)} degrees)."
+            f"{m} error (all of them): {judge(tuned, big)} "
+            f"({describe(tuned)} against {describe(big)} degrees)."
         )
     return lines
 
 
 def baseline_findings(P: Profile, table: pd.DataFrame, mean_pose: Estimate) -> list[str]:
     """Whether each ladder model beats the mean training pose (a model ignoring the sEMG)."""
-    m = setting(P)
-    return [
-        f"{row['preset']} has a lower {m} error than the mean training pose: "
-        f"{uncertainty.judge(mae_estimate(row, m), mean_pose)} "
-        f"({uncertainty.describe(mae_estimate(row, m))} against {uncertainty.describe(mean_pose)} degrees)."
-        for _, row in table.iterrows()
-    ]
+    m, lines = setting(P), []
+    for _, row in table.iterrows():
+        e = mae_estimate(row, m)
+        lines.append(
+            f"{row['preset']} has a lower {m} error than the mean training pose: "
+            f"{judge(e, mean_pose)} ({describe(e)} against {describe(mean_pose)} degrees)."
+        )
+    return lines
 
 
 def distillation_findings(P: Profile, table: pd.DataFrame, sweep: pd.DataFrame) -> list[str]:
-    """The distillation claims asked of pose, each with its verdict."""
+    """The distillation claims asked of pose, each with its verdict (`claims`)."""
     m = setting(P)
     rows = {r["role"]: r for _, r in table.iterrows()}
     teacher, alone = mae_estimate(rows["teacher"], m), mae_estimate(rows["student alone"], m)
     distilled = mae_estimate(rows["student distilled"], m)
     ratio = rows["student distilled"]["size ratio"]
-    best = sweep.loc[sweep[f"{m} MAE deg"].idxmin()]
+    best_row = sweep.loc[sweep[f"{m} MAE deg"].idxmin()]
+    best = mae_estimate(best_row, m)
     return [
         f"The distilled student ({ratio:g}x fewer parameters than its teacher) has a lower "
-        f"{m} error than the student alone: {uncertainty.judge(distilled, alone)} "
-        f"({uncertainty.describe(distilled)} against {uncertainty.describe(alone)} degrees).",
+        f"{m} error than the student alone: {judge(distilled, alone)} "
+        f"({describe(distilled)} against {describe(alone)} degrees).",
         f"The distilled student has a lower {m} error than its teacher: "
-        f"{uncertainty.judge(distilled, teacher)} ({uncertainty.describe(teacher)} degrees for "
-        "the teacher).",
+        f"{judge(distilled, teacher)} ({describe(teacher)} degrees for the teacher).",
         f"Over the mixing weights {list(sweep['alpha'])}, the lowest {m} error is at alpha "
-        f"{best['alpha']:g}: {uncertainty.describe(mae_estimate(best, m))} degrees; below the "
-        f"student alone: {uncertainty.judge(mae_estimate(best, m), alone)}.",
+        f"{best_row['alpha']:g}: {describe(best)} degrees; below the student alone: "
+        f"{judge(best, alone)}.",
     ]
 
 
@@ -366,9 +386,14 @@ def corpus_table(P: Profile) -> pd.DataFrame:
     rows = []
     for part in ("train", "val", "test"):
         stages = [PoseSession(p) for p in getattr(split, part)]
-        rows.append({
-            "part": part, "stages": len(stages), "users": len({s.user for s in stages}),
-            "sides": ", ".join(sorted({s.side for s in stages})),
-            "minutes": round(sum(len(s) for s in stages) / SAMPLE_RATE / 60, 2),
-        })  # fmt: skip
+        minutes = sum(len(s) for s in stages) / SAMPLE_RATE / 60
+        rows.append(
+            {
+                "part": part,
+                "stages": len(stages),
+                "users": len({s.user for s in stages}),
+                "sides": ", ".join(sorted({s.side for s in stages})),
+                "minutes": round(minutes, 2),
+            }
+        )
     return pd.DataFrame(rows)

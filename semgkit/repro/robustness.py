@@ -31,6 +31,7 @@ from semgkit import models, perturb, populations, synth
 from semgkit.data import load_split
 from semgkit.evaluate import evaluate, evaluate_model, model_and_paths
 from semgkit.repro import experiments, jobs, uncertainty
+from semgkit.repro.claims import judge
 from semgkit.repro.profiles import Profile
 from semgkit.runs import load_run, run_config
 
@@ -242,7 +243,7 @@ RISES = {"cross-user": "CER rise", "personalized": "personalized CER rise"}
 
 def stress_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
     """Per perturbation, cross-user and personalized: where each model breaks (the first
-    severity whose CER is above the clean CER beyond both intervals, `uncertainty.judge`)
+    severity whose CER is above the clean CER beyond both intervals, `claims.judge`)
     and whether the distilled student's rise at the harshest severity exceeds the teacher's."""
     out = []
     for name, table in tables.items():
@@ -255,7 +256,7 @@ def stress_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
                 broken = [
                     label
                     for label, e in zip(rows["severity"].iloc[1:], estimates[1:], strict=True)
-                    if uncertainty.judge(estimates[0], e) == "holds"
+                    if judge(estimates[0], e) == "holds"
                 ]
                 breaks.append(f"{role} from {broken[0]}" if broken else f"{role} never")
             out.append(

@@ -27,6 +27,7 @@ from semgkit.data import Session, load_split
 from semgkit.evaluate import evaluate
 from semgkit.format import EMG_FIELDS, GROUP, TIMESERIES
 from semgkit.repro import cache, experiments, robustness, uncertainty
+from semgkit.repro.claims import judge
 from semgkit.repro.profiles import Profile
 from semgkit.runs import run_config
 
@@ -131,8 +132,8 @@ def sensor_table(P: Profile) -> pd.DataFrame:
     source = experiments.prepare_corpus(P)
     # per sensor, each user's (corpus, split): one corpus per user, so more users add some
     where = {ORIGINAL: [(source, s) for s in splits]}
-    where |= {spec: [(sensor_corpus(P, spec, u), s) for u, s in zip(users, splits, strict=True)]
-              for spec in R.sensors}  # fmt: skip
+    for spec in R.sensors:
+        where[spec] = [(sensor_corpus(P, spec, u), s) for u, s in zip(users, splits, strict=True)]
     shifted = [pair for spec in R.sensors for pair in where[spec]]
     todo = []  # one pool, the longest first: the teacher's fine-tunings, then the rest
     for r in runs.values():
@@ -184,8 +185,8 @@ def sensor_table(P: Profile) -> pd.DataFrame:
 
 
 def sensor_findings(table: pd.DataFrame) -> list[str]:
-    """Per model and other sensor: what the sensor costs zero-shot (judged against the
-    original sensor's intervals) and how much of it fine-tuning wins back; then whether the
+    """Per model and other sensor: what the sensor costs zero-shot (the claim "worse on
+    this sensor", `claims.judge` against the original sensor's intervals) and how much of it fine-tuning wins back; then whether the
     distilled student loses more to each sensor than its teacher."""
     out = []
     rise: dict[tuple[str, str], float] = {}
@@ -197,7 +198,7 @@ def sensor_findings(table: pd.DataFrame) -> list[str]:
             zero = uncertainty.from_row(row, "zero-shot")
             tuned = uncertainty.from_row(row, "fine-tuned")
             rise[row["sensor"], role] = zero.cer - zero0.cer
-            worse = uncertainty.judge(zero0, zero) == "holds"
+            worse = judge(zero0, zero)  # "the other sensor costs CER zero-shot"
             gap = zero.cer - tuned0.cer
             won = (
                 f"fine-tuning on {row['fine-tune sEMG min per user']:g} min per user closes "
@@ -209,8 +210,7 @@ def sensor_findings(table: pd.DataFrame) -> list[str]:
             out.append(
                 f"{row['sensor']}, {role}: zero-shot {uncertainty.describe(zero)} against "
                 f"{uncertainty.describe(zero0)} on the original sensor ("
-                + ("clearly worse, beyond both intervals" if worse else "within noise")
-                + f"); fine-tuned {uncertainty.describe(tuned)}; {won}"
+                + f"'worse on this sensor' {worse}); fine-tuned {uncertainty.describe(tuned)}; {won}"
             )
     for sensor in dict.fromkeys(s for s, _ in rise):
         if (sensor, "teacher") in rise and (sensor, "student distilled") in rise:

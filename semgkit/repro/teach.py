@@ -1,14 +1,13 @@
-"""Teaching aids for the book: sentences computed from tables, the method shown at work.
+"""Teaching aids for the book: sliders, the method's figures, decoded edits.
 
-It phrases measured results and draws trained runs; nothing here decides what a run
-computes.
-Training live (estimates, the playground's micro models) is :mod:`semgkit.repro.live`.
+It draws toy inputs and trained runs; nothing here decides what a run computes or what
+a claim's verdict is (:mod:`semgkit.repro.claims`). Training live (estimates, the
+playground's micro models) is :mod:`semgkit.repro.live`.
 """
 
 from __future__ import annotations
 
 import html
-import string
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,138 +15,16 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from IPython.display import HTML, Markdown
+from IPython.display import HTML
 from plotly.subplots import make_subplots
 from rapidfuzz.distance import Levenshtein
 
-from semgkit import paper
 from semgkit.charset import CHARSET
 from semgkit.data import Session, load_split
 from semgkit.decode import greedy
 from semgkit.evaluate import evaluate_model
 from semgkit.losses import kd_loss
-from semgkit.repro.experiments import cer_column, measure_of
-from semgkit.repro.uncertainty import describe, from_row, judge
 from semgkit.runs import load_run, run_config
-
-# ---------------------------------------------------------------- sentences from tables
-
-
-MARKS = {"holds": "✓ holds", "does not hold": "✗ does not hold", "within noise": "≈ within noise"}
-
-
-def mark(verdict: bool | str) -> str:
-    """The mark printed beside a claim: from a measured boolean, or from a verdict of
-    ``uncertainty.judge`` ("holds", "does not hold", "within noise")."""
-    if isinstance(verdict, str):
-        return MARKS[verdict]
-    return "✓" if verdict else "✗"
-
-
-def count_phrase(n: int, m: int, noun: str) -> str:
-    """'for every one of the 3 models', 'for 2 of 3 models', 'for none of the 3 models'."""
-    if n == m:
-        return f"for every one of the {m} {noun}" if m > 1 else f"for the one {noun}"
-    if n == 0:
-        return f"for none of the {m} {noun}"
-    return f"for {n} of {m} {noun}"
-
-
-def literal(text: str) -> str:
-    """``text`` as Markdown that shows it as typed: every ASCII punctuation mark escaped, so
-    a name (a profile's, a preset's: files people share) cannot open a tag, link or maths."""
-    return "".join(f"\\{c}" if c in string.punctuation else c for c in text)
-
-
-def claim(source: str, text: str, verdict: bool | str | None, measured: str) -> Markdown:
-    """A boxed claim (what the paper reports, or what to expect) with this run's verdict
-    beside it. ``verdict`` None: this run cannot test the claim, and the box says so."""
-    shown = "not testable in this run" if verdict is None else mark(verdict)
-    source, text, measured = literal(source), literal(text), literal(measured)
-    return Markdown(f"> **{source}:** {text}\n>\n> **This run: {shown}.** {measured}")
-
-
-def claims(source: str, items: Sequence[tuple[str, bool | str | None, str]]) -> Markdown:
-    """Several claims from one source in one box, each with its own verdict."""
-    lines = [f"> **{literal(source)}**", ">"]
-    for text, verdict, measured in items:
-        shown = "not testable in this run" if verdict is None else mark(verdict)
-        lines.append(f"> - {literal(text)} **This run: {shown}** ({literal(measured)})")
-    return Markdown("\n".join(lines))
-
-
-def _ladder(table: Any) -> list[Any]:
-    rows = table[table["family"] == "transformer"].sort_values("parameters")
-    return [r for _, r in rows.iterrows()]
-
-
-def scaling_expectations(table2: Any) -> list[tuple[str, str | None, str]]:
-    """Chapter 3's forecasts for the laptop profile, each judged on Table 2 (with
-    ``uncertainty.judge``: intervals and seed spread, not the bare means)."""
-    ladder, rows = _ladder(table2), [r for _, r in table2.iterrows()]
-    m, out = measure_of(table2), []
-    if len(ladder) > 1:
-        small, big = from_row(ladder[0], m), from_row(ladder[-1], m)
-        out.append((f"{m.capitalize()} CER falls from the smallest to the largest transformer.",
-                    judge(big, small), f"{describe(small)} -> {describe(big)}"))  # fmt: skip
-    if "personalized CER %" in table2:
-        verdicts = [judge(from_row(r, "personalized"), from_row(r, m)) for r in rows]
-        helped = verdicts.count("holds")
-        out.append(("Personalization lowers CER for every model.",
-                    "holds" if helped == len(rows) else ("does not hold" if "does not hold" in verdicts else "within noise"),
-                    f"holds {count_phrase(helped, len(rows), 'models')}"))  # fmt: skip
-    tds = [r for r in rows if r["family"] == "tds"]
-    if tds and ladder:
-        t = from_row(tds[0], m)
-        near = min(ladder, key=lambda r: abs(np.log(r["parameters"] / tds[0]["parameters"])))
-        out.append((f"The TDS-ConvNet beats the transformer closest to it in size ({near['preset']}), "
-                    "the opposite of the paper.", judge(t, from_row(near, m)),
-                    f"TDS-ConvNet {describe(t)}, {near['preset']} {describe(from_row(near, m))}"))  # fmt: skip
-    return out
-
-
-def decoder_expectations(table2: Any) -> list[tuple[str, bool, str]]:
-    """Chapter 3's forecasts about the language model, checked on Table 2's decoder columns
-    (mean change in CER points from beam to beam+LM; negative: the LM helped)."""
-    m = measure_of(table2)
-    change = {
-        setting: table2[cer_column(setting, "beam+LM")] - table2[cer_column(setting, "beam")]
-        for setting in (m, "personalized")
-        if f"{setting} CER %" in table2
-    }
-    mean = {k: float(v.mean()) for k, v in change.items()}
-    order = table2.sort_values("parameters").index
-    ladder = [i for i in order if table2.loc[i, "family"] == "transformer"]
-    small, big = change[m][ladder[0]], change[m][ladder[-1]]
-    out = [
-        (f"The LM helps the largest transformer more than the smallest ({m}).",
-         bool(big < small), f"{big:+.1f} against {small:+.1f} points"),
-    ]  # fmt: skip
-    if "personalized" in mean:
-        out.insert(0, ("The LM helps personalized models more than cross-user ones.",
-                       bool(mean["personalized"] < mean[m]),
-                       f"mean change {mean['personalized']:+.1f} personalized, {mean[m]:+.1f} {m}"))  # fmt: skip
-    return out
-
-
-def distillation_expectations(table3: Any) -> list[tuple[str, str | None, str]]:
-    """Chapter 4's forecasts for the laptop profile, each judged on Table 3."""
-    rows, m = {r["role"]: r for _, r in table3.iterrows()}, measure_of(table3)
-    t, s, k = (from_row(rows[r], m) for r in ("teacher", "student alone", "student distilled"))
-    gap = k.cer - t.cer
-    return [
-        ("Distillation beats training the student alone.", judge(k, s),
-         f"distilled {describe(k)}, alone {describe(s)}"),
-        (f"The distilled student stays more than the paper's {paper.DISTILL_GAP} points behind "
-         "the teacher (tiny models, short training).", judge(t, k, margin=-paper.DISTILL_GAP),
-         f"{gap:+.1f} points from the teacher"),
-    ]  # fmt: skip
-
-
-def ratio(a: float, b: float) -> str:
-    """'53x' for a/b, the way the prose quotes a size ratio."""
-    return f"{a / b:.0f}x" if a >= 10 * b else f"{a / b:.1f}x"
-
 
 # ------------------------------------------------------------------- sliders, two ways
 
@@ -288,18 +165,18 @@ def alignment_figure(run_dir: Path, data_dir: Path, seconds: float = 3.0) -> go.
     press_t = (presses[keep] - lo) / rate
     keys = [c for c, k in zip(text, keep, strict=True) if k]
     fig = go.Figure()
-    fig.add_scatter(x=times, y=probs[:, CHARSET.blank].tolist(), mode="lines", name="blank",
-                    line=dict(color="gray", dash="dash"))  # fmt: skip
-    for label in sorted(
-        set(probs[:, : CHARSET.blank].argmax(-1).tolist())
-        | set(CHARSET.text_to_labels("".join(keys)))
-    ):
-        fig.add_scatter(x=times, y=probs[:, label].tolist(), mode="lines",
-                        name=repr(CHARSET.labels_to_text([label])))  # fmt: skip
+    dashed = dict(color="gray", dash="dash")
+    fig.add_scatter(
+        x=times, y=probs[:, CHARSET.blank].tolist(), mode="lines", name="blank", line=dashed
+    )
+    shown = set(probs[:, : CHARSET.blank].argmax(-1).tolist())
+    for label in sorted(shown | set(CHARSET.text_to_labels("".join(keys)))):
+        name = repr(CHARSET.labels_to_text([label]))
+        fig.add_scatter(x=times, y=probs[:, label].tolist(), mode="lines", name=name)
     for t, key in zip(press_t, keys, strict=True):
         fig.add_vline(x=t, line=dict(color="black", dash="dot", width=1))
-        fig.add_annotation(x=t, y=1.06, text=html.escape(repr(key)[1:-1] or "␣"),
-                           showarrow=False, yref="y")  # fmt: skip
+        text = html.escape(repr(key)[1:-1] or "␣")
+        fig.add_annotation(x=t, y=1.06, text=text, showarrow=False, yref="y")
     decoded = greedy(torch.log(probs[None].clamp_min(1e-12)))[0]
     fig.update_layout(
         title=f"{config.preset} on a held-out user: decoded {decoded!r}, typed {''.join(keys)!r}",

@@ -1,11 +1,10 @@
-"""How sure a CER is: a bootstrap interval from the test set, seed spread, and verdicts.
+"""How sure a CER is: a bootstrap interval from the test set and the seed spread.
 
 A CER measured once says nothing about how much it would move on other test users or
 with another training seed, and on a laptop corpus both move it by several points. The
 interval resamples the test *groups* (users or sessions) with replacement and pools the
 edits of each resample, as the CER itself is pooled; the seed spread is the range of the
-per-seed CERs. A claim ("A beats B") is then judged "holds" or "does not hold" only when
-the difference is larger than both; otherwise it is "within noise".
+per-seed CERs. Claims are judged on both in :mod:`semgkit.repro.claims`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import numpy as np
 # seeds: 0.13 / 0.19 points (lower / upper) at 10000 resamples, 0.26 / 0.44 at 2000.
 RESAMPLES = 10000
 LEVEL = 0.95
-VERDICTS = ("holds", "does not hold", "within noise")
 
 
 def bootstrap_interval(
@@ -98,11 +96,11 @@ def columns(measure: str, e: Estimate, unit: str = "CER %") -> dict[str, float]:
     }
 
 
-def from_row(row: Mapping[str, float], measure: str) -> Estimate:
+def from_row(row: Mapping[str, float], measure: str, unit: str = "CER %") -> Estimate:
     """The :class:`Estimate` of a table row written by :func:`columns`."""
     seeds = int(row.get("seeds", 1))
     return Estimate(
-        float(row[f"{measure} CER %"]),
+        float(row[f"{measure} {unit}"]),
         float(row[f"{measure} CI95 lo"]),
         float(row[f"{measure} CI95 hi"]),
         float(row[f"{measure} seed range"]),
@@ -115,19 +113,6 @@ def error_bars(rows: Sequence[Estimate]) -> tuple[list[float], list[float]]:
     above = [0.0 if math.isnan(e.hi) else e.hi - e.cer for e in rows]
     below = [0.0 if math.isnan(e.lo) else e.cer - e.lo for e in rows]
     return above, below
-
-
-def judge(a: Estimate, b: Estimate, margin: float = 0.0) -> str:
-    """Verdict on the claim "a's CER is below b's CER + margin".
-
-    "within noise" when the intervals overlap, when the difference is no larger than
-    the seed spread of either, or when an interval is unknown (one test group)."""
-    difference = b.cer + margin - a.cer
-    unknown = any(math.isnan(x) for x in (a.lo, a.hi, b.lo, b.hi))
-    overlap = a.lo <= b.hi + margin and b.lo + margin <= a.hi
-    if unknown or overlap or abs(difference) <= max(a.spread, b.spread):
-        return "within noise"
-    return "holds" if difference > 0 else "does not hold"
 
 
 def describe(e: Estimate) -> str:
