@@ -33,8 +33,10 @@ from semgkit.pose_format import NUM_JOINTS
 from semgkit.pose_metrics import PoseErrors
 from semgkit.pose_train import POSE, at_frames, evaluate_pose_run
 from semgkit.repro import uncertainty
-from semgkit.repro.experiments import peak_lr, run_dir, train_many, train_seconds
+from semgkit.repro.measured import train_seconds
 from semgkit.repro.profiles import Pose, Profile
+from semgkit.repro.recipes import peak_lr, run_dir
+from semgkit.repro.schedule import train_many
 from semgkit.repro.uncertainty import Estimate, estimate
 from semgkit.runs import TrainConfig, load_run, run_config
 from semgkit.synth_pose import generate_pose

@@ -26,7 +26,7 @@ from semgkit.data import Session, load_split
 from semgkit.decode import greedy
 from semgkit.distill import kd_loss
 from semgkit.evaluate import evaluate_model
-from semgkit.repro.experiments import cer_column, measure_of
+from semgkit.repro.paper_tables import cer_column, measure_of
 from semgkit.repro.uncertainty import describe, from_row, judge
 from semgkit.runs import load_run, run_config
 
