@@ -103,12 +103,8 @@ def check_config(config: TrainConfig) -> None:
         need(name, whole(getattr(config, name)) and getattr(config, name) >= 1, "an integer >= 1")
     for name in ("checkpoint_every", "val_every", "num_threads", "seed"):
         need(name, whole(getattr(config, name)) and getattr(config, name) >= 0, "an integer >= 0")
-    data_seed = config.data_seed
-    need(
-        "data_seed",
-        data_seed is None or (whole(data_seed) and data_seed >= 0),
-        "an integer >= 0 or None (the seed)",
-    )
+    ok = config.data_seed is None or (whole(config.data_seed) and config.data_seed >= 0)
+    need("data_seed", ok, "an integer >= 0 or None (the seed)")
     need("num_workers", whole(config.num_workers) and config.num_workers >= -1, "-1 (auto) or >= 0")
     for name in ("lr", "window_s", "grad_clip"):
         v = getattr(config, name)

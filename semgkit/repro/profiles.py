@@ -5,8 +5,8 @@ lengths, training budgets, the model ladder and the distillation sweep. The book
 chapters receive only the profile's name as a papermill parameter; `notebook.start`
 loads it once. Defaults live here, a run's in `semgkit.runs.TrainConfig` (the [train]
 table names only what it changes); an unknown or missing key is an error naming the file
-and the key. A profile may start from another one
-(``extends = "laptop"``) and change only the keys it names.
+and the key. A profile may start from another one (``extends = "laptop"``) and change
+only the keys it names.
 """
 
 from __future__ import annotations
