@@ -1,7 +1,7 @@
 """Chapter 8's tables: the paper's scaling and distillation questions asked of hand pose.
 
-The runs are the book's (cached by :mod:`semgkit.repro.experiments`, trained side by side by
-:func:`~semgkit.repro.experiments.train_many`) on the profile's pose corpus (``[pose]``): each
+The runs are the book's (cached under :func:`~semgkit.repro.recipes.run_dir`, trained side
+by side by :func:`~semgkit.repro.schedule.train_many`) on the profile's pose corpus (``[pose]``): each
 ladder model's error on the test users (cross-user when they are held out, as in the
 synthetic corpus; same-user on emg2pose's mini split, one recording), fine-tuned on each
 held-out user's own stages where the corpus has personal splits; and the largest model
