@@ -80,8 +80,10 @@ class TrainConfig:
 
 LOCK = ".lock"
 RUN_FILES = {"config.json", "metrics.jsonl", "last.pt", "best.pt", "done.json", LOCK}
-FLAGS = {"steps": "--steps", "batch_size": "--batch-size", "lr": "--lr", "window_s": "--window-s",
-         "checkpoint_every": "--checkpoint-every"}  # fmt: skip
+FLAGS = {  # fields a `semgkit train` flag sets: --NAME-WITH-DASHES
+    name: "--" + name.replace("_", "-")
+    for name in ("steps", "batch_size", "lr", "window_s", "checkpoint_every")
+}
 CHECKPOINT_S = 600.0  # default time between periodic checkpoints (besides checkpoint_every)
 
 
@@ -101,8 +103,8 @@ def check_config(config: TrainConfig) -> None:
         need(name, whole(getattr(config, name)) and getattr(config, name) >= 1, "an integer >= 1")
     for name in ("checkpoint_every", "val_every", "num_threads", "seed"):
         need(name, whole(getattr(config, name)) and getattr(config, name) >= 0, "an integer >= 0")
-    need("data_seed", config.data_seed is None or (whole(config.data_seed) and config.data_seed >= 0),
-         "an integer >= 0 or None (the seed)")  # fmt: skip
+    ok = config.data_seed is None or (whole(config.data_seed) and config.data_seed >= 0)
+    need("data_seed", ok, "an integer >= 0 or None (the seed)")
     need("num_workers", whole(config.num_workers) and config.num_workers >= -1, "-1 (auto) or >= 0")
     for name in ("lr", "window_s", "grad_clip"):
         v = getattr(config, name)
@@ -285,8 +287,8 @@ class StopOnInterrupt:
         self.signum = signum
         for s, handler in self.previous.items():
             signal.signal(s, handler)
-        print(f"\nstopping after this step ({STOP_SIGNALS[signum]} again to abort at once)",
-              file=sys.stderr)  # fmt: skip
+        again = f"{STOP_SIGNALS[signum]} again to abort at once"
+        print(f"\nstopping after this step ({again})", file=sys.stderr)
 
     def __enter__(self) -> StopOnInterrupt:
         if threading.current_thread() is threading.main_thread():

@@ -15,59 +15,67 @@ from semgkit import models
 from semgkit.runs import CHECKPOINT_S, TrainConfig, config_from_json, run_config
 from semgkit.train import fit
 
+# `semgkit train`'s flags, each one TrainConfig field: (flag, field, type, help). A flag
+# left out keeps the --config file's value, else TrainConfig's default (shown in --help).
+TRAIN_FLAGS = (
+    ("--data", "data_dir", str, "corpus directory (emg2qwerty layout)"),
+    ("--split", "split", str, "split name: DATA/splits/NAME.yaml"),
+    ("--preset", "preset", str, f"model preset: {sorted(models.PRESETS)}"),
+    ("--steps", "steps", int, "optimizer steps"),
+    ("--batch-size", "batch_size", int, "global batch size"),
+    (
+        "--accumulate",
+        "accumulate",
+        int,
+        "micro-batches per step (batch = processes x accumulate x micro-batch); a resume "
+        "may change it, e.g. after the GPU ran out of memory",
+    ),
+    ("--lr", "lr", float, "peak learning rate"),
+    ("--window-s", "window_s", float, "window length, seconds"),
+    ("--seed", "seed", int, "initial weights, dropout, time masks"),
+    ("--data-seed", "data_seed", int, "the windows, their order and augmentation (None: --seed)"),
+    ("--checkpoint-every", "checkpoint_every", int, "checkpoint period, steps (0: at the end)"),
+    (
+        "--num-workers",
+        "num_workers",
+        int,
+        "DataLoader worker processes (-1: none on CPU, on a GPU the process's share of the "
+        "cores but one); the weights do not depend on it",
+    ),
+)
+
 
 def add_cli(subparsers: Any) -> None:
     """The ``train`` and ``distill`` subcommands (distillation is training with a teacher)."""
     p = subparsers.add_parser("train", help="train a model preset with CTC")
     p.add_argument(
-        "--config", type=Path, default=None,
+        "--config",
+        type=Path,
+        default=None,
         help="a TrainConfig as JSON (a run's config.json, or one from `tools/book.py plan`); "
         "the flags below override its fields",
-    )  # fmt: skip
-    p.add_argument("--data", default=None, help="corpus directory (emg2qwerty layout)")
-    p.add_argument("--split", default=None, help="split name: DATA/splits/NAME.yaml (generic)")
-    p.add_argument("--preset", default=None, help=f"model preset: {sorted(models.PRESETS)}")
+    )
     p.add_argument("--out", required=True, type=Path, help="run directory")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps")
-    p.add_argument("--batch-size", type=int, default=None, help="global batch size")
-    p.add_argument(
-        "--accumulate", type=int, default=None,
-        help="micro-batches per step (batch = processes x accumulate x micro-batch); a "
-        "resume may change it, e.g. after the GPU ran out of memory",
-    )  # fmt: skip
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    p.add_argument("--window-s", type=float, default=None, help="window length, seconds")
-    p.add_argument("--seed", type=int, default=None, help="initial weights, dropout, time masks")
-    p.add_argument(
-        "--data-seed", type=int, default=None,
-        help="the windows, their order and augmentation (default: --seed)",
-    )  # fmt: skip
-    p.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint period, steps")
+    for flag, name, kind, text in TRAIN_FLAGS:
+        default = getattr(TrainConfig, name, "none: required without --config")
+        help_text = f"{text} (default {default})".replace("%", "%%")
+        metavar = flag[2:].upper().replace("-", "_")
+        p.add_argument(
+            flag, dest=name, type=kind, default=argparse.SUPPRESS, metavar=metavar, help=help_text
+        )
     _add_run_flags(p)
-    p.add_argument(
-        "--num-workers", type=int, default=None,
-        help="DataLoader worker processes (default -1: none on CPU, on a GPU the process's "
-        "share of the cores but one); the weights do not depend on it",
-    )  # fmt: skip
     p.set_defaults(func=_train_cli)
     _add_distill_cli(subparsers)
 
 
 def _train_cli(args: argparse.Namespace) -> int:
-    flags = {
-        "data_dir": args.data, "split": args.split, "preset": args.preset,
-        "steps": args.steps, "batch_size": args.batch_size, "accumulate": args.accumulate,
-        "lr": args.lr,
-        "window_s": args.window_s, "seed": args.seed, "data_seed": args.data_seed,
-        "checkpoint_every": args.checkpoint_every, "num_workers": args.num_workers,
-    }  # fmt: skip
-    overrides = {k: v for k, v in flags.items() if v is not None}
+    flags = {name: getattr(args, name) for _, name, _, _ in TRAIN_FLAGS if hasattr(args, name)}
     if args.config:
-        config = replace(config_from_json(args.config), **overrides)
-    elif args.data is None or args.preset is None:
+        config = replace(config_from_json(args.config), **flags)
+    elif "data_dir" not in flags or "preset" not in flags:
         raise ValueError("semgkit train: pass --config FILE, or --data and --preset")
     else:
-        config = TrainConfig(**overrides)
+        config = TrainConfig(**flags)
     if not Path(config.data_dir).is_dir():
         raise FileNotFoundError(f"--data {config.data_dir}: no such directory")
     print(fit(config, args.out, resume=args.resume, checkpoint_s=_checkpoint_s(args)))
@@ -76,14 +84,17 @@ def _train_cli(args: argparse.Namespace) -> int:
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--resume", action="store_true",
+        "--resume",
+        action="store_true",
         help="continue OUT from last.pt (starts over when OUT holds no checkpoint)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--checkpoint-minutes", type=float, default=CHECKPOINT_S / 60,
+        "--checkpoint-minutes",
+        type=float,
+        default=CHECKPOINT_S / 60,
         help="also write OUT/last.pt this often (default %(default)g), so a killed run "
         "resumes from at most this far back",
-    )  # fmt: skip
+    )
 
 
 def _checkpoint_s(args: argparse.Namespace) -> float:

@@ -9,7 +9,7 @@ import pytest
 from semgkit.repro import results
 from semgkit.repro.profiles import load_profile
 
-# Table 2's columns as experiments.scaling writes them (decoder columns included)
+# Table 2's columns as paper_tables.scaling writes them (decoder columns included)
 TABLE2 = {
     "preset": ["lap-xs", "tds-laptop"],
     "family": ["transformer", "tds"],

@@ -15,7 +15,7 @@ from semgkit.data import Session, load_split
 from semgkit.decoders import GREEDY, Decoder
 from semgkit.evaluate import evaluate, evaluate_decoders, evaluate_model
 from semgkit.format import SAMPLE_RATE
-from semgkit.repro import experiments, findings
+from semgkit.repro import findings, measured, schedule
 from semgkit.repro.profiles import load_profile
 from semgkit.runs import TrainConfig, load_run
 from semgkit.train import fit
@@ -158,17 +158,21 @@ def test_the_book_decodes_a_run_once_per_decoder_and_reuses_the_cache(
     corpus, run, tmp_path, monkeypatch
 ):
     P = load_profile("smoke", build_dir=tmp_path)
-    monkeypatch.setattr(experiments, "prepare_corpus", lambda P: corpus)
-    first = experiments.decoded(P, run, "generic", [BEAM, BEAM_LM])
+    monkeypatch.setattr(schedule, "prepare_corpus", lambda P: corpus)
+    with pytest.raises(FileNotFoundError, match="schedule.decode"):
+        measured.decoded(run, "generic", [BEAM])  # reading never decodes
+    schedule.decode(P, run, "generic", [BEAM, BEAM_LM])
+    first = measured.decoded(run, "generic", [BEAM, BEAM_LM])
     assert [r["decoder"] for r in first] == [BEAM.settings(), BEAM_LM.settings()]
     assert first[0]["overall"] == pytest.approx(evaluate(run, corpus, decoder=BEAM).overall)
-    assert len({experiments.decoder_key(d) for d in (BEAM, BEAM_LM, Decoder("beam"))}) == 3
+    assert len({measured.decoder_key(d) for d in (BEAM, BEAM_LM, Decoder("beam"))}) == 3
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(experiments, "evaluate_decoders", no_decoding)
-    assert experiments.decoded(P, run, "generic", [BEAM_LM, BEAM]) == first[::-1]
+    monkeypatch.setattr(schedule, "evaluate_decoders", no_decoding)
+    schedule.decode(P, run, "generic", [BEAM_LM, BEAM])
+    assert measured.decoded(run, "generic", [BEAM_LM, BEAM]) == first[::-1]
     assert math.isfinite(first[1]["decoding"]["cpu_seconds"])
 
 

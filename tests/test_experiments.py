@@ -1,12 +1,13 @@
-"""The book's experiment recipe: per-preset learning rates and cache keys."""
+"""The book's run recipes (per-preset learning rates, cache keys, profile defaults), the
+schedule that computes runs apart from the readers of their results, the train CLI."""
 
 from dataclasses import replace
 
 import pytest
 
 from semgkit import runs
-from semgkit.repro import cache, experiments
-from semgkit.repro.profiles import Corpus, find_profile, load_profile
+from semgkit.repro import cache, measured, paper_tables, recipes, schedule
+from semgkit.repro.profiles import Corpus, Train, find_profile, load_profile
 
 
 @pytest.fixture
@@ -16,15 +17,15 @@ def laptop():
 
 def test_peak_lr_falls_as_one_over_width_with_a_cap(laptop):
     laptop = replace(laptop, train=replace(laptop.train, lr=3e-3, lr_width_product=0.128))
-    assert experiments.peak_lr(laptop, "lap-l") == pytest.approx(0.128 / 128)
-    assert experiments.peak_lr(laptop, "lap-m") == pytest.approx(0.128 / 80)
-    assert experiments.peak_lr(laptop, "lap-xxs") == pytest.approx(3e-3)  # capped
-    assert experiments.peak_lr(laptop, "tds-laptop") == pytest.approx(3e-3)  # no width
+    assert recipes.peak_lr(laptop, "lap-l") == pytest.approx(0.128 / 128)
+    assert recipes.peak_lr(laptop, "lap-m") == pytest.approx(0.128 / 80)
+    assert recipes.peak_lr(laptop, "lap-xxs") == pytest.approx(3e-3)  # capped
+    assert recipes.peak_lr(laptop, "tds-laptop") == pytest.approx(3e-3)  # no width
 
 
 def test_peak_lr_is_the_profile_lr_without_the_rule(laptop):
     laptop = replace(laptop, train=replace(laptop.train, lr=5e-4, lr_width_product=0.0))
-    assert {experiments.peak_lr(laptop, p) for p in ("lap-l", "lap-xxs", "tds")} == {5e-4}
+    assert {recipes.peak_lr(laptop, p) for p in ("lap-l", "lap-xxs", "tds")} == {5e-4}
 
 
 def test_config_key_changes_with_the_learning_rate(laptop, tmp_path):
@@ -32,9 +33,9 @@ def test_config_key_changes_with_the_learning_rate(laptop, tmp_path):
     laptop = replace(laptop, build_dir=tmp_path, corpus=corpus)
     (tmp_path / "corpus" / "splits").mkdir(parents=True)
     (tmp_path / "corpus" / "splits" / "generic.yaml").write_text("{}\n")
-    a = experiments.train_config(laptop, "lap-l")
-    b = experiments.train_config(laptop, "lap-l", lr=a.lr * 2)
-    assert a.lr == experiments.peak_lr(laptop, "lap-l")
+    a = recipes.train_config(laptop, "lap-l")
+    b = recipes.train_config(laptop, "lap-l", lr=a.lr * 2)
+    assert a.lr == recipes.peak_lr(laptop, "lap-l")
     assert cache.config_key(a) != cache.config_key(b)
 
 
@@ -53,18 +54,18 @@ def test_plan_lists_each_run_once_teachers_first_and_the_book_reuses_a_cli_run(
     from semgkit.cli import main
 
     P = load_profile("smoke", build_dir=tmp_path)
-    configs = experiments.planned_configs(P)
+    configs = recipes.planned_configs(P)
     keys = [cache.config_key(c) for c in configs]
     assert len(keys) == len(set(keys))
-    teacher = experiments.run_dir(P, experiments.train_config(P, P.distill.teacher))
+    teacher = recipes.run_dir(P, recipes.train_config(P, P.distill.teacher))
     first_student = next(i for i, c in enumerate(configs) if c.teacher)
     assert all(c.teacher == str(teacher) for c in configs[first_student:])
-    assert cache.config_key(experiments.train_config(P, P.distill.teacher)) in keys[:first_student]
+    assert cache.config_key(recipes.train_config(P, P.distill.teacher)) in keys[:first_student]
 
     assert book.main(["plan", "--profile", "smoke", "--build", str(tmp_path), "--nproc", "2"]) == 0
-    spec = tmp_path / "cache" / "plan" / f"{experiments.run_dir(P, configs[0]).name}.json"
+    spec = tmp_path / "cache" / "plan" / f"{recipes.run_dir(P, configs[0]).name}.json"
     assert runs.config_from_json(spec) == configs[0]
-    target = experiments.run_dir(P, configs[0])
+    target = recipes.run_dir(P, configs[0])
     assert main(["train", "--config", str(spec), "--out", str(target)]) == 0
     assert json.loads((target / "done.json").read_text())["train_seconds"] > 0
 
@@ -72,7 +73,7 @@ def test_plan_lists_each_run_once_teachers_first_and_the_book_reuses_a_cli_run(
         raise AssertionError("the book retrained a run that was already done")
 
     monkeypatch.setattr(train, "fit", no_training)
-    assert experiments.run(P, configs[0]) == target
+    assert schedule.run(P, configs[0]) == target
 
 
 def test_train_cli_rejects_an_unknown_config_field(tmp_path):
@@ -99,8 +100,8 @@ def test_every_test_user_finds_a_personal_split_in_the_release_layout(tmp_path):
 
     P = load_profile("smoke", build_dir=tmp_path)
     P = replace(P, train=replace(P.train, personalize_users=0))
-    users = experiments.test_users(P)
-    splits = personal_splits(experiments.prepare_corpus(P))
+    users = recipes.test_users(P)
+    splits = personal_splits(recipes.prepare_corpus(P))
     assert users and all(u.isdigit() for u in users)
     assert sorted(splits) == users
     assert set(splits.values()) == {f"user{i}" for i in range(len(users))}
@@ -123,10 +124,10 @@ def test_profiles_give_each_run_its_seeds_and_can_extend_another(tmp_path):
 def test_planned_configs_train_every_seed_of_a_profile(tmp_path):
     P = load_profile("smoke", build_dir=tmp_path)
     P = replace(P, distill=replace(P.distill, seeds=(0, 1)))
-    configs = experiments.planned_configs(P)
+    configs = recipes.planned_configs(P)
     students = [c for c in configs if c.preset == P.distill.student and not c.teacher]
     assert sorted(c.seed for c in students) == [0, 1]
-    teacher = experiments.run_dir(P, experiments.teacher_config(P))
+    teacher = recipes.run_dir(P, recipes.teacher_config(P))
     assert {c.teacher for c in configs if c.teacher} == {str(teacher)}
 
 
@@ -146,11 +147,53 @@ def test_paper_dryrun_reduced_runs_the_paper_path_end_to_end(tmp_path):
         distill=replace(d, temperatures=(d.temperature,), alphas=(d.alpha,)),
     )
     assert (P.window.window_s, P.window.past_s, P.window.future_s) == (4.0, 0.9, 0.1)
-    table2 = experiments.scaling(P)
+    table2 = paper_tables.scaling(P)
     assert table2["preset"].tolist() == ["tiny", "large", "tds"]
     assert (table2["CER protocol"] == "session").all()
     assert (table2["personalized users"] == 1).all()
     assert table2[["cross-user CER %", "personalized CER %"]].notna().all().all()
-    table3 = experiments.distillation(P)["table3_distillation"]
+    table3 = paper_tables.distillation(P)["table3_distillation"]
     assert table3["preset"].tolist() == ["large", "tiny", "tiny"]
     assert (table3["CER protocol"] == "session").all()
+
+
+def test_a_profile_names_only_what_it_changes_and_the_rest_is_trainconfigs(tmp_path):
+    """TrainConfig holds a run's defaults; a [train] table without a field gets its default."""
+    corpus = Corpus(source="real", path=str(tmp_path / "corpus"))  # train_config only names it
+    (tmp_path / "corpus" / "splits").mkdir(parents=True)
+    (tmp_path / "corpus" / "splits" / "generic.yaml").write_text("{}\n")
+    train = Train(personalize_steps=1, personalize_lr_fraction=1.0)
+    lean = replace(load_profile("smoke", build_dir=tmp_path), corpus=corpus, train=train)
+    config = recipes.train_config(lean, "lap-xxs")
+    default = runs.TrainConfig(data_dir="x")
+    for name in ("steps", "batch_size", "accumulate", "lr", "val_windows", "num_workers"):
+        assert getattr(config, name) == getattr(default, name), name
+    assert config.num_threads == default.num_threads
+
+
+def test_reading_a_result_never_computes_it_and_says_what_to_run(tmp_path):
+    P = load_profile("smoke", build_dir=tmp_path)
+    empty = tmp_path / "run"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="schedule.evaluate_tests"):
+        measured.cross_user(P, empty)
+    with pytest.raises(FileNotFoundError, match="schedule.train_many"):
+        measured.train_seconds(empty)
+    P = replace(P, corpus=replace(P.corpus, path=str(tmp_path / "none"), source="real"))
+    config = runs.TrainConfig(data_dir=str(tmp_path), preset="lap-xxs")
+    with pytest.raises(FileNotFoundError, match="schedule.train_many"):
+        measured.trained(P, [config])
+    assert not recipes.run_dir(P, config).exists()
+
+
+def test_train_cli_flags_default_to_trainconfig_and_keep_a_config_files_values():
+    from semgkit.cli import build_parser
+
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]  # noqa: SLF001
+    text = " ".join(train.format_help().split())
+    default = runs.TrainConfig(data_dir="x")
+    assert f"optimizer steps (default {default.steps})" in text
+    assert f"(default {default.num_workers})" in text
+    args = parser.parse_args(["train", "--out", "o", "--steps", "3"])
+    assert args.steps == 3 and not hasattr(args, "lr")  # unset: the config file's value

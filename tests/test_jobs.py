@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from semgkit.repro import experiments, jobs
+from semgkit.repro import jobs, recipes, schedule
 from semgkit.repro.profiles import load_profile
 
 
@@ -37,9 +37,9 @@ def test_train_many_side_by_side_equals_one_after_another(tmp_path):
     weights = {}
     for name, n_jobs in [("serial", 1), ("parallel", 2)]:
         P = _profile(tmp_path, name, n_jobs)
-        configs = [experiments.train_config(P, "lap-student", seed=s) for s in (0, 1)]
-        dirs = experiments.train_many(P, configs)
-        assert [d.name for d in dirs] == [experiments.run_dir(P, c).name for c in configs]
+        configs = [recipes.train_config(P, "lap-student", seed=s) for s in (0, 1)]
+        dirs = schedule.train_many(P, configs)
+        assert [d.name for d in dirs] == [recipes.run_dir(P, c).name for c in configs]
         weights[name] = [torch.load(d / "last.pt", weights_only=False)["model"] for d in dirs]
     for serial, parallel in zip(weights["serial"], weights["parallel"], strict=True):
         assert serial.keys() == parallel.keys()
@@ -84,11 +84,11 @@ def test_distilled_seeds_on_one_data_seed_compute_the_teacher_once(tmp_path):
     for the first and reads every teacher output from the cache it filled; the first
     waits for the teacher, trained in the same call (listed last)."""
     P = _profile(tmp_path, "distil", 2)
-    teacher_config = experiments.teacher_config(P)
-    teacher = experiments.run_dir(P, teacher_config)
-    configs = [experiments.distilled_config(P, teacher, 2.0, 0.5, seed=s) for s in (0, 1)]
+    teacher_config = recipes.teacher_config(P)
+    teacher = recipes.run_dir(P, teacher_config)
+    configs = [recipes.distilled_config(P, teacher, 2.0, 0.5, seed=s) for s in (0, 1)]
     assert configs[0].order_seed() == configs[1].order_seed() == P.seed
-    first, second, _ = experiments.train_many(P, [*configs, teacher_config])
+    first, second, _ = schedule.train_many(P, [*configs, teacher_config])
     assert _hit_rates(first)[0] == 0.0
     assert set(_hit_rates(second)) == {1.0}
     a, b = (torch.load(d / "last.pt", weights_only=False)["model"] for d in (first, second))

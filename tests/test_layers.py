@@ -38,11 +38,11 @@ def test_the_import_check_sees_every_form_of_import(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text(
         "import semgkit.repro.results\n"
-        "def f():\n    from semgkit.repro import experiments\n"
+        "def f():\n    from semgkit.repro import recipes\n"
         "from .repro import cache\n"
     )
     found = imported_modules(sample)
-    assert {"semgkit.repro.results", "semgkit.repro.experiments", "semgkit.repro.cache"} <= found
+    assert {"semgkit.repro.results", "semgkit.repro.recipes", "semgkit.repro.cache"} <= found
 
 
 def test_the_cache_key_covers_a_new_method_module_without_a_list(tmp_path):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from semgkit.data import Session, load_split
-from semgkit.repro import budget, experiments, leave_users_out, uncertainty
+from semgkit.repro import budget, leave_users_out, measured, recipes, schedule, uncertainty
 from semgkit.repro.profiles import find_profile, load_profile
 
 DATASET = {
@@ -44,7 +44,7 @@ def test_a_count_beyond_the_splits_users_is_a_one_line_error_naming_the_key(k):
 
 def test_the_user_corpus_holds_the_first_users_beside_the_untouched_source(tmp_path):
     P = load_profile("smoke", build_dir=tmp_path)
-    source = experiments.prepare_corpus(P)
+    source = recipes.prepare_corpus(P)
     before = sorted(p.name for p in (source / "splits").iterdir())
     corpus = leave_users_out.user_corpus(P, 2)
     assert corpus.parent == tmp_path / "data" and corpus != source
@@ -130,8 +130,8 @@ def test_the_table_trains_fewer_users_and_reuses_the_profiles_own_runs(tmp_path)
     assert list(df[leave_users_out.OWN_RUN]) == [False, True, False, True]
     assert list(df["training sessions"]) == [2, 4, 2, 4]
     assert (df["test users"] == 2).all()
-    own = experiments.run(P, experiments.teacher_config(P))  # the cached run, not retrained
-    cer = experiments.cross_user(P, own)["overall"]["CER"]
+    own = schedule.run(P, recipes.teacher_config(P))  # the cached run, not retrained
+    cer = measured.cross_user(P, own)["overall"]["CER"]
     assert df["cross-user CER %"].iloc[1] == pytest.approx(cer, abs=0.006)
     assert len(leave_users_out.findings(df)) == 3
     none = replace(P, robustness=replace(P.robustness, user_counts=()))

@@ -9,7 +9,7 @@ import pytest
 
 from semgkit import perturb
 from semgkit.data import Session, load_split
-from semgkit.repro import experiments, robustness, sensor_shift, uncertainty
+from semgkit.repro import recipes, robustness, sensor_shift, uncertainty
 from semgkit.repro.profiles import Robustness, find_profile, load_profile
 
 
@@ -44,8 +44,8 @@ def test_population_corpus_holds_only_held_out_users_beside_the_profile_corpus(t
     P = load_profile("smoke", build_dir=tmp_path)
     P = replace(P, robustness=replace(P.robustness, population_users=2))
     corpus = robustness.population_corpus(P)
-    assert corpus.parent == experiments.prepare_corpus(P).parent
-    trained = {Session(p).user for p in load_split(experiments.prepare_corpus(P), "generic").train}
+    assert corpus.parent == recipes.prepare_corpus(P).parent
+    trained = {Session(p).user for p in load_split(recipes.prepare_corpus(P), "generic").train}
     for name in P.robustness.populations:
         users = {Session(p).user for p in load_split(corpus, f"holdout-{name}").test}
         assert len(users) == 2 and not users & trained
@@ -66,12 +66,12 @@ def test_sensor_corpus_is_the_users_sessions_read_through_the_sensor(tmp_path):
     """Every session of the users' personalized splits, its signal exactly what `semgkit
     eval --perturb` reads, everything else (keystrokes, names, splits) as it was."""
     P = load_profile("smoke", build_dir=tmp_path)
-    source = experiments.prepare_corpus(P)
+    source = recipes.prepare_corpus(P)
     (user,) = sensor_shift.sensor_users(
         replace(P, robustness=replace(P.robustness, sensor_users=1))
     )
     corpus = sensor_shift.sensor_corpus(P, "sparse:n=8", user)
-    split = experiments.personal_split(P, user)
+    split = recipes.personal_split(P, user)
     assert sorted(p.name for p in (corpus / "splits").iterdir()) == [f"{split}.yaml"]
     original = load_split(source, split)
     moved = load_split(corpus, split)

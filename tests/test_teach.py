@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from semgkit.losses import kd_loss
-from semgkit.repro import experiments, live, teach
+from semgkit.repro import live, recipes, teach
 from semgkit.repro.profiles import load_profile
 
 
@@ -51,7 +51,7 @@ def test_micro_model_trains_into_the_cache_and_is_read_back(tmp_path):
     assert config.model == {"d_model": 8, "layers": 1, "heads": 2} and not config.teacher
     seen = []
     run_dir, cer, _ = live.train_micro(P, config, on_loss=lambda s, v: seen.append(s[-1]))
-    assert run_dir == experiments.run_dir(P, config) and (run_dir / "done.json").is_file()
+    assert run_dir == recipes.run_dir(P, config) and (run_dir / "done.json").is_file()
     assert seen and seen[-1] == 4 and 0 <= cer
     steps, losses = live.losses(run_dir)
     assert steps == [1, 2, 3, 4] and len(losses) == 4

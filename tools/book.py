@@ -426,14 +426,14 @@ def plan(profile: str, build: Path, data: str | None, nproc: int) -> int:
     evaluates: the way to train the paper profile on several GPUs."""
     from dataclasses import asdict
 
-    from semgkit.repro import experiments
+    from semgkit.repro import recipes
     from semgkit.repro.profiles import load_profile
 
     P = load_profile(profile, data_dir=data, build_dir=build.resolve())
     folder = P.build_dir / "cache" / "plan"
     folder.mkdir(parents=True, exist_ok=True)
-    for config in experiments.planned_configs(P):
-        target = experiments.run_dir(P, config)
+    for config in recipes.planned_configs(P):
+        target = recipes.run_dir(P, config)
         if (target / "done.json").is_file():
             print(f"# done: {target}")
             continue

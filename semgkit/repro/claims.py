@@ -22,7 +22,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 from semgkit import paper
-from semgkit.repro.experiments import measure_of
+from semgkit.repro.paper_tables import measure_of
 from semgkit.repro.uncertainty import Estimate, describe, from_row
 
 VERDICTS = ("holds", "does not hold", "within noise")

@@ -16,14 +16,10 @@ from semgkit import paper
 from semgkit.data import Session, load_split
 from semgkit.repro import claims
 from semgkit.repro.claims import Claim, judge
-from semgkit.repro.experiments import (
-    TABLE2_DECODERS,
-    TABLE2_EMG2QWERTY,
-    cer_column,
-    measure_of,
-    prepare_corpus,
-)
+from semgkit.repro.paper_tables import cer_column, measure_of
 from semgkit.repro.profiles import Profile
+from semgkit.repro.recipes import prepare_corpus
+from semgkit.repro.schedule import TABLE2_DECODERS, TABLE2_EMG2QWERTY
 from semgkit.repro.uncertainty import describe, from_row
 
 

@@ -29,7 +29,7 @@ import yaml
 
 from semgkit import models, synth
 from semgkit.data import split_dataset, split_entry, yaml_mapping
-from semgkit.repro import experiments, uncertainty
+from semgkit.repro import measured, paper_tables, recipes, schedule, uncertainty
 from semgkit.repro.claims import every, judge, steps
 from semgkit.repro.profiles import Profile
 from semgkit.repro.robustness import run_missing
@@ -60,14 +60,14 @@ def split_name(P: Profile, k: int) -> str:
 
 def source_dataset(P: Profile) -> tuple[Path, dict[str, Any]]:
     """The profile's split file and its ``dataset`` mapping."""
-    path = experiments.prepare_corpus(P) / "splits" / f"{P.corpus.split}.yaml"
+    path = recipes.prepare_corpus(P) / "splits" / f"{P.corpus.split}.yaml"
     return path, split_dataset(path, yaml_mapping(path))
 
 
 def user_corpus(P: Profile, k: int) -> Path:
     """The corpus of the first ``k`` training users (split :func:`split_name`), written
     once (atomically, `synth.build_corpus`) under the build's data."""
-    source = experiments.prepare_corpus(P)
+    source = recipes.prepare_corpus(P)
     path, dataset = source_dataset(P)
     name = split_name(P, k)
     parts = first_users(dataset, k, P.corpus.split)
@@ -102,8 +102,8 @@ def model_configs(P: Profile) -> dict[str, TrainConfig]:
     """The models trained on fewer users: Table 3's teacher and its student alone."""
     d = P.distill
     return {
-        "teacher": experiments.teacher_config(P),
-        "student alone": experiments.train_config(P, d.student, seed=P.student_seeds()[0]),
+        "teacher": recipes.teacher_config(P),
+        "student alone": recipes.train_config(P, d.student, seed=P.student_seeds()[0]),
     }
 
 
@@ -117,7 +117,7 @@ def runs(P: Profile) -> list[tuple[str, int, Path]]:
         for role, c in model_configs(P).items()
         for k in ks
     ]
-    done = experiments.train_many(P, [c for _, _, c in plan])
+    done = schedule.train_many(P, [c for _, _, c in plan])
     return [(role, k, r) for (role, k, _), r in zip(plan, done, strict=True)]
 
 
@@ -128,7 +128,7 @@ def table(P: Profile) -> pd.DataFrame | None:
         return None
     trained = runs(P)
     todo = [
-        (experiments.cross_user, P, r)
+        (schedule.evaluate_test, P, r)
         for _, _, r in trained
         if not (r / f"eval-{P.corpus.split}-test.json").is_file()
     ]
@@ -138,7 +138,7 @@ def table(P: Profile) -> pd.DataFrame | None:
     rows = []
     for role, k, r in trained:
         model, config = load_run(r)
-        result = experiments.cross_user(P, r)
+        result = measured.cross_user(P, r)
         rows.append(
             {
                 "model": role,
@@ -148,7 +148,7 @@ def table(P: Profile) -> pd.DataFrame | None:
                 "training sessions": len(first_users(dataset, k, P.corpus.split)["train"]),
                 OWN_RUN: k == total,
                 **uncertainty.columns(
-                    MEASURE, uncertainty.estimate([experiments.user_groups(result)])
+                    MEASURE, uncertainty.estimate([paper_tables.user_groups(result)])
                 ),
                 "test users": len(result["per_user"]),
                 "CER protocol": result["protocol"],

@@ -22,7 +22,7 @@ import torch
 from semgkit import models
 from semgkit.charset import CHARSET
 from semgkit.losses import ctc_loss
-from semgkit.repro import experiments
+from semgkit.repro import measured, recipes, schedule
 from semgkit.repro.profiles import Profile
 from semgkit.runs import TrainConfig, build_model, run_config
 from semgkit.train import fit
@@ -71,7 +71,7 @@ def plan_line(P: Profile, config: TrainConfig, personalize_users: int = 0) -> tu
         f" (T={config.temperature:g}, alpha={config.alpha:g})" if config.teacher else ""
     )
     name += f" seed {config.seed}" if config.seed != P.seed else ""
-    if (experiments.run_dir(P, config) / "done.json").is_file():
+    if (recipes.run_dir(P, config) / "done.json").is_file():
         return f"{name}: cached, 0 s", 0.0
     logged = logged_step_seconds(P, config) if not config.model else None
     per_step = logged or step_seconds(config)
@@ -116,7 +116,7 @@ def micro_config(
 ) -> TrainConfig:
     """The playground's micro model: the student's architecture at ``width`` and ``layers``,
     distilled from the book's teacher when ``alpha`` > 0, at a short budget."""
-    base = experiments.train_config(
+    base = recipes.train_config(
         P,
         P.distill.student,
         model={"d_model": int(width), "layers": int(layers), "heads": 2},
@@ -125,7 +125,7 @@ def micro_config(
     )
     if alpha <= 0:
         return base
-    teacher = experiments.run(P, experiments.teacher_config(P))
+    teacher = schedule.run(P, recipes.teacher_config(P))
     kd = dict(temperature=float(temperature), alpha=float(alpha), teacher_cache=True)
     return replace(base, teacher=str(teacher), **kd)
 
@@ -143,7 +143,7 @@ def train_micro(
 ) -> tuple[Path, float, float]:
     """Train (or read from the cache) a micro run; ``on_loss(steps, losses)`` after each
     flushed checkpoint. Returns (run directory, CER % on its split's test set, seconds spent)."""
-    out = experiments.run_dir(P, config)
+    out = recipes.run_dir(P, config)
     tic = time.perf_counter()
     if not (out / "done.json").is_file():
         if out.exists():  # an interrupted micro run: cheap, start over
@@ -154,7 +154,8 @@ def train_micro(
                 on_loss(*losses(out))
 
         fit(config, out, progress=False, on_step=step)
-    cer = experiments.cross_user(P, out)["overall"]["CER"]
+    schedule.evaluate_test(P, out)
+    cer = measured.cross_user(P, out)["overall"]["CER"]
     return out, float(cer), time.perf_counter() - tic
 
 
@@ -233,13 +234,13 @@ def trainer_widget(P: Profile, scaling: Any, data_note: str):
     def train(_: Any = None) -> None:
         config = micro_config(P, width.value, layers.value, temperature.value, alpha.value)
         button.disabled = True
-        cached = (experiments.run_dir(P, config) / "done.json").is_file()
+        cached = (recipes.run_dir(P, config) / "done.json").is_file()
         status.value = "cached, reading" if cached else f"training {plan_line(P, config)[0]}"
         try:
             _, cer, spent = train_micro(
                 P, config, lambda s, v: show_in(loss_out, loss_figure(s, v, config.steps))
             )
-            show_in(loss_out, loss_figure(*losses(experiments.run_dir(P, config)), config.steps))
+            show_in(loss_out, loss_figure(*losses(recipes.run_dir(P, config)), config.steps))
             show_in(ladder_out, ladder_figure(scaling, micro_summary(config, cer), data_note))
             status.value = f"done in {spent:.0f} s: cross-user CER {cer:.1f} %"
         finally:

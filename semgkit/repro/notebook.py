@@ -27,7 +27,8 @@ def start(profile: str, build_dir: str | Path, data_dir: str | Path | None = Non
     random.seed(P.seed)
     np.random.seed(P.seed)
     torch.manual_seed(P.seed)
-    torch.set_num_threads(P.train.num_threads)
+    if P.train.num_threads:  # 0: torch's default, as in TrainConfig
+        torch.set_num_threads(P.train.num_threads)
     pio.renderers.default = "plotly_mimetype"
     show_tables_tidily()
     P.build_dir.mkdir(parents=True, exist_ok=True)

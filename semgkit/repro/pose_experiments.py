@@ -1,7 +1,7 @@
 """Chapter 8's tables: the paper's scaling and distillation questions asked of hand pose.
 
-The runs are the book's (cached by :mod:`semgkit.repro.experiments`, trained side by side by
-:func:`~semgkit.repro.experiments.train_many`) on the profile's pose corpus (``[pose]``): each
+The runs are the book's (cached under :func:`~semgkit.repro.recipes.run_dir`, trained side
+by side by :func:`~semgkit.repro.schedule.train_many`) on the profile's pose corpus (``[pose]``): each
 ladder model's error on the test users (cross-user when they are held out, as in the
 synthetic corpus; same-user on emg2pose's mini split, one recording), fine-tuned on each
 held-out user's own stages where the corpus has personal splits; and the largest model
@@ -35,8 +35,10 @@ from semgkit.pose_metrics import PoseErrors
 from semgkit.pose_train import POSE, at_frames, evaluate_pose_run
 from semgkit.repro import uncertainty
 from semgkit.repro.claims import every, judge, steps
-from semgkit.repro.experiments import peak_lr, run_dir, train_many, train_seconds
+from semgkit.repro.measured import train_seconds
 from semgkit.repro.profiles import Pose, Profile
+from semgkit.repro.recipes import peak_lr, run_dir
+from semgkit.repro.schedule import train_many
 from semgkit.repro.uncertainty import Estimate, describe, estimate
 from semgkit.runs import TrainConfig, load_run, run_config
 from semgkit.synth_pose import generate_pose

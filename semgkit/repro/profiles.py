@@ -3,9 +3,10 @@
 A profile fixes everything a chapter needs to know about scale: the corpus, window
 lengths, training budgets, the model ladder and the distillation sweep. The book's
 chapters receive only the profile's name as a papermill parameter; `notebook.start`
-loads it once. Defaults live here and nowhere else; an unknown or missing key is an
-error naming the file and the key. A profile may start from another one
-(``extends = "laptop"``) and change only the keys it names.
+loads it once. Defaults live here, a run's in `semgkit.runs.TrainConfig` (the [train]
+table names only what it changes); an unknown or missing key is an error naming the file
+and the key. A profile may start from another one (``extends = "laptop"``) and change
+only the keys it names.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from semgkit.runs import TrainConfig
 
 SEARCH_DIRS = (Path("profiles"), Path("book/profiles"))
 
@@ -39,21 +42,26 @@ class Window:  # seconds
     future_s: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Train:
-    steps: int
-    batch_size: int
-    lr: float
+    """[train]: the run recipe's fields a profile sets, with :class:`TrainConfig`'s
+    defaults (the one place they live), then how the book schedules its runs.
+
+    :func:`semgkit.repro.recipes.train_config` turns a profile into a TrainConfig."""
+
+    steps: int = TrainConfig.steps
+    batch_size: int = TrainConfig.batch_size
+    accumulate: int = TrainConfig.accumulate
+    lr: float = TrainConfig.lr  # each preset's peak lr is `recipes.peak_lr`
+    val_windows: int = TrainConfig.val_windows
+    num_threads: int = TrainConfig.num_threads  # of each run
+    num_workers: int = TrainConfig.num_workers
+    lr_width_product: float = 0.0  # 0: every preset gets `lr` (see recipes.peak_lr)
     personalize_steps: int
     personalize_lr_fraction: float  # of the generic run's peak lr
-    accumulate: int = 1
-    lr_width_product: float = 0.0  # 0: every preset gets `lr` (see experiments.peak_lr)
     personalize_users: int = 0  # 0: every test user of the generic split
-    val_windows: int = 64  # validation windows scored at the end of each run
-    num_threads: int = 2  # of each run
     jobs: int = 1  # runs trained at once, each in its own process (semgkit.repro.jobs)
     seeds: tuple[int, ...] = ()  # training seeds of every run; empty: (profile seed,)
-    num_workers: int = -1  # DataLoader workers; -1: loader.auto_workers (0 on CPU)
 
 
 @dataclass(frozen=True)
@@ -177,9 +185,13 @@ class Profile:
 
 
 SECTION_TYPES = {
-    "corpus": Corpus, "window": Window, "train": Train, "scaling": Scaling,
-    "distill": Distill, "realtime": Realtime,
-}  # fmt: skip
+    "corpus": Corpus,
+    "window": Window,
+    "train": Train,
+    "scaling": Scaling,
+    "distill": Distill,
+    "realtime": Realtime,
+}
 
 
 def find_profile(name_or_path: str | Path) -> Path:

@@ -30,7 +30,7 @@ import torch
 from semgkit import models, perturb, populations, synth
 from semgkit.data import load_split
 from semgkit.evaluate import evaluate, evaluate_model, model_and_paths
-from semgkit.repro import experiments, jobs, uncertainty
+from semgkit.repro import jobs, measured, paper_tables, recipes, schedule, uncertainty
 from semgkit.repro.claims import judge
 from semgkit.repro.profiles import Profile
 from semgkit.runs import load_run, run_config
@@ -47,18 +47,18 @@ def severity_spec(kind: str, severity: float) -> str:
 def curve_runs(P: Profile) -> dict[str, Path]:
     """The four models of the stress curves (first seeds), trained if not cached yet."""
     d, first = P.distill, P.student_seeds()[0]
-    teacher = experiments.teacher_config(P)
+    teacher = recipes.teacher_config(P)
     configs = {
         "teacher": teacher,
-        "student alone": experiments.train_config(P, d.student, seed=first),
-        "student distilled": experiments.distilled_config(
-            P, experiments.run_dir(P, teacher), d.temperature, d.alpha, seed=first
+        "student alone": recipes.train_config(P, d.student, seed=first),
+        "student distilled": recipes.distilled_config(
+            P, recipes.run_dir(P, teacher), d.temperature, d.alpha, seed=first
         ),
-        "baseline": experiments.train_config(
+        "baseline": recipes.train_config(
             P, P.scaling.baseline, seed=P.model_seeds(P.scaling.baseline)[0]
         ),
     }
-    return dict(zip(configs, experiments.train_many(P, list(configs.values())), strict=True))
+    return dict(zip(configs, schedule.train_many(P, list(configs.values())), strict=True))
 
 
 def _stress_path(P: Profile, model_dir: Path, spec: str, split: str | None = None) -> Path:
@@ -73,7 +73,7 @@ def stress(P: Profile, model_dir: Path, specs: list[str], split: str | None = No
     missing = [s for s in specs if not _stress_path(P, model_dir, s, split).is_file()]
     if not missing:
         return
-    data = experiments.prepare_corpus(P)
+    data = recipes.prepare_corpus(P)
     model, paths, config = model_and_paths(model_dir, data, split or P.corpus.split, "test")
     for spec in missing:
         perturbation = perturb.parse([spec], seed=P.seed, flag=FLAG)
@@ -90,13 +90,12 @@ def stressed(P: Profile, model_dir: Path, spec: str, split: str | None = None) -
 
 def _personal(P: Profile, run_dir: Path, users: list[str]) -> list[tuple[Path, str]]:
     """(fine-tuned run, its split) of ``run_dir`` per user: Tables 2 and 3's caches."""
-    return [
-        (experiments.personal_dir(P, run_dir, u), experiments.personal_split(P, u)) for u in users
-    ]
+    return [(recipes.personal_dir(P, run_dir, u), recipes.personal_split(P, u)) for u in users]
 
 
 def _job(threads: int, fn: Any, *args: Any) -> Any:
-    torch.set_num_threads(threads)
+    if threads:  # 0: torch's default, as in TrainConfig
+        torch.set_num_threads(threads)
     return fn(*args)
 
 
@@ -109,7 +108,7 @@ def run_missing(P: Profile, todo: list[tuple], desc: str) -> None:
 def _clean_missing(P: Profile, runs: list[Path]) -> list[tuple]:
     """The unperturbed cross-user evaluations not cached yet (chapter 3 usually made them)."""
     return [
-        (experiments.cross_user, P, r)
+        (schedule.evaluate_test, P, r)
         for r in runs
         if not (r / f"eval-{P.corpus.split}-test.json").is_file()
     ]
@@ -125,8 +124,8 @@ def stress_tables(P: Profile) -> dict[str, pd.DataFrame]:
     for s in specs:
         perturb.parse([s], flag=FLAG)  # a bad entry fails here, before any run or evaluation
     runs = curve_runs(P)
-    users = experiments.test_users(P)
-    experiments.personalize_many(P, list(runs.values()), users)  # cached by chapters 3 and 4
+    users = recipes.test_users(P)
+    schedule.personalize_many(P, list(runs.values()), users)  # cached by chapters 3 and 4
     todo = [  # one job per model: it is loaded once for every severity
         (stress, P, d, specs, split)
         for r in runs.values()
@@ -140,8 +139,8 @@ def stress_tables(P: Profile) -> dict[str, pd.DataFrame]:
         for role, r in runs.items():
             personal = _personal(P, r, users)
             clean = (
-                experiments.cross_user(P, r),
-                [experiments.personalized(P, r, u) for u in users],
+                measured.cross_user(P, r),
+                [measured.personalized(P, r, u) for u in users],
             )
             results = [(CLEAN, clean)]
             for severity in severities:
@@ -149,8 +148,8 @@ def stress_tables(P: Profile) -> dict[str, pd.DataFrame]:
                 shifted = [stressed(P, d, spec, split) for d, split in personal]
                 results.append((f"{severity:g}", (stressed(P, r, spec), shifted)))
             for label, (generic, per_user) in results:
-                e = uncertainty.estimate([experiments.user_groups(generic)])
-                e_p = uncertainty.estimate(experiments.personal_groups(users, [per_user]))
+                e = uncertainty.estimate([paper_tables.user_groups(generic)])
+                e_p = uncertainty.estimate(paper_tables.personal_groups(users, [per_user]))
                 rows.append(
                     {
                         "model": role,
@@ -163,10 +162,10 @@ def stress_tables(P: Profile) -> dict[str, pd.DataFrame]:
                         "CER rise": round(e.cer - clean[0]["overall"]["CER"], 2),
                         **uncertainty.columns("personalized", e_p),
                         "personalized CER rise": round(
-                            e_p.cer - experiments.pooled_cer(clean[1]), 2
+                            e_p.cer - paper_tables.pooled_cer(clean[1]), 2
                         ),
                         "personalized users": len(users),
-                        "CER protocol": experiments.protocol([generic, *per_user]),
+                        "CER protocol": paper_tables.protocol([generic, *per_user]),
                     }
                 )
         tables[f"robustness_{kind.replace(':', '_')}"] = pd.DataFrame(rows)
@@ -211,8 +210,8 @@ def population_table(P: Profile) -> pd.DataFrame | None:
     if corpus is None:
         return None
     presets = [*P.scaling.ladder, P.scaling.baseline]
-    configs = [experiments.train_config(P, p, seed=P.model_seeds(p)[0]) for p in presets]
-    runs = experiments.train_many(P, configs)
+    configs = [recipes.train_config(P, p, seed=P.model_seeds(p)[0]) for p in presets]
+    runs = schedule.train_many(P, configs)
     names = list(P.robustness.populations)
     todo = [
         (held_out, r, corpus, n)
@@ -224,7 +223,7 @@ def population_table(P: Profile) -> pd.DataFrame | None:
     rows = []
     for preset, r in zip(presets, runs, strict=True):
         model, _ = load_run(r)
-        inside = uncertainty.estimate([experiments.user_groups(experiments.cross_user(P, r))])
+        inside = uncertainty.estimate([paper_tables.user_groups(measured.cross_user(P, r))])
         row = {
             "preset": preset,
             "family": "tds" if preset.startswith("tds") else "transformer",
@@ -232,7 +231,7 @@ def population_table(P: Profile) -> pd.DataFrame | None:
             **uncertainty.columns("in-population", inside),
         }
         for n in names:
-            e = uncertainty.estimate([experiments.user_groups(held_out(r, corpus, n))])
+            e = uncertainty.estimate([paper_tables.user_groups(held_out(r, corpus, n))])
             row |= uncertainty.columns(n, e) | {f"{n} gap": round(e.cer - inside.cer, 2)}
         rows.append(row | {"held-out users per population": P.robustness.population_users})
     return pd.DataFrame(rows)
@@ -293,7 +292,7 @@ def rescore(P: Profile, run_dir: Path, specs: list[str]) -> dict[str, Any]:
     """``run_dir`` on the first cross-user test session under ``specs``, uncached: the
     chapter's live cell. CER, the decoded and typed text, and the seconds it took."""
     model, config = load_run(run_dir)
-    path = load_split(experiments.prepare_corpus(P), P.corpus.split).test[0]
+    path = load_split(recipes.prepare_corpus(P), P.corpus.split).test[0]
     start = time.perf_counter()
     perturbation = perturb.parse(specs, seed=P.seed)
     result = evaluate_model(model, [path], config, perturbation=perturbation)

@@ -26,7 +26,7 @@ from semgkit import perturb, synth
 from semgkit.data import Session, load_split
 from semgkit.evaluate import evaluate
 from semgkit.format import EMG_FIELDS, GROUP, TIMESERIES
-from semgkit.repro import cache, experiments, robustness, uncertainty
+from semgkit.repro import cache, measured, paper_tables, recipes, robustness, schedule, uncertainty
 from semgkit.repro.claims import judge
 from semgkit.repro.profiles import Profile
 from semgkit.runs import run_config
@@ -38,7 +38,7 @@ ROLES = ("teacher", "student distilled")  # Table 3's pair: does distillation ke
 
 def sensor_users(P: Profile) -> list[str]:
     """The first ``[robustness] sensor_users`` test users of the generic split."""
-    users = list(load_split(experiments.prepare_corpus(P), P.corpus.split).test_users)
+    users = list(load_split(recipes.prepare_corpus(P), P.corpus.split).test_users)
     return users[: P.robustness.sensor_users]
 
 
@@ -46,8 +46,8 @@ def sensor_corpus(P: Profile, spec: str, user: str) -> Path:
     """Test user ``user``'s personalized split (every part) with each session read through
     the sensor ``spec`` (seeded by the profile's seed), written once under the build's data."""
     sensor = perturb.parse([spec], seed=P.seed, flag=FLAG)
-    source = experiments.prepare_corpus(P)
-    split = experiments.personal_split(P, user)
+    source = recipes.prepare_corpus(P)
+    split = recipes.personal_split(P, user)
     marker = source / synth.MARKER
     recipe = {
         "sensor": sensor.specs,
@@ -85,7 +85,7 @@ def write_through(sensor: perturb.Perturbation, path: Path, out: Path) -> None:
 
 
 def _finetuned_dir(P: Profile, run_dir: Path, corpus: Path, split: str) -> Path:
-    steps, lr = experiments.personal_recipe(P, run_dir)
+    steps, lr = recipes.personal_recipe(P, run_dir)
     extra = {"split": split, "steps": steps, "lr": lr, "sensor corpus": corpus.name}
     key = cache.config_key(run_config(run_dir), extra)
     return P.build_dir / "cache" / "sensor" / f"{run_dir.name}-{corpus.name}-{split}-{key}"
@@ -107,9 +107,7 @@ def fine_tuned(P: Profile, run_dir: Path, corpus: Path, split: str) -> dict[str,
     """The generic run fine-tuned on ``split`` of the sensor corpus, on its test part (cached)."""
     out = _finetuned_dir(P, run_dir, corpus, split)
     if not (out / "eval.json").is_file():
-        experiments.personalize_job(
-            run_dir, corpus, split, out, *experiments.personal_recipe(P, run_dir)
-        )
+        schedule.personalize_job(run_dir, corpus, split, out, *recipes.personal_recipe(P, run_dir))
     return json.loads((out / "eval.json").read_text())
 
 
@@ -128,8 +126,8 @@ def sensor_table(P: Profile) -> pd.DataFrame:
         perturb.parse([spec], flag=FLAG)  # a bad entry fails here, before any run
     runs = {role: path for role, path in robustness.curve_runs(P).items() if role in ROLES}
     users = sensor_users(P)
-    splits = [experiments.personal_split(P, u) for u in users]
-    source = experiments.prepare_corpus(P)
+    splits = [recipes.personal_split(P, u) for u in users]
+    source = recipes.prepare_corpus(P)
     # per sensor, each user's (corpus, split): one corpus per user, so more users add some
     where = {ORIGINAL: [(source, s) for s in splits]}
     for spec in R.sensors:
@@ -138,9 +136,9 @@ def sensor_table(P: Profile) -> pd.DataFrame:
     todo = []  # one pool, the longest first: the teacher's fine-tunings, then the rest
     for r in runs.values():
         todo += [
-            (experiments.personalized, P, r, u)  # the original sensor's (Table 3's cache)
+            (schedule.personalize_many, P, [r], [u])  # the original sensor's (Table 3's cache)
             for u in users
-            if not (experiments.personal_dir(P, r, u) / "eval.json").is_file()
+            if not (recipes.personal_dir(P, r, u) / "eval.json").is_file()
         ]
         todo += [
             (fine_tuned, P, r, c, s)
@@ -150,7 +148,7 @@ def sensor_table(P: Profile) -> pd.DataFrame:
     for r in runs.values():
         todo += [(zero_shot, r, c, s) for c, s in shifted if not _zero_shot_path(r, c, s).is_file()]
         todo += [
-            (experiments.cross_user, P, r, s)
+            (schedule.evaluate_test, P, r, s)
             for s in splits
             if not (r / f"eval-{s}-test.json").is_file()
         ]
@@ -159,13 +157,13 @@ def sensor_table(P: Profile) -> pd.DataFrame:
     for role, r in runs.items():
         for sensor, pairs in where.items():
             if sensor == ORIGINAL:
-                before = [experiments.cross_user(P, r, s) for s in splits]
-                after = [experiments.personalized(P, r, u) for u in users]
+                before = [measured.cross_user(P, r, s) for s in splits]
+                after = [measured.personalized(P, r, u) for u in users]
             else:
                 before = [zero_shot(r, c, s) for c, s in pairs]
                 after = [fine_tuned(P, r, c, s) for c, s in pairs]
             zero, tuned = (
-                uncertainty.estimate(experiments.personal_groups(users, [results]))
+                uncertainty.estimate(paper_tables.personal_groups(users, [results]))
                 for results in (before, after)
             )
             rows.append(
@@ -176,9 +174,9 @@ def sensor_table(P: Profile) -> pd.DataFrame:
                     **uncertainty.columns("zero-shot", zero),
                     **uncertainty.columns("fine-tuned", tuned),
                     "fine-tune sEMG min per user": round(_minutes(pairs), 2),
-                    "fine-tune steps": experiments.personal_recipe(P, r)[0],
+                    "fine-tune steps": recipes.personal_recipe(P, r)[0],
                     "users": len(users),
-                    "CER protocol": experiments.protocol(before + after),
+                    "CER protocol": paper_tables.protocol(before + after),
                 }
             )
     return pd.DataFrame(rows)
