@@ -70,3 +70,10 @@ def test_the_run_key_changes_with_the_method_code(tmp_path):
     train = package / "train.py"
     train.write_text(train.read_text() + "\n# a comment is a change\n")
     assert cache.method_hash("", package) != key
+
+
+def test_the_architecture_document_has_a_row_for_every_module():
+    doc = (METHOD.parent / "docs" / "ARCHITECTURE.md").read_text()
+    rows = {line.split("|")[1].strip(" `") for line in doc.splitlines() if line.startswith("| `")}
+    modules = {p.stem for p in [*METHOD.glob("*.py"), *METHOD.glob("repro/*.py")]}
+    assert modules - {"__init__", "__main__"} == rows
