@@ -58,8 +58,9 @@ html: setup
 lab: setup
 	$(PY) tools/book.py lab --build $(BUILD) $(LAB_ARGS)
 
+# --durations: the slowest tests named at the end of every run (docs/PERFORMANCE.md)
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # The tests that assert what training produces, rerun on other CPU kernels: they must hold
 # whatever kernels the CPU selects (see docs/REPRODUCIBILITY.md).
