@@ -90,8 +90,8 @@ def test_user_counts_are_read_and_checked(tmp_path):
 
 def _row(model, preset, params, users, cer, lo, hi):
     e = uncertainty.Estimate(cer, lo, hi, math.nan, 1)
-    return {"model": model, "preset": preset, "parameters": params, "training users": users,
-            **uncertainty.columns("cross-user", e)}  # fmt: skip
+    row = {"model": model, "preset": preset, "parameters": params, "training users": users}
+    return row | uncertainty.columns("cross-user", e)
 
 
 def test_findings_say_per_model_whether_cer_falls_and_which_gains_more():

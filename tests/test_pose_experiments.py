@@ -194,3 +194,17 @@ def test_mean_pose_baseline_is_scored_as_the_models_are(corpus, tmp_path):
     assert all(result[k]["samples"] == model[k]["samples"] for k in result)
     e = estimate([pe.groups(result)])
     assert e.cer == pytest.approx(result["overall"]["MAE"], rel=1e-9) and e.cer > 0
+
+
+def test_errors_only_reads_and_names_the_function_that_evaluates(tmp_path, monkeypatch):
+    """Reading a run's pose errors never evaluates it: on an empty cache the reader raises,
+    naming the file and `evaluate_errors`, the function that writes it."""
+    P = load_profile("smoke", build_dir=tmp_path)
+    monkeypatch.setattr(pe, "_grouping", lambda P: "user")
+    monkeypatch.setattr(pe, "evaluate_pose_run", lambda *a, **k: pytest.fail("evaluated"))
+    with pytest.raises(FileNotFoundError) as error:
+        pe.errors(P, tmp_path, "generic")
+    message = str(error.value)
+    assert "pose-eval-generic-test-by-user.json" in message
+    assert message.endswith("run semgkit.repro.pose_experiments.evaluate_errors")
+    assert list(tmp_path.iterdir()) == []

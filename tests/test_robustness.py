@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from semgkit import perturb
+from semgkit import perturb, synth
 from semgkit.data import Session, load_split
-from semgkit.repro import recipes, robustness, sensor_shift, uncertainty
+from semgkit.repro import recipes, robustness, schedule, sensor_shift, uncertainty
 from semgkit.repro.profiles import Robustness, find_profile, load_profile
 
 
@@ -168,3 +168,33 @@ def test_stress_findings_are_computed_per_setting_from_the_table():
         "robustness_noise_snr, personalized: at the harshest severity the distilled student's "
         "CER rises +10.0 points, more than the teacher's +1.0 (student alone +30.0)",
     ]
+
+
+def test_the_readers_only_read_and_name_the_function_that_computes(tmp_path, monkeypatch):
+    """Nothing evaluates or fine-tunes as a side effect of a read: on an empty cache each
+    reader raises, naming the file and the function that writes it."""
+    P = load_profile("smoke", build_dir=tmp_path)
+    run, corpus = tmp_path / "run", tmp_path / "corpus"
+    run.mkdir(), corpus.mkdir()
+    (corpus / synth.MARKER).write_text("{}")  # a population corpus's recipe keys its results
+    monkeypatch.setattr(sensor_shift, "_finetuned_dir", lambda P, r, c, s: tmp_path / "tuned")
+    for module, name in [(robustness, "evaluate"), (sensor_shift, "evaluate")]:
+        monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("evaluated"))
+    monkeypatch.setattr(schedule, "personalize_job", lambda *a, **k: pytest.fail("fine-tuned"))
+    reads = {
+        "semgkit.repro.robustness.stress": lambda: robustness.stressed(P, run, "noise:snr=0"),
+        "semgkit.repro.robustness.evaluate_held_out": lambda: robustness.held_out(
+            run, corpus, "fast-typists"
+        ),
+        "semgkit.repro.sensor_shift.evaluate_zero_shot": lambda: sensor_shift.zero_shot(
+            run, corpus, "user0"
+        ),
+        "semgkit.repro.sensor_shift.fine_tune": lambda: sensor_shift.fine_tuned(
+            P, run, corpus, "user0"
+        ),
+    }
+    for compute, read in reads.items():
+        with pytest.raises(FileNotFoundError, match=rf"{tmp_path}.*run {compute}$"):
+            read()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "run"]
+    assert list(run.iterdir()) == []

@@ -82,10 +82,14 @@ def _runs(P: Profile) -> list[dict[str, Any]]:
     tuned = {(p, p): n for p, n in tuned.items()}
     tuned[(f"{d.student} distilled", d.student)] = len(P.student_seeds())
     runs += [
-        {"run": f"{name} personalized x {users} users x {n} seed(s)", "preset": p,
-         "windows": n * users * t.personalize_steps * t.batch_size}
-        for (name, p), n in tuned.items() if users
-    ]  # fmt: skip
+        {
+            "run": f"{name} personalized x {users} users x {n} seed(s)",
+            "preset": p,
+            "windows": n * users * t.personalize_steps * t.batch_size,
+        }
+        for (name, p), n in tuned.items()
+        if users
+    ]
     return runs
 
 

@@ -53,10 +53,8 @@ def run_jobs(
     results: dict[int, Any] = {}
 
     def ready(busy: Collection[int]) -> list[int]:
-        return [
-            i for i in range(n)
-            if i not in results and i not in busy and (after[i] is None or after[i] in results)
-        ]  # fmt: skip
+        free = [i for i in range(n) if i not in results and i not in busy]
+        return [i for i in free if after[i] is None or after[i] in results]
 
     if jobs == 1 or n <= 1:
         for _ in tqdm(range(n), desc=desc, disable=n <= 1):

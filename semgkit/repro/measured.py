@@ -18,10 +18,16 @@ from semgkit.repro.recipes import personal_dir, run_dir
 from semgkit.runs import TrainConfig
 
 
-def _read(path: Path, step: str) -> dict[str, Any]:
+def read_result(path: Path, compute: str) -> dict[str, Any]:
+    """The JSON result at ``path``; if it is missing, an error naming ``compute``, the
+    function (dotted path) that writes it."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not computed yet; run semgkit.repro.schedule.{step}")
+        raise FileNotFoundError(f"{path}: not computed yet; run {compute}")
     return json.loads(path.read_text())
+
+
+def _read(path: Path, step: str) -> dict[str, Any]:
+    return read_result(path, f"semgkit.repro.schedule.{step}")
 
 
 def trained(P: Profile, configs: list[TrainConfig]) -> list[Path]:

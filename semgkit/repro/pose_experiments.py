@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import replace
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,11 @@ from semgkit.pose_format import NUM_JOINTS
 from semgkit.pose_metrics import PoseErrors
 from semgkit.pose_train import POSE, at_frames, evaluate_pose_run
 from semgkit.repro import uncertainty
-from semgkit.repro.claims import every, judge, steps
-from semgkit.repro.measured import train_seconds
+from semgkit.repro.measured import read_result, train_seconds
 from semgkit.repro.profiles import Pose, Profile
 from semgkit.repro.recipes import peak_lr, run_dir
 from semgkit.repro.schedule import train_many
-from semgkit.repro.uncertainty import Estimate, describe, estimate
+from semgkit.repro.uncertainty import Estimate, estimate
 from semgkit.runs import TrainConfig, load_run, run_config
 from semgkit.synth_pose import generate_pose
 
@@ -113,14 +111,21 @@ def _grouping(P: Profile) -> str:
     return "user" if len(_users(P, "test")) > 1 else "stage"
 
 
-def errors(P: Profile, run_dir: Path, split: str) -> dict[str, dict[str, float]]:
-    """A run's test errors on ``split`` (overall and per group), cached in the run."""
-    by = _grouping(P)
-    path = run_dir / f"pose-eval-{split}-test-by-{by}.json"
+def _errors_path(P: Profile, run_dir: Path, split: str) -> Path:
+    return run_dir / f"pose-eval-{split}-test-by-{_grouping(P)}.json"
+
+
+def evaluate_errors(P: Profile, run_dir: Path, split: str) -> None:
+    """Score a run on ``split``'s test part (overall and per group), unless cached in the run."""
+    path = _errors_path(P, run_dir, split)
     if not path.is_file():
-        result = evaluate_pose_run(run_dir, prepare_pose_corpus(P), split, by=by)
+        result = evaluate_pose_run(run_dir, prepare_pose_corpus(P), split, by=_grouping(P))
         atomic_write(path, json.dumps(result, indent=1))
-    return json.loads(path.read_text())
+
+
+def errors(P: Profile, run_dir: Path, split: str) -> dict[str, dict[str, float]]:
+    """A run's test errors on ``split``, as :func:`evaluate_errors` cached them."""
+    return read_result(_errors_path(P, run_dir, split), f"{__name__}.evaluate_errors")
 
 
 def groups(result: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -168,6 +173,8 @@ def personal_config(P: Profile, run_dir: Path, split: str) -> TrainConfig:
 def _scores(P: Profile, runs: list[Path], personal: bool) -> dict[str, Any]:
     """Columns of one row: test error (and personalized error) over ``runs``' seeds."""
     split = pose_section(P).split
+    for r in runs:
+        evaluate_errors(P, r, split)
     results = [errors(P, r, split) for r in runs]
     out: dict[str, Any] = mae_columns(setting(P), estimate([groups(x) for x in results]))
     distal = np.mean([x["overall"]["MAE_distal"] for x in results])
@@ -176,6 +183,9 @@ def _scores(P: Profile, runs: list[Path], personal: bool) -> dict[str, Any]:
     if names:
         tuned = train_many(P, [personal_config(P, r, s) for r in runs for s in names])
         per_seed = [tuned[i * len(names) : (i + 1) * len(names)] for i in range(len(runs))]
+        for ds in per_seed:
+            for s, d in zip(names, ds, strict=True):
+                evaluate_errors(P, d, s)
         scored = [_pooled_groups(P, names, ds) for ds in per_seed]
         out |= mae_columns("personalized", estimate(scored))
         out["personalized users"] = len(names)
@@ -298,64 +308,6 @@ def pose_window(P: Profile, run_dir: Path, seconds: float = 2.0) -> dict[str, np
         "mask": mask[0].numpy(),
         "stage": np.array(path.stem),
     }
-
-
-def scaling_findings(P: Profile, table: pd.DataFrame) -> list[str]:
-    """The scaling claims asked of pose, each with its verdict (`claims`) from ``table``."""
-    m = setting(P)
-    rows = table.sort_values("parameters")
-    small, large = rows.iloc[0], rows.iloc[-1]
-    big, little = mae_estimate(large, m), mae_estimate(small, m)
-    each = steps([mae_estimate(r, m) for _, r in rows.iterrows()])
-    told = [f"{a} -> {b} {v}" for (a, b), v in zip(pairwise(rows["preset"]), each, strict=True)]
-    lines = [
-        f"The largest model ({large['preset']}) has a lower {m} angle error than the smallest "
-        f"({small['preset']}): {judge(big, little)} ({describe(big)} against "
-        f"{describe(little)} degrees).",
-        f"The {m} error falls at every step up the ladder: {every(each)} ({'; '.join(told)}).",
-    ]
-    if "personalized MAE deg" in rows:
-        tuned = mae_estimate(large, "personalized")
-        lines.append(
-            f"Fine-tuning {large['preset']} on a held-out user's own stages gives a lower error "
-            f"(on the first {int(large['personalized users'])} held-out user(s)) than the "
-            f"{m} error (all of them): {judge(tuned, big)} "
-            f"({describe(tuned)} against {describe(big)} degrees)."
-        )
-    return lines
-
-
-def baseline_findings(P: Profile, table: pd.DataFrame, mean_pose: Estimate) -> list[str]:
-    """Whether each ladder model beats the mean training pose (a model ignoring the sEMG)."""
-    m, lines = setting(P), []
-    for _, row in table.iterrows():
-        e = mae_estimate(row, m)
-        lines.append(
-            f"{row['preset']} has a lower {m} error than the mean training pose: "
-            f"{judge(e, mean_pose)} ({describe(e)} against {describe(mean_pose)} degrees)."
-        )
-    return lines
-
-
-def distillation_findings(P: Profile, table: pd.DataFrame, sweep: pd.DataFrame) -> list[str]:
-    """The distillation claims asked of pose, each with its verdict (`claims`)."""
-    m = setting(P)
-    rows = {r["role"]: r for _, r in table.iterrows()}
-    teacher, alone = mae_estimate(rows["teacher"], m), mae_estimate(rows["student alone"], m)
-    distilled = mae_estimate(rows["student distilled"], m)
-    ratio = rows["student distilled"]["size ratio"]
-    best_row = sweep.loc[sweep[f"{m} MAE deg"].idxmin()]
-    best = mae_estimate(best_row, m)
-    return [
-        f"The distilled student ({ratio:g}x fewer parameters than its teacher) has a lower "
-        f"{m} error than the student alone: {judge(distilled, alone)} "
-        f"({describe(distilled)} against {describe(alone)} degrees).",
-        f"The distilled student has a lower {m} error than its teacher: "
-        f"{judge(distilled, teacher)} ({describe(teacher)} degrees for the teacher).",
-        f"Over the mixing weights {list(sweep['alpha'])}, the lowest {m} error is at alpha "
-        f"{best_row['alpha']:g}: {describe(best)} degrees; below the student alone: "
-        f"{judge(best, alone)}.",
-    ]
 
 
 def mean_pose_errors(P: Profile) -> dict[str, dict[str, float]]:

@@ -82,10 +82,9 @@ def stress(P: Profile, model_dir: Path, specs: list[str], split: str | None = No
 
 
 def stressed(P: Profile, model_dir: Path, spec: str, split: str | None = None) -> dict[str, Any]:
-    """``model_dir``'s result on ``split``'s test part under ``spec``, cached (:func:`stress`):
-    a generic run on the cross-user test set, or a fine-tuned one on its user's."""
-    stress(P, model_dir, [spec], split)
-    return json.loads(_stress_path(P, model_dir, spec, split).read_text())
+    """``model_dir``'s result on ``split``'s test part under ``spec``, as :func:`stress`
+    cached it: a generic run on the cross-user test set, or a fine-tuned one on its user's."""
+    return measured.read_result(_stress_path(P, model_dir, spec, split), f"{__name__}.stress")
 
 
 def _personal(P: Profile, run_dir: Path, users: list[str]) -> list[tuple[Path, str]]:
@@ -195,12 +194,19 @@ def _held_out_path(run_dir: Path, corpus: Path, name: str) -> Path:
     return run_dir / f"eval-holdout-{name}-{key}-test.json"
 
 
-def held_out(run_dir: Path, corpus: Path, name: str) -> dict[str, Any]:
-    """``run_dir`` on population ``name``'s held-out users (whole sessions), cached."""
+def evaluate_held_out(run_dir: Path, corpus: Path, name: str) -> None:
+    """Score ``run_dir`` on population ``name``'s held-out users (whole sessions), unless
+    cached already."""
     path = _held_out_path(run_dir, corpus, name)
     if not path.is_file():
         evaluate(run_dir, corpus, f"holdout-{name}", "test").save(path)
-    return json.loads(path.read_text())
+
+
+def held_out(run_dir: Path, corpus: Path, name: str) -> dict[str, Any]:
+    """``run_dir`` on population ``name``'s held-out users, as :func:`evaluate_held_out`
+    cached it."""
+    path = _held_out_path(run_dir, corpus, name)
+    return measured.read_result(path, f"{__name__}.evaluate_held_out")
 
 
 def population_table(P: Profile) -> pd.DataFrame | None:
@@ -214,7 +220,7 @@ def population_table(P: Profile) -> pd.DataFrame | None:
     runs = schedule.train_many(P, configs)
     names = list(P.robustness.populations)
     todo = [
-        (held_out, r, corpus, n)
+        (evaluate_held_out, r, corpus, n)
         for r in runs
         for n in names
         if not _held_out_path(r, corpus, n).is_file()

@@ -95,20 +95,33 @@ def _zero_shot_path(run_dir: Path, corpus: Path, split: str) -> Path:
     return run_dir / f"eval-{corpus.name}-{split}-test.json"
 
 
-def zero_shot(run_dir: Path, corpus: Path, split: str) -> dict[str, Any]:
-    """The generic run on ``split``'s test sessions of the sensor corpus (cached)."""
+def evaluate_zero_shot(run_dir: Path, corpus: Path, split: str) -> None:
+    """Score the generic run on ``split``'s test sessions of the sensor corpus, unless cached."""
     path = _zero_shot_path(run_dir, corpus, split)
     if not path.is_file():
         evaluate(run_dir, corpus, split, "test").save(path)
-    return json.loads(path.read_text())
 
 
-def fine_tuned(P: Profile, run_dir: Path, corpus: Path, split: str) -> dict[str, Any]:
-    """The generic run fine-tuned on ``split`` of the sensor corpus, on its test part (cached)."""
+def zero_shot(run_dir: Path, corpus: Path, split: str) -> dict[str, Any]:
+    """The generic run on the sensor corpus's test sessions, as :func:`evaluate_zero_shot`
+    cached it."""
+    path = _zero_shot_path(run_dir, corpus, split)
+    return measured.read_result(path, f"{__name__}.evaluate_zero_shot")
+
+
+def fine_tune(P: Profile, run_dir: Path, corpus: Path, split: str) -> None:
+    """Fine-tune the generic run on ``split`` of the sensor corpus and score it on its test
+    part, unless cached."""
     out = _finetuned_dir(P, run_dir, corpus, split)
     if not (out / "eval.json").is_file():
         schedule.personalize_job(run_dir, corpus, split, out, *recipes.personal_recipe(P, run_dir))
-    return json.loads((out / "eval.json").read_text())
+
+
+def fine_tuned(P: Profile, run_dir: Path, corpus: Path, split: str) -> dict[str, Any]:
+    """The generic run fine-tuned on the sensor corpus, on its test part, as
+    :func:`fine_tune` cached it."""
+    path = _finetuned_dir(P, run_dir, corpus, split) / "eval.json"
+    return measured.read_result(path, f"{__name__}.fine_tune")
 
 
 def _minutes(pairs: list[tuple[Path, str]]) -> float:
@@ -141,12 +154,16 @@ def sensor_table(P: Profile) -> pd.DataFrame:
             if not (recipes.personal_dir(P, r, u) / "eval.json").is_file()
         ]
         todo += [
-            (fine_tuned, P, r, c, s)
+            (fine_tune, P, r, c, s)
             for c, s in shifted
             if not (_finetuned_dir(P, r, c, s) / "eval.json").is_file()
         ]
     for r in runs.values():
-        todo += [(zero_shot, r, c, s) for c, s in shifted if not _zero_shot_path(r, c, s).is_file()]
+        todo += [
+            (evaluate_zero_shot, r, c, s)
+            for c, s in shifted
+            if not _zero_shot_path(r, c, s).is_file()
+        ]
         todo += [
             (schedule.evaluate_test, P, r, s)
             for s in splits
