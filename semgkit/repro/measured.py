@@ -11,11 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from semgkit import lm
+import numpy as np
+
+from semgkit import lm, models
 from semgkit.decoders import Decoder
 from semgkit.repro.profiles import Profile
 from semgkit.repro.recipes import personal_dir, run_dir
-from semgkit.runs import TrainConfig
+from semgkit.runs import TrainConfig, load_run
 
 
 def read_result(path: Path, compute: str) -> dict[str, Any]:
@@ -75,3 +77,18 @@ def decoded_paths(run_dir: Path, split: str, decoders: list[Decoder]) -> list[Pa
 def decoded(run_dir: Path, split: str, decoders: list[Decoder]) -> list[dict[str, Any]]:
     """``run_dir``'s test error rates under each decoder."""
     return [_read(p, "decode") for p in decoded_paths(run_dir, split, decoders)]
+
+
+def described(role: str, runs: list[Path], **extra: Any) -> dict[str, Any]:
+    """The head of a table row for one model trained once per seed (``runs``): its role,
+    preset and parameters, ``extra`` settings, mean training seconds and the seed count."""
+    model, config = load_run(runs[0])
+    seconds = float(np.mean([train_seconds(r) for r in runs]))
+    return {
+        "role": role,
+        "preset": config.preset,
+        "parameters": models.count_params(model),
+        **extra,
+        "train s": round(seconds, 1),
+        "seeds": len(runs),
+    }

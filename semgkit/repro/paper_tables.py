@@ -13,7 +13,14 @@ import pandas as pd
 
 from semgkit import models, paper
 from semgkit.repro import uncertainty
-from semgkit.repro.measured import cross_user, decoded, personalized, train_seconds, trained
+from semgkit.repro.measured import (
+    cross_user,
+    decoded,
+    described,
+    personalized,
+    train_seconds,
+    trained,
+)
 from semgkit.repro.profiles import Profile
 from semgkit.repro.recipes import (
     distilled_config,
@@ -154,23 +161,13 @@ def _row(
     P: Profile, role: str, seeded: list[Path], users: list[str], **extra: Any
 ) -> dict[str, Any]:
     """A Table 3 row; ``users`` adds the CER after fine-tuning on each of them."""
-    model, config = load_run(seeded[0])
     results = [cross_user(P, r) for r in seeded]
     cer = uncertainty.columns(P.measure(), estimate([user_groups(x) for x in results]))
     if users:
         per_user = [[personalized(P, r, u) for u in users] for r in seeded]
         cer |= uncertainty.columns("personalized", estimate(personal_groups(users, per_user)))
         results += sum(per_user, [])
-    return {
-        "role": role,
-        "preset": config.preset,
-        "parameters": models.count_params(model),
-        **extra,
-        "train s": round(float(np.mean([train_seconds(r) for r in seeded])), 1),
-        "seeds": len(seeded),
-        **cer,
-        "CER protocol": protocol(results),
-    }
+    return {**described(role, seeded, **extra), **cer, "CER protocol": protocol(results)}
 
 
 def distillation(P: Profile) -> dict[str, pd.DataFrame]:

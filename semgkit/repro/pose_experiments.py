@@ -33,7 +33,7 @@ from semgkit.pose_format import NUM_JOINTS
 from semgkit.pose_metrics import PoseErrors
 from semgkit.pose_train import POSE, at_frames, evaluate_pose_run
 from semgkit.repro import uncertainty
-from semgkit.repro.measured import read_result, train_seconds
+from semgkit.repro.measured import described, read_result
 from semgkit.repro.profiles import Pose, Profile
 from semgkit.repro.recipes import peak_lr, run_dir
 from semgkit.repro.schedule import train_many
@@ -201,16 +201,7 @@ def _pooled_groups(P: Profile, names: list[str], runs: list[Path]) -> dict[str, 
 
 
 def _row(P: Profile, role: str, runs: list[Path], personal: bool, **extra: Any) -> dict[str, Any]:
-    model, config = load_run(runs[0])
-    return {
-        "role": role,
-        "preset": config.preset,
-        "parameters": models.count_params(model),
-        **extra,
-        "train s": round(float(np.mean([train_seconds(r) for r in runs])), 1),
-        "seeds": len(runs),
-        **_scores(P, runs, personal),
-    }
+    return {**described(role, runs, **extra), **_scores(P, runs, personal)}
 
 
 def ladder_configs(P: Profile) -> list[TrainConfig]:
