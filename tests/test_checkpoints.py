@@ -19,6 +19,7 @@ import torch
 from semgkit import cli, models
 from semgkit.checkpoint import UnsafeCheckpoint, load_checkpoint
 from semgkit.train import fit
+from tests._argv import distill_argv
 from tests.test_runs import one_line_error, snapshot
 from tests.test_train import corpus, one_thread, tiny  # noqa: F401 (fixtures)
 
@@ -66,21 +67,7 @@ def test_a_crafted_checkpoint_runs_no_code_through_any_command(
     if entry == "eval --run":
         argv = ["eval", "--data", str(corpus), "--run", str(run)]
     elif entry == "distill --teacher":
-        argv = [
-            "distill",
-            "--data",
-            str(corpus),
-            "--teacher",
-            str(run),
-            "--preset",
-            "lap-student",
-            "--temperature",
-            "2",
-            "--alpha",
-            "0.5",
-            "--out",
-            str(out),
-        ]
+        argv = distill_argv(corpus, run, out)
     elif entry == "train --init":
         recipe = tmp_path / "recipe.json"
         recipe.write_text(json.dumps(asdict(tiny(corpus, init=str(run)))))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_download import ARCHIVE, OPTS, ROOT, FileServer, write_metadata, write_session
+from test_download import ARCHIVE, OPTS, ROOT, FileServer, _cli, write_metadata, write_session
 from test_download_hostile import Scripted, drip, head
 
 from data_download import DownloadError, FetchOptions, shipped
@@ -149,13 +149,7 @@ def test_cli_subset_then_check_names_what_is_missing(release, tmp_path):
     own.write_text(yaml.safe_dump({"dataset": {"train": [{"user": 777, "session": OTHERS[1]}]}}))
 
     def cli(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "data_download", *args, "--quiet"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return _cli(*args, timeout=120)
 
     proc = cli(
         "emg2qwerty",

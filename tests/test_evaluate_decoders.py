@@ -19,6 +19,7 @@ from semgkit.repro import findings, measured, schedule
 from semgkit.repro.profiles import load_profile
 from semgkit.runs import TrainConfig, load_run
 from semgkit.train import fit
+from tests.test_train import tiny
 
 BEAM = Decoder("beam", beam=8)
 BEAM_LM = Decoder("beam", beam=8, lm="default")
@@ -31,16 +32,7 @@ def corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def config(corpus) -> TrainConfig:
-    return TrainConfig(
-        data_dir=str(corpus),
-        preset="lap-student",
-        steps=4,
-        batch_size=4,
-        window_s=1.0,
-        past_s=0.2,
-        future_s=0.05,
-        num_threads=1,
-    )
+    return tiny(corpus, steps=4)
 
 
 @pytest.fixture(scope="module")

@@ -63,24 +63,15 @@ def test_loader_batches_equal_the_in_process_loop(dataset, workers):
         assert all(torch.equal(batch[k], want[k]) for k in want)
 
 
+def bench_argv(data, out, *flags: str) -> list[str]:
+    """``semgkit bench-data`` of 2 batches of 4 half-second windows, ``--out`` last."""
+    sizes = "--batches 2 --batch-size 4 --window-s 0.5".split()
+    return ["bench-data", "--data", str(data), *flags, *sizes, "--out", str(out)]
+
+
 def test_bench_data_writes_a_row_per_worker_count(corpus, tmp_path, capsys):
     out = tmp_path / "loader.csv"
-    args = [
-        "bench-data",
-        "--data",
-        str(corpus),
-        "--workers",
-        "0",
-        "1",
-        "--batches",
-        "2",
-        "--batch-size",
-        "4",
-        "--window-s",
-        "0.5",
-        "--out",
-        str(out),
-    ]
+    args = bench_argv(corpus, out, "--workers", "0", "1")
     assert main(args) == 0
     df = pd.read_csv(out)
     assert df["workers"].tolist() == [0, 1]
@@ -109,23 +100,7 @@ def test_bench_data_reads_pose_stage_files(tmp_path):
 
     pose = generate_pose(tmp_path / "pose", "smoke", progress=False)
     out = tmp_path / "pose.csv"
-    args = [
-        "bench-data",
-        "--data",
-        str(pose),
-        "--task",
-        "pose",
-        "--workers",
-        "0",
-        "--batches",
-        "2",
-        "--batch-size",
-        "4",
-        "--window-s",
-        "0.5",
-        "--out",
-        str(out),
-    ]
+    args = bench_argv(pose, out, "--task", "pose", "--workers", "0")
     assert main(args) == 0
     df = pd.read_csv(out)
     assert df["task"].tolist() == ["pose"] and (df["windows"] == 8).all()

@@ -181,30 +181,26 @@ def test_padding_does_not_reach_the_shorter_item():
         torch.testing.assert_close(out[1], model(long)[0], rtol=0, atol=1e-5)
 
 
+def under_seeds(model, x: torch.Tensor, *seeds: int) -> list[torch.Tensor]:
+    """``model(x)`` without gradients once after each ``torch.manual_seed(seed)``."""
+    outs = []
+    with torch.no_grad():
+        for seed in seeds:
+            torch.manual_seed(seed)
+            outs.append(model(x))
+    return outs
+
+
 def test_time_masking_only_in_training():
     x = torch.randn(2, 4000, 2, 16)
     model = build("lap-s", dropout=0.0)
-    model.eval()
-    with torch.no_grad():
-        torch.manual_seed(1)
-        e1 = model(x)
-        torch.manual_seed(2)
-        e2 = model(x)
+    e1, e2 = under_seeds(model.eval(), x, 1, 2)
     assert torch.equal(e1, e2)  # eval: deterministic, nothing masked
-    model.train()
-    with torch.no_grad():
-        torch.manual_seed(1)
-        t1 = model(x)
-        torch.manual_seed(2)
-        t2 = model(x)
+    t1, t2 = under_seeds(model.train(), x, 1, 2)
     assert not torch.allclose(t1, t2)  # train: masks drawn from the torch seed
     unmasked = build("lap-s", dropout=0.0, time_mask_p=0.0).train()
     unmasked.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        torch.manual_seed(1)
-        u1 = unmasked(x)
-        torch.manual_seed(2)
-        u2 = unmasked(x)
+    u1, u2 = under_seeds(unmasked, x, 1, 2)
     torch.testing.assert_close(u1, u2)
     assert not torch.allclose(u1, t1)
 

@@ -16,8 +16,9 @@ from semgkit.evaluate import evaluate, evaluate_model
 from semgkit.format import SAMPLE_RATE
 from semgkit.repro import robustness
 from semgkit.repro.profiles import load_profile
-from semgkit.runs import TrainConfig, load_run
+from semgkit.runs import load_run
 from semgkit.train import fit
+from tests.test_train import tiny
 
 ALL = [
     "noise:snr=10",
@@ -230,16 +231,7 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def run(corpus, tmp_path_factory) -> Path:
     torch.set_num_threads(1)
-    config = TrainConfig(
-        data_dir=str(corpus),
-        preset="lap-student",
-        steps=3,
-        batch_size=4,
-        window_s=1.0,
-        past_s=0.2,
-        future_s=0.05,
-        num_threads=1,
-    )
+    config = tiny(corpus, steps=3)
     return fit(config, tmp_path_factory.mktemp("runs") / "tiny", progress=False)
 
 

@@ -20,6 +20,7 @@ import torch
 from semgkit import cli, train
 from semgkit.runs import Interrupted
 from semgkit.train import fit
+from tests._argv import TORCHRUN
 from tests.test_runs import ENV, WORKER, last_line, state
 from tests.test_train import assert_same_weights, corpus, log_rows, one_thread, tiny  # noqa: F401
 
@@ -148,16 +149,7 @@ def test_sigkill_takes_the_loader_workers_with_it_and_frees_the_run(
 def test_sigterm_under_torchrun_stops_every_rank_at_one_step(corpus, tmp_path):
     out = tmp_path / "run"
     cmd, _ = train_cmd(long_recipe(corpus), tmp_path, out)
-    launcher = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--standalone",
-        "-m",
-        *cmd[2:],
-    ]
+    launcher = [*TORCHRUN, "-m", *cmd[2:]]
     agent = start(launcher, out)
     ranks = children(agent.pid)
     agent.send_signal(signal.SIGTERM)  # torchrun passes it to every rank

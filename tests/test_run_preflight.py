@@ -17,6 +17,7 @@ import yaml
 
 from semgkit import cli
 from semgkit.train import fit
+from tests._argv import train_argv
 from tests.test_train import corpus, one_thread, tiny  # noqa: F401 (fixtures)
 
 
@@ -58,23 +59,7 @@ def test_a_window_evaluation_cannot_score_is_refused_before_the_first_step(
     corpus, tmp_path, capsys
 ):
     out = tmp_path / "run"
-    rc = cli.main(
-        [
-            "train",
-            "--data",
-            str(corpus),
-            "--preset",
-            "lap-student",
-            "--out",
-            str(out),
-            "--window-s",
-            "1.001",
-            "--steps",
-            "2",
-            "--batch-size",
-            "4",
-        ]
-    )
+    rc = cli.main(train_argv(corpus, out, *"--window-s 1.001 --steps 2 --batch-size 4".split()))
     line = one_line(capsys, rc, "--window-s 1.001", "2002 samples", "validation")
     assert "choose a multiple of" in line
     assert not out.exists()  # refused before the run directory was made
@@ -132,20 +117,7 @@ def test_resume_refuses_a_lacking_field_set_to_another_value(corpus, interrupted
 
 def test_a_config_json_that_is_not_json_is_named(corpus, interrupted, capsys):
     (interrupted / "config.json").write_text("{torn")
-    rc = cli.main(
-        [
-            "train",
-            "--data",
-            str(corpus),
-            "--preset",
-            "lap-student",
-            "--out",
-            str(interrupted),
-            "--resume",
-            "--steps",
-            "6",
-        ]
-    )
+    rc = cli.main(train_argv(corpus, interrupted, "--resume", "--steps", "6"))
     one_line(capsys, rc, f"{interrupted / 'config.json'}: not a readable run config")
 
 

@@ -20,6 +20,7 @@ import torch
 from semgkit import cli, runs, train
 from semgkit.runs import Interrupted, RunInUse, TrainConfig, load_run, run_config
 from semgkit.train import fit
+from tests._argv import distill_argv
 from tests.test_train import corpus, one_thread, tiny  # noqa: F401 (fixtures)
 
 WORKER = Path(__file__).resolve().parent / "_train_worker.py"
@@ -372,21 +373,7 @@ def test_teacher_at_another_frame_rate_is_refused_before_any_write(corpus, tmp_p
     teacher.mkdir()
     (teacher / "config.json").write_text(json.dumps(asdict(tiny(corpus, preset="tds-laptop"))))
     out = tmp_path / "student"
-    argv = [
-        "distill",
-        "--data",
-        str(corpus),
-        "--teacher",
-        str(teacher),
-        "--preset",
-        "lap-student",
-        "--temperature",
-        "2",
-        "--alpha",
-        "0.5",
-        "--out",
-        str(out),
-    ]
+    argv = distill_argv(corpus, teacher, out)
     one_line_error(capsys, cli.main(argv), f"--teacher {teacher}", "hops 16", "'lap-student' 20")
     assert not out.exists()
 

@@ -15,14 +15,7 @@ from semgkit import cli, populations, synth, synth_signal
 from semgkit.data import Session, load_split, personal_splits
 from semgkit.synth import CORPUS_PRESETS, MARKER, SynthConfig, generate
 
-TINY = SynthConfig(
-    train_users=2,
-    train_sessions=1,
-    val_sessions=1,
-    personal_sessions=(1, 1, 1),
-    test_users=1,
-    session_s=3.0,
-)
+TINY = replace(CORPUS_PRESETS["smoke"], train_users=2, test_users=1, session_s=3.0)
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from semgkit.runs import TrainConfig, load_run, run_config
 from semgkit.stitch import stitched_log_probs
 from semgkit.train import fit, personalize
 from semgkit.windows import WindowedDataset
+from tests._argv import TORCHRUN, train_argv
 
 WORKER = Path(__file__).resolve().parent / "_train_worker.py"
 RATE_KEYS = {"CER", "IER", "DER", "SER"}
@@ -207,15 +208,9 @@ def test_sigkill_then_resume_ends_like_an_uninterrupted_run(corpus, tmp_path, ki
     b = tmp_path / "b"
     config = replace(config, num_workers=workers)
     (tmp_path / "config.json").write_text(json.dumps(asdict(config)))
+    worker = [sys.executable, str(WORKER), str(tmp_path / "config.json"), str(b)]
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(WORKER),
-            str(tmp_path / "config.json"),
-            str(b),
-            "--kill-after",
-            str(kill_after),
-        ],
+        [*worker, "--kill-after", str(kill_after)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -247,17 +242,7 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(corpus, t
     (tmp_path / "config.json").write_text(json.dumps(asdict(config)))
     two = tmp_path / "two"
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--standalone",
-            str(WORKER),
-            str(tmp_path / "config.json"),
-            str(two),
-        ],
+        [*TORCHRUN, str(WORKER), str(tmp_path / "config.json"), str(two)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -522,14 +507,7 @@ def test_a_short_personalization_lowers_the_users_cer(tmp_path):
     Personalizing at lr 0 gains 0 and fails the 20-point margin. About 70 s on one thread."""
     corpus = synth.generate(
         tmp_path / "corpus",
-        synth.SynthConfig(
-            train_users=4,
-            train_sessions=1,
-            val_sessions=1,
-            personal_sessions=(6, 1, 4),
-            test_users=1,
-            session_s=12.0,
-        ),
+        replace(synth.CORPUS_PRESETS["smoke"], personal_sessions=(6, 1, 4), test_users=1),
         progress=False,
     )
     config = TrainConfig(
@@ -560,29 +538,8 @@ def test_a_short_personalization_lowers_the_users_cer(tmp_path):
 
 def test_cli_train_then_eval_round_trip(corpus, tmp_path, capsys):
     out = tmp_path / "cli-run"
-    rc = cli.main(
-        [
-            "train",
-            "--data",
-            str(corpus),
-            "--preset",
-            "lap-student",
-            "--out",
-            str(out),
-            "--steps",
-            "3",
-            "--batch-size",
-            "4",
-            "--window-s",
-            "1.0",
-            "--lr",
-            "1e-3",
-            "--seed",
-            "1",
-            "--checkpoint-every",
-            "2",
-        ]
-    )
+    flags = "--steps 3 --batch-size 4 --window-s 1.0 --lr 1e-3 --seed 1 --checkpoint-every 2"
+    rc = cli.main(train_argv(corpus, out, *flags.split()))
     assert rc == 0
     assert capsys.readouterr().out.strip() == str(out)
     config = json.loads((out / "config.json").read_text())
