@@ -37,9 +37,6 @@ from semgkit.pose import pose_collate
 from semgkit.pose_train import evaluate_pose, is_pose, pose_objective, pose_windows
 from semgkit.runs import (
     CHECKPOINT_S,
-    Every,
-    Interrupted,
-    StopOnInterrupt,
     TrainConfig,
     check_config,
     checkpoint_state,
@@ -51,6 +48,7 @@ from semgkit.runs import (
     trim_log,
     write_json,
 )
+from semgkit.stopping import Every, Interrupted, StopOnInterrupt
 from semgkit.train_checks import (
     check_evaluable,
     check_frame_rates,
@@ -107,7 +105,7 @@ def fit(
     ``resume`` continues from ``last.pt``; the run directory's config must match. Without
     a checkpoint there is nothing to continue and the run starts over. Besides every
     ``config.checkpoint_every`` steps, ``last.pt`` is written every ``checkpoint_s``
-    seconds, and on Ctrl-C or SIGTERM (then :class:`semgkit.runs.Interrupted` is raised).
+    seconds, and on Ctrl-C or SIGTERM (then :class:`semgkit.stopping.Interrupted` is raised).
     ``on_step(step)`` is called after every optimizer step (tests use it to kill a run)."""
     out = Path(out_dir)
     rank, world = _distributed()

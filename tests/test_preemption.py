@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from semgkit import cli, train
-from semgkit.runs import Interrupted
+from semgkit.stopping import Interrupted
 from semgkit.train import fit
 from tests._argv import TORCHRUN
 from tests.test_runs import ENV, WORKER, last_line, state

@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from semgkit import cli, runs, train
-from semgkit.runs import Interrupted, RunInUse, TrainConfig, load_run, run_config
+from semgkit.runs import RunInUse, TrainConfig, load_run, run_config
+from semgkit.stopping import Interrupted
 from semgkit.train import fit
 from tests._argv import distill_argv
 from tests.test_train import corpus, one_thread, tiny  # noqa: F401 (fixtures)
