@@ -1,10 +1,28 @@
+import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_restored(request):
+    """Each test starts with the SIGINT/SIGTERM handlers the session had: a test that
+    changes one (in-process code that ignores Ctrl-C, as a DataLoader worker's initializer
+    does) is named in a warning, and the handler is put back, so the signal tests that
+    follow see Python's defaults whatever ran before them."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in before.items():
+        if signal.getsignal(signum) is not handler:
+            warnings.warn(
+                f"{request.node.nodeid} left the {signum.name} handler changed", stacklevel=2
+            )
+            signal.signal(signum, handler)
 
 
 @pytest.fixture(scope="session")
