@@ -9,20 +9,26 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SESSION_HANDLERS = {s: signal.getsignal(s) for s in STOP_SIGNALS}  # Python's, as pytest starts
+
+
+def _restore_handlers(when: str) -> None:
+    for signum, handler in SESSION_HANDLERS.items():
+        if signal.getsignal(signum) is not handler:
+            warnings.warn(f"the {signum.name} handler was changed {when}", stacklevel=3)
+            signal.signal(signum, handler)
+
+
 @pytest.fixture(autouse=True)
 def signal_handlers_restored(request):
-    """Each test starts with the SIGINT/SIGTERM handlers the session had: a test that
-    changes one (in-process code that ignores Ctrl-C, as a DataLoader worker's initializer
-    does) is named in a warning, and the handler is put back, so the signal tests that
-    follow see Python's defaults whatever ran before them."""
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    """Each test starts and ends with the SIGINT/SIGTERM handlers the session started with:
+    a fixture or test that changes one (in-process code that ignores Ctrl-C, as a DataLoader
+    worker's initializer does) is named in a warning and the handler put back, so the
+    signal tests see Python's defaults whatever ran before them."""
+    _restore_handlers(f"before {request.node.nodeid} (by a fixture or an earlier test)")
     yield
-    for signum, handler in before.items():
-        if signal.getsignal(signum) is not handler:
-            warnings.warn(
-                f"{request.node.nodeid} left the {signum.name} handler changed", stacklevel=2
-            )
-            signal.signal(signum, handler)
+    _restore_handlers(f"by {request.node.nodeid}")
 
 
 @pytest.fixture(scope="session")
