@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SESSION_HANDLERS = {s: signal.getsignal(s) for s in STOP_SIGNALS}  # Python's, as pytest starts
+SESSION_MASK = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the signals the main thread blocks
 
 
 def _restore_handlers(when: str) -> None:
@@ -18,11 +19,15 @@ def _restore_handlers(when: str) -> None:
         if signal.getsignal(signum) is not handler:
             warnings.warn(f"the {signum.name} handler was changed {when}", stacklevel=3)
             signal.signal(signum, handler)
+    if signal.pthread_sigmask(signal.SIG_BLOCK, []) != SESSION_MASK:  # blocked: they coalesce
+        warnings.warn(f"the blocked signals were changed {when}", stacklevel=3)
+        signal.pthread_sigmask(signal.SIG_SETMASK, SESSION_MASK)
 
 
 @pytest.fixture(autouse=True)
 def signal_handlers_restored(request):
-    """Each test starts and ends with the SIGINT/SIGTERM handlers the session started with:
+    """Each test starts and ends with the SIGINT/SIGTERM handlers and the blocked-signal mask
+    the session started with:
     a fixture or test that changes one (in-process code that ignores Ctrl-C, as a DataLoader
     worker's initializer does) is named in a warning and the handler put back, so the
     signal tests see Python's defaults whatever ran before them."""
