@@ -29,7 +29,7 @@ KEY = re.compile(r"(?<=-)[0-9a-f]{12,16}(?![0-9a-z])")
 PROVENANCE = {"git_revision", "wall_time_s", "device"}
 # measured speeds and times: expected to differ between two runs of the same code
 TIMING = re.compile(
-    r"^(?!proj_).*(_ms$|_ms_|_s$| s$| s |seconds|windows_per_s|rtf$|mem_mb$|peak_fraction$|peak_gflops$)"
+    r"^(?!proj_|GFLOPs).*(_ms$|_ms_|_s$| s$| s |seconds|windows_per_s|rtf$|mem_mb$|peak_fraction$|peak_gflops$)"
 )
 NOT_COMPARED = {"done.json"}  # training wall time only
 
